@@ -1,0 +1,585 @@
+//! One Docker Engine API connection per server. The only module that knows bollard.
+//!
+//! Every call is bounded by a timeout, so a slow or dead server delays only the caller that
+//! asked it, never the other servers.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, ListContainersOptions, RemoveContainerOptions,
+    StatsOptions, StopContainerOptions,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::{DockerEndpoint, ServerConfig, ServiceConfig};
+
+/// Label: the service a container belongs to.
+pub const LABEL_SERVICE: &str = "io.shoal.service";
+/// Label: the server name (as configured) the container was placed on.
+pub const LABEL_SERVER: &str = "io.shoal.server";
+/// Label: hash of the service spec the container was created from.
+pub const LABEL_REVISION: &str = "io.shoal.revision";
+/// Label: marks containers shoal manages; others are never touched.
+pub const LABEL_MANAGED: &str = "io.shoal.managed";
+
+/// Why an engine call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    /// The server cannot be reached with the configured transport.
+    #[error("server {server}: {reason}")]
+    Unreachable {
+        /// Server name.
+        server: String,
+        /// Why.
+        reason: String,
+    },
+    /// The call did not finish in time.
+    #[error("server {server}: {op} timed out after {secs}s")]
+    Timeout {
+        /// Server name.
+        server: String,
+        /// What was attempted.
+        op: &'static str,
+        /// The limit.
+        secs: u64,
+    },
+    /// Docker answered with an error.
+    #[error("server {server}: {op} failed: {message}")]
+    Docker {
+        /// Server name.
+        server: String,
+        /// What was attempted.
+        op: &'static str,
+        /// HTTP status from the engine, when there was one.
+        status: Option<u16>,
+        /// Docker's message.
+        message: String,
+    },
+}
+
+impl EngineError {
+    /// Docker said the object does not exist.
+    #[must_use]
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, EngineError::Docker { status: Some(404), .. })
+    }
+}
+
+/// Lifecycle state of a container as Docker reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerState {
+    /// Created, not started.
+    Created,
+    /// Running.
+    Running,
+    /// Docker's restart policy is restarting it.
+    Restarting,
+    /// Exited.
+    Exited,
+    /// Paused.
+    Paused,
+    /// Being removed.
+    Removing,
+    /// Dead.
+    Dead,
+    /// Anything else.
+    Unknown,
+}
+
+/// A shoal-managed container as listed by Docker.
+#[derive(Clone, Debug, Serialize)]
+pub struct ContainerInfo {
+    /// Full container id.
+    pub id: String,
+    /// Name without the leading `/`.
+    pub name: String,
+    /// `io.shoal.service`.
+    pub service: String,
+    /// `io.shoal.server`.
+    pub server: String,
+    /// `io.shoal.revision`.
+    pub revision: String,
+    /// State.
+    pub state: ContainerState,
+    /// Docker's human status ("Up 3 minutes").
+    pub status: String,
+    /// Host port the service port is published on, when running.
+    pub host_port: Option<u16>,
+    /// Creation time, unix seconds.
+    pub created: i64,
+}
+
+/// Everything needed to create one replica.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerSpec {
+    /// Image reference.
+    pub image: String,
+    /// Port inside the container to publish.
+    pub container_port: u16,
+    /// `KEY=VALUE`.
+    pub env: Vec<String>,
+    /// Bind mounts `src:dst[:mode]`.
+    pub binds: Vec<String>,
+    /// Command override.
+    pub cmd: Option<Vec<String>>,
+    /// Docker restart policy name.
+    pub restart_policy: String,
+    /// CPU limit in nano-CPUs.
+    pub nano_cpus: Option<i64>,
+    /// Memory limit in bytes.
+    pub memory: Option<i64>,
+    /// Seconds before SIGKILL on stop.
+    pub stop_timeout: u64,
+    /// Hash of the fields above.
+    pub revision: String,
+}
+
+impl ContainerSpec {
+    /// Builds the spec of a service's replicas; `revision` hashes everything that shapes them.
+    #[must_use]
+    pub fn from_service(svc: &ServiceConfig) -> Self {
+        let mut spec = ContainerSpec {
+            image: svc.image.value.clone(),
+            container_port: svc.container_port(),
+            env: svc.environment.iter().map(|e| e.value.clone()).collect(),
+            binds: svc.volumes.iter().map(|v| v.value.clone()).collect(),
+            cmd: svc.command.clone(),
+            restart_policy: svc.restart_policy.value.clone(),
+            nano_cpus: svc.cpus.as_ref().map(|c| (c.value * 1e9) as i64),
+            memory: svc.memory_bytes(),
+            stop_timeout: *svc.stop_timeout,
+            revision: String::new(),
+        };
+        let mut h = Sha256::new();
+        h.update(
+            format!(
+                "{}\0{}\0{:?}\0{:?}\0{:?}\0{}\0{:?}\0{:?}",
+                spec.image,
+                spec.container_port,
+                spec.env,
+                spec.binds,
+                spec.cmd,
+                spec.restart_policy,
+                spec.nano_cpus,
+                spec.memory
+            )
+            .as_bytes(),
+        );
+        spec.revision = h.finalize()[..6].iter().map(|b| format!("{b:02x}")).collect();
+        spec
+    }
+}
+
+/// A connection to one server's Docker Engine.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    server: String,
+    docker: Docker,
+    timeout: Duration,
+    api_version: String,
+}
+
+impl Engine {
+    /// Connects to the server's engine and negotiates the API version.
+    pub async fn connect(server: &ServerConfig, timeout: Duration) -> Result<Self, EngineError> {
+        let name = server.name.value.clone();
+        let unreachable = |reason: String| EngineError::Unreachable {
+            server: name.clone(),
+            reason,
+        };
+        let secs = timeout.as_secs().max(1);
+        let docker = match server.endpoint() {
+            DockerEndpoint::Unix(path) => Docker::connect_with_unix(
+                &path.to_string_lossy(),
+                secs,
+                bollard::API_DEFAULT_VERSION,
+            ),
+            DockerEndpoint::Tcp(addr) => {
+                Docker::connect_with_http(&addr, secs, bollard::API_DEFAULT_VERSION)
+            }
+            DockerEndpoint::Ssh { .. } => {
+                return Err(unreachable(
+                    "no docker_host set and the SSH transport is not implemented yet; \
+                     set docker_host to unix:///path or tcp://host:port"
+                        .to_owned(),
+                ))
+            }
+        }
+        .map_err(|e| unreachable(e.to_string()))?;
+        let docker = bounded(&name, "version negotiation", timeout, async {
+            docker.negotiate_version().await
+        })
+        .await?;
+        let engine = Engine {
+            api_version: docker.client_version().to_string(),
+            server: name,
+            docker,
+            timeout,
+        };
+        engine.ping().await?;
+        Ok(engine)
+    }
+
+    /// The server this engine belongs to.
+    #[must_use]
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The negotiated API version.
+    #[must_use]
+    pub fn api_version(&self) -> &str {
+        &self.api_version
+    }
+
+    async fn call<T, F>(&self, op: &'static str, f: F) -> Result<T, EngineError>
+    where
+        F: Future<Output = Result<T, bollard::errors::Error>>,
+    {
+        bounded(&self.server, op, self.timeout, f).await
+    }
+
+    /// Checks the engine answers.
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        self.call("ping", self.docker.ping()).await.map(|_| ())
+    }
+
+    /// The engine's version string.
+    pub async fn version(&self) -> Result<String, EngineError> {
+        let v = self.call("version", self.docker.version()).await?;
+        Ok(v.version.unwrap_or_default())
+    }
+
+    /// Every shoal-managed container on this server (of `service` when given), in any state.
+    pub async fn list_managed(
+        &self,
+        service: Option<&str>,
+    ) -> Result<Vec<ContainerInfo>, EngineError> {
+        let mut labels = vec![format!("{LABEL_MANAGED}=true")];
+        if let Some(s) = service {
+            labels.push(format!("{LABEL_SERVICE}={s}"));
+        }
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([("label".to_owned(), labels)])),
+            ..Default::default()
+        };
+        let list = self
+            .call("list containers", self.docker.list_containers(Some(opts)))
+            .await?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                let state = match c.state.map(|s| s.to_string()).as_deref() {
+                    Some("created") => ContainerState::Created,
+                    Some("running") => ContainerState::Running,
+                    Some("restarting") => ContainerState::Restarting,
+                    Some("exited") => ContainerState::Exited,
+                    Some("paused") => ContainerState::Paused,
+                    Some("removing") => ContainerState::Removing,
+                    Some("dead") => ContainerState::Dead,
+                    _ => ContainerState::Unknown,
+                };
+                let host_port = c.ports.unwrap_or_default().iter().find_map(|p| {
+                    // Docker lists one entry per address family; any carries the same port.
+                    p.public_port.filter(|_| {
+                        p.ip.as_deref().is_none_or(|ip| !ip.contains(':'))
+                    })
+                });
+                Some(ContainerInfo {
+                    id: c.id?,
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_owned(),
+                    service: labels.get(LABEL_SERVICE)?.clone(),
+                    server: labels.get(LABEL_SERVER).cloned().unwrap_or_default(),
+                    revision: labels.get(LABEL_REVISION).cloned().unwrap_or_default(),
+                    state,
+                    status: c.status.unwrap_or_default(),
+                    host_port,
+                    created: c.created.unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    /// Creates and starts a replica of `service` named `name`, publishing its port on a free
+    /// host port. Pulls the image first when the engine does not have it.
+    pub async fn create_replica(
+        &self,
+        service: &str,
+        name: &str,
+        spec: &ContainerSpec,
+    ) -> Result<String, EngineError> {
+        let port_key = format!("{}/tcp", spec.container_port);
+        let labels = HashMap::from([
+            (LABEL_SERVICE.to_owned(), service.to_owned()),
+            (LABEL_SERVER.to_owned(), self.server.clone()),
+            (LABEL_REVISION.to_owned(), spec.revision.clone()),
+            (LABEL_MANAGED.to_owned(), "true".to_owned()),
+        ]);
+        let restart = match spec.restart_policy.as_str() {
+            "always" => RestartPolicyNameEnum::ALWAYS,
+            "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+            "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+            _ => RestartPolicyNameEnum::NO,
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            env: Some(spec.env.clone()),
+            cmd: spec.cmd.clone(),
+            labels: Some(labels),
+            exposed_ports: Some(vec![port_key.clone()]),
+            stop_timeout: Some(spec.stop_timeout as i64),
+            host_config: Some(HostConfig {
+                port_bindings: Some(HashMap::from([(
+                    port_key,
+                    Some(vec![PortBinding {
+                        host_ip: None,
+                        host_port: Some(String::new()),
+                    }]),
+                )])),
+                binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(restart),
+                    maximum_retry_count: None,
+                }),
+                nano_cpus: spec.nano_cpus,
+                memory: spec.memory,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = || CreateContainerOptions {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        };
+        let created = match self
+            .call(
+                "create container",
+                self.docker.create_container(Some(opts()), body.clone()),
+            )
+            .await
+        {
+            Err(e) if e.is_not_found() => {
+                self.pull(&spec.image).await?;
+                self.call(
+                    "create container",
+                    self.docker.create_container(Some(opts()), body),
+                )
+                .await?
+            }
+            other => other?,
+        };
+        if let Err(e) = self
+            .call("start container", self.docker.start_container(&created.id, None))
+            .await
+        {
+            // Leave nothing half-made behind.
+            let _ = self.remove(&created.id).await;
+            return Err(e);
+        }
+        Ok(created.id)
+    }
+
+    /// The host port a container's `container_port` is published on.
+    pub async fn host_port(&self, id: &str, container_port: u16) -> Result<Option<u16>, EngineError> {
+        let c = self
+            .call("inspect container", self.docker.inspect_container(id, None))
+            .await?;
+        let key = format!("{container_port}/tcp");
+        Ok(c.network_settings
+            .and_then(|n| n.ports)
+            .and_then(|mut p| p.remove(&key))
+            .flatten()
+            .and_then(|b| b.into_iter().find_map(|b| b.host_port?.parse().ok())))
+    }
+
+    /// Pulls an image (bounded by a longer timeout than other calls).
+    pub async fn pull(&self, image: &str) -> Result<(), EngineError> {
+        let (from_image, tag) = split_image(image);
+        let opts = CreateImageOptions {
+            from_image: Some(from_image.to_owned()),
+            tag: Some(tag.to_owned()),
+            ..Default::default()
+        };
+        let docker = self.docker.clone();
+        let pull = async move {
+            let mut stream = docker.create_image(Some(opts), None, None);
+            while let Some(item) = stream.next().await {
+                item?;
+            }
+            Ok(())
+        };
+        bounded(&self.server, "pull image", self.timeout * 60, pull).await
+    }
+
+    /// Stops a container, giving it `grace` before SIGKILL.
+    pub async fn stop(&self, id: &str, grace: Duration) -> Result<(), EngineError> {
+        let opts = StopContainerOptions {
+            t: Some(grace.as_secs() as i32),
+            ..Default::default()
+        };
+        let r = bounded(
+            &self.server,
+            "stop container",
+            self.timeout + grace,
+            self.docker.stop_container(id, Some(opts)),
+        )
+        .await;
+        match r {
+            // 304: already stopped.
+            Err(EngineError::Docker { status: Some(304), .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Removes a container, killing it if it still runs. Absent containers are not an error.
+    pub async fn remove(&self, id: &str) -> Result<(), EngineError> {
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: false,
+            ..Default::default()
+        };
+        match self
+            .call("remove container", self.docker.remove_container(id, Some(opts)))
+            .await
+        {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// One CPU/memory sample: (CPU percent as `docker stats` shows it, memory bytes).
+    pub async fn stats(&self, id: &str) -> Result<(f64, u64), EngineError> {
+        let opts = StatsOptions {
+            stream: false,
+            one_shot: false,
+        };
+        let docker = self.docker.clone();
+        let id = id.to_owned();
+        let s = bounded(&self.server, "stats", self.timeout, async move {
+            match docker.stats(&id, Some(opts)).next().await {
+                Some(r) => r,
+                None => Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 500,
+                    message: "empty stats stream".to_owned(),
+                }),
+            }
+        })
+        .await?;
+        let cpu = s.cpu_stats.as_ref();
+        let pre = s.precpu_stats.as_ref();
+        let total = |c: Option<&bollard::models::ContainerCpuStats>| {
+            c.and_then(|c| c.cpu_usage.as_ref()?.total_usage).unwrap_or(0)
+        };
+        let system = |c: Option<&bollard::models::ContainerCpuStats>| {
+            c.and_then(|c| c.system_cpu_usage).unwrap_or(0)
+        };
+        let cpu_delta = total(cpu).saturating_sub(total(pre)) as f64;
+        let sys_delta = system(cpu).saturating_sub(system(pre)) as f64;
+        let online = cpu.and_then(|c| c.online_cpus).unwrap_or(1).max(1) as f64;
+        let percent = if sys_delta > 0.0 {
+            cpu_delta / sys_delta * online * 100.0
+        } else {
+            0.0
+        };
+        let mem = s
+            .memory_stats
+            .and_then(|m| m.usage)
+            .unwrap_or(0);
+        Ok((percent, mem))
+    }
+}
+
+/// Splits `repo:tag` (default tag `latest`), leaving registry ports and digests intact.
+fn split_image(image: &str) -> (&str, &str) {
+    if image.contains('@') {
+        return (image, "");
+    }
+    match image.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (image, "latest"),
+    }
+}
+
+async fn bounded<T, F>(
+    server: &str,
+    op: &'static str,
+    limit: Duration,
+    f: F,
+) -> Result<T, EngineError>
+where
+    F: Future<Output = Result<T, bollard::errors::Error>>,
+{
+    match tokio::time::timeout(limit, f).await {
+        Err(_) => Err(EngineError::Timeout {
+            server: server.to_owned(),
+            op,
+            secs: limit.as_secs(),
+        }),
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(match e {
+            bollard::errors::Error::DockerResponseServerError {
+                status_code,
+                message,
+            } => EngineError::Docker {
+                server: server.to_owned(),
+                op,
+                status: Some(status_code),
+                message,
+            },
+            bollard::errors::Error::RequestTimeoutError => EngineError::Timeout {
+                server: server.to_owned(),
+                op,
+                secs: limit.as_secs(),
+            },
+            other => EngineError::Docker {
+                server: server.to_owned(),
+                op,
+                status: None,
+                message: other.to_string(),
+            },
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names_split_into_repo_and_tag() {
+        assert_eq!(split_image("ollama/ollama:latest"), ("ollama/ollama", "latest"));
+        assert_eq!(split_image("ollama/ollama"), ("ollama/ollama", "latest"));
+        assert_eq!(split_image("10.77.0.1:5000/app"), ("10.77.0.1:5000/app", "latest"));
+        assert_eq!(split_image("10.77.0.1:5000/app:v2"), ("10.77.0.1:5000/app", "v2"));
+    }
+
+    #[test]
+    fn revision_changes_with_the_spec_only() {
+        let cfg = crate::config::Config::parse(
+            "servers: [{host: h, name: s}]\nservices:\n  a: {image: x:1, port: 80}\n  b: {image: x:1, port: 81}\n  c: {image: x:2, port: 82, container_port: 80}\n",
+            "t",
+        )
+        .unwrap();
+        let a = ContainerSpec::from_service(&cfg.services["a"]);
+        let b = ContainerSpec::from_service(&cfg.services["b"]);
+        let c = ContainerSpec::from_service(&cfg.services["c"]);
+        assert_eq!(a.revision.len(), 12);
+        assert_ne!(a.revision, b.revision, "container port differs");
+        assert_ne!(a.revision, c.revision, "image differs");
+        assert_eq!(a.revision, ContainerSpec::from_service(&cfg.services["a"]).revision);
+    }
+}
