@@ -1,1 +1,289 @@
-fn main(){}
+//! `shoal`: the control-plane daemon (`serve`) and a CLI that talks to its API.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use shoal::cli::{self, Client};
+use shoal::config::Config;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the request failed (the API answered an error, or serve could not run)
+  2  bad usage or invalid config (errors are printed as FILE:LINE:COLUMN: error: ...)
+  3  the API could not be reached";
+
+/// Run Docker services across a small fleet behind HAProxy, and scale them on load.
+#[derive(Parser, Debug)]
+#[command(name = "shoal", version, after_help = EXIT_CODES)]
+struct Cli {
+    /// Base URL of a running `shoal serve` (client commands).
+    #[arg(long, global = true, env = "SHOAL_API", default_value = "http://127.0.0.1:8000")]
+    api: String,
+    /// Print JSON instead of tables (client commands).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the control plane: reconcile loops, HAProxy membership and the HTTP API.
+    ///
+    /// The API token comes from SHOAL_API_TOKEN or `api.token`. Without one, serve refuses
+    /// to listen beyond loopback unless `api.allow_unauthenticated: true`.
+    #[command(after_help = EXIT_CODES)]
+    Serve {
+        /// The config file.
+        #[arg(long, short, default_value = "config.yaml")]
+        config: PathBuf,
+        /// Listen address, overriding `api.bind`.
+        #[arg(long)]
+        bind: Option<SocketAddr>,
+    },
+    /// Validate config files offline (contacts nothing).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// HAProxy helpers.
+    #[command(subcommand)]
+    Haproxy(HaproxyCommand),
+    /// Overall status: servers up, services with desired and ready replicas.
+    Status,
+    /// Services with their bounds, desired and actual replica counts.
+    Services,
+    /// Servers and whether their Docker Engine answers.
+    Servers,
+    /// Replicas of one service: server, address, health, HAProxy state, CPU.
+    Stats {
+        /// Service name.
+        service: String,
+    },
+    /// Change a service's desired replica count by one (starts the cooldown).
+    Scale {
+        /// Service name.
+        service: String,
+        /// Direction.
+        direction: Direction,
+    },
+    /// Roll a service's replicas to its current spec, one at a time, new before old.
+    Deploy {
+        /// Service name.
+        service: String,
+        /// Pull the image and replace every replica, even those on the current spec
+        /// (the `rolling-update` endpoint).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Ask serve to re-read its config file; on errors nothing changes.
+    Reload,
+    /// What shoal did to a service and why, newest first.
+    Events {
+        /// Service name.
+        service: String,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Validate a config file; exit 0 when valid, 2 with the errors otherwise.
+    #[command(after_help = EXIT_CODES)]
+    Check {
+        /// The config file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum HaproxyCommand {
+    /// Print the haproxy.cfg for a config's services (no replicas; serve adds them at run time).
+    Render {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Direction {
+    Up,
+    Down,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let client = || Client::new(&cli.api, std::env::var("SHOAL_API_TOKEN").ok(), cli.json);
+    match cli.command {
+        Command::Serve { config, bind } => serve(config, bind).await,
+        Command::Config(ConfigCommand::Check { file }) => match Config::load(&file) {
+            Ok(c) => {
+                println!(
+                    "{}: ok ({} server(s), {} service(s))",
+                    file.display(),
+                    c.servers.len(),
+                    c.services.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Haproxy(HaproxyCommand::Render { config, output }) => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let text = shoal::lb::render(&cfg, &Default::default(), None);
+            match output {
+                None => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Some(path) => match std::fs::write(&path, text) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("error: cannot write {}: {e}", path.display());
+                        ExitCode::from(1)
+                    }
+                },
+            }
+        }
+        Command::Status => cli::status(&client()).await,
+        Command::Services => cli::services(&client()).await,
+        Command::Servers => cli::servers(&client()).await,
+        Command::Stats { service } => cli::stats(&client(), &service).await,
+        Command::Scale { service, direction } => {
+            cli::scale(&client(), &service, matches!(direction, Direction::Up)).await
+        }
+        Command::Deploy { service, all } => cli::deploy(&client(), &service, all).await,
+        Command::Reload => cli::reload(&client()).await,
+        Command::Events { service, limit } => cli::events(&client(), &service, limit).await,
+    }
+}
+
+async fn serve(config_path: PathBuf, bind: Option<SocketAddr>) -> ExitCode {
+    let config = match Config::load(&config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config.autoscaler.log_level);
+    let bind = match bind.map_or_else(|| config.api.bind.parse::<SocketAddr>(), Ok) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!(
+                "{}:{}:{}: error: api.bind {:?} is not an IP:port address ({e})",
+                config_path.display(),
+                config.api.bind.line,
+                config.api.bind.column,
+                config.api.bind.value
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let token = std::env::var("SHOAL_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .or_else(|| config.api.token.clone().filter(|t| !t.is_empty()));
+    if token.is_none() {
+        if !bind.ip().is_loopback() && !config.api.allow_unauthenticated {
+            eprintln!(
+                "error: refusing to serve the API on {bind} without a token: set SHOAL_API_TOKEN \
+                 (or api.token), bind to 127.0.0.1, or set api.allow_unauthenticated: true"
+            );
+            return ExitCode::from(2);
+        }
+        tracing::warn!(%bind, "no API token: mutating endpoints are open to anyone who can reach {bind}");
+    }
+    let app = match shoal::reconcile::App::new(config, config_path) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(bind).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {bind}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    app.start().await;
+    let state = Arc::new(shoal::api::ApiState { app, token });
+    let router = shoal::api::router(state);
+    tracing::info!(%bind, "API listening on http://{bind}");
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    match served {
+        Ok(()) => {
+            tracing::info!("stopped; replicas keep running and are adopted on the next start");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: API server failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+fn init_tracing(level: &str) {
+    let level = match level.to_ascii_uppercase().as_str() {
+        "WARNING" => "warn".to_owned(),
+        other => other.to_ascii_lowercase(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,bollard=warn")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,238 @@
+//! The servers: one engine connection each, their liveness, and their container counts.
+//!
+//! A monitor pass pings every server concurrently; a server is declared down after
+//! [`DOWN_AFTER_FAILURES`] failed passes in a row and its connection is dropped, to be made
+//! again when it answers. Nothing here decides what runs where.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::config::{Config, DockerEndpoint, ServerConfig};
+use crate::engine::{Engine, EngineError};
+use crate::placement::ServerLoad;
+
+/// Failed monitor passes in a row before a server counts as down.
+pub const DOWN_AFTER_FAILURES: u32 = 2;
+
+/// What is known about a server right now.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ServerStatus {
+    /// Whether its engine answered the last time it was asked (within the failure grace).
+    pub up: bool,
+    /// Why it is down.
+    pub reason: Option<String>,
+    /// Docker Engine version, once connected.
+    pub docker_version: Option<String>,
+    /// Negotiated API version.
+    pub api_version: Option<String>,
+    /// shoal-managed containers there, all services.
+    pub containers: u32,
+    /// Failed passes in a row.
+    #[serde(skip)]
+    pub failures: u32,
+    /// When it last answered.
+    pub last_seen: Option<String>,
+}
+
+/// One server: its config, its connection and its status.
+#[derive(Debug)]
+pub struct ServerHandle {
+    /// As configured.
+    pub config: ServerConfig,
+    engine: Mutex<Option<Engine>>,
+    status: Mutex<ServerStatus>,
+}
+
+impl ServerHandle {
+    fn new(config: ServerConfig) -> Self {
+        Self {
+            config,
+            engine: Mutex::new(None),
+            status: Mutex::new(ServerStatus::default()),
+        }
+    }
+
+    /// Server name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The engine connection, when the server is up.
+    #[must_use]
+    pub fn engine(&self) -> Option<Engine> {
+        if self.status().up {
+            self.engine.lock().expect("engine lock").clone()
+        } else {
+            None
+        }
+    }
+
+    /// A snapshot of the status.
+    #[must_use]
+    pub fn status(&self) -> ServerStatus {
+        self.status.lock().expect("status lock").clone()
+    }
+
+    /// Records a failed call made by someone else (a reconcile pass), so a dead server is
+    /// noticed between monitor passes too.
+    pub fn report_failure(&self, err: &EngineError) {
+        let mut st = self.status.lock().expect("status lock");
+        st.failures += 1;
+        if st.failures >= DOWN_AFTER_FAILURES && st.up {
+            tracing::warn!(server = self.name(), error = %err, "server is down");
+            st.up = false;
+            st.reason = Some(err.to_string());
+            *self.engine.lock().expect("engine lock") = None;
+        }
+    }
+
+    /// Adjusts the container count after shoal created or removed one here.
+    pub fn adjust_containers(&self, delta: i32) {
+        let mut st = self.status.lock().expect("status lock");
+        st.containers = st.containers.saturating_add_signed(delta);
+    }
+
+    /// One monitor pass: connect if needed, ping, count containers.
+    pub async fn check(&self, timeout: Duration) {
+        let existing = self.engine.lock().expect("engine lock").clone();
+        let result = async {
+            let engine = match existing {
+                Some(e) => e,
+                None => Engine::connect(&self.config, timeout).await?,
+            };
+            let version = engine.version().await?;
+            let containers = engine.list_managed(None).await?.len() as u32;
+            Ok::<_, EngineError>((engine, version, containers))
+        }
+        .await;
+        match result {
+            Ok((engine, version, containers)) => {
+                let api = engine.api_version().to_owned();
+                *self.engine.lock().expect("engine lock") = Some(engine);
+                let mut st = self.status.lock().expect("status lock");
+                if !st.up {
+                    tracing::info!(server = self.name(), version, api, "server is up");
+                }
+                *st = ServerStatus {
+                    up: true,
+                    reason: None,
+                    docker_version: Some(version),
+                    api_version: Some(api),
+                    containers,
+                    failures: 0,
+                    last_seen: Some(jiff::Timestamp::now().to_string()),
+                };
+            }
+            Err(e) => {
+                let permanent = matches!(self.config.endpoint(), DockerEndpoint::Ssh { .. });
+                let mut st = self.status.lock().expect("status lock");
+                st.failures += 1;
+                if permanent || st.failures >= DOWN_AFTER_FAILURES || !st.up {
+                    if st.up {
+                        tracing::warn!(server = self.name(), error = %e, "server is down");
+                    }
+                    st.up = false;
+                    st.reason = Some(e.to_string());
+                    *self.engine.lock().expect("engine lock") = None;
+                }
+            }
+        }
+    }
+}
+
+/// All servers of the current config.
+#[derive(Debug, Default)]
+pub struct Fleet {
+    servers: Mutex<BTreeMap<String, Arc<ServerHandle>>>,
+}
+
+impl Fleet {
+    /// A fleet for `config` (nothing connected yet).
+    #[must_use]
+    pub fn new(config: &Config) -> Self {
+        let fleet = Self::default();
+        fleet.apply(config);
+        fleet
+    }
+
+    /// Brings the server set in line with `config`: new servers are added, removed ones
+    /// dropped, changed ones reconnected; unchanged ones keep their connection.
+    pub fn apply(&self, config: &Config) {
+        let mut servers = self.servers.lock().expect("fleet lock");
+        let mut next = BTreeMap::new();
+        for s in &config.servers {
+            let keep = servers
+                .get(s.name.as_str())
+                .filter(|h| same_server(&h.config, s))
+                .cloned();
+            next.insert(
+                s.name.value.clone(),
+                keep.unwrap_or_else(|| Arc::new(ServerHandle::new(s.clone()))),
+            );
+        }
+        *servers = next;
+    }
+
+    /// All servers, by name.
+    #[must_use]
+    pub fn all(&self) -> Vec<Arc<ServerHandle>> {
+        self.servers.lock().expect("fleet lock").values().cloned().collect()
+    }
+
+    /// The server named `name`.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<Arc<ServerHandle>> {
+        self.servers.lock().expect("fleet lock").get(name).cloned()
+    }
+
+    /// Checks every server concurrently.
+    pub async fn check_all(&self, timeout: Duration) {
+        let all = self.all();
+        futures_util::future::join_all(all.iter().map(|s| s.check(timeout))).await;
+    }
+
+    /// Loads for placement, with `replicas` counted per server for one service.
+    #[must_use]
+    pub fn loads(&self, replicas: &BTreeMap<String, u32>) -> Vec<ServerLoad> {
+        self.all()
+            .iter()
+            .map(|s| {
+                let st = s.status();
+                ServerLoad {
+                    name: s.name().to_owned(),
+                    up: st.up,
+                    max_containers: *s.config.max_containers,
+                    containers: st.containers,
+                    replicas: replicas.get(s.name()).copied().unwrap_or(0),
+                }
+            })
+            .collect()
+    }
+
+    /// Runs the monitor until the process ends.
+    pub async fn monitor(self: Arc<Self>, every: Duration, timeout: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.check_all(timeout).await;
+        }
+    }
+}
+
+fn same_server(a: &ServerConfig, b: &ServerConfig) -> bool {
+    a.endpoint() == b.endpoint() && a.host.value == b.host.value
+        && a.max_containers.value == b.max_containers.value
+}
+
+/// Unix seconds now, for timestamps in API output.
+#[must_use]
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
