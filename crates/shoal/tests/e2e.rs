@@ -1,0 +1,233 @@
+//! End to end on one server: real Docker Engine, real HAProxy, real `shoal serve`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{wait_for, Opts, Stack};
+
+const READY: Duration = Duration::from_secs(45);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_runs_min_replicas_behind_haproxy() {
+    let mut s = Stack::new("t-deploy", Opts { min: 2, max: 3, ..Opts::default() });
+    s.start_shoal();
+    s.wait_ready(2, READY);
+
+    let body = s
+        .http
+        .get(s.frontend_url("/"))
+        .send()
+        .await
+        .expect("GET through HAProxy")
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "Ollama is running");
+    let tags = s.http.get(s.frontend_url("/api/tags")).send().await.unwrap();
+    assert_eq!(tags.status(), 200);
+
+    let stats = s.get(&format!("/services/{}/stats", s.service)).await;
+    let listed: BTreeSet<String> = stats["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed.len(), 2, "{stats}");
+    let up: BTreeSet<String> = s.up_servers().into_iter().collect();
+    assert_eq!(listed, up, "stats lists exactly the replicas HAProxy serves");
+    assert_eq!(stats["desired"], 2);
+
+    // Deploy with an unchanged spec replaces nothing and keeps the count.
+    let (code, body) = s.post(&format!("/services/{}/deploy", s.service)).await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(body["replicas_to_replace"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_up_adds_a_serving_replica_and_stops_at_max() {
+    let mut s = Stack::new("t-scaleup", Opts { min: 1, max: 2, ..Opts::default() });
+    s.start_shoal();
+    s.wait_ready(1, READY);
+
+    let (code, body) = s.post(&format!("/services/{}/scale/up", s.service)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["desired"], 2);
+    s.wait_ready(2, READY);
+
+    // Both replicas answer through HAProxy.
+    let seen = wait_for("traffic reaching both replicas", Duration::from_secs(20), || {
+        let mut hosts = BTreeSet::new();
+        for _ in 0..10 {
+            let out = std::process::Command::new("curl")
+                .args(["-sf", &s.frontend_url("/whoami")])
+                .output()
+                .ok()?;
+            hosts.insert(String::from_utf8_lossy(&out.stdout).to_string());
+        }
+        (hosts.len() == 2).then_some(hosts)
+    });
+    assert_eq!(seen.len(), 2);
+
+    let before = s.running();
+    let (code, body) = s.post(&format!("/services/{}/scale/up", s.service)).await;
+    assert_eq!(code, 409, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("max_replicas"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(s.running(), before, "nothing changes at the bound");
+    let svc = s.get(&format!("/services/{}/stats", s.service)).await;
+    assert_eq!(svc["desired"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_down_under_steady_load_fails_no_request() {
+    let mut s = Stack::new("t-scaledown", Opts { min: 1, max: 3, ..Opts::default() });
+    s.start_shoal();
+    s.wait_ready(1, READY);
+    for _ in 0..2 {
+        let (code, _) = s.post(&format!("/services/{}/scale/up", s.service)).await;
+        assert_eq!(code, 200);
+    }
+    s.wait_ready(3, READY);
+
+    // A steady client through HAProxy, each request doing a little work.
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        let url = s.frontend_url("/api/generate");
+        let http = s.http.clone();
+        clients.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let r = http.post(&url).body(r#"{"work": 20}"#).send().await;
+                match r {
+                    Ok(resp) if resp.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for _ in 0..2 {
+        let (code, body) = s.post(&format!("/services/{}/scale/down", s.service)).await;
+        assert_eq!(code, 200, "{body}");
+    }
+    s.wait_ready(1, READY);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert!(ok > 50, "the load ran ({ok} requests)");
+    assert_eq!(failed, 0, "{failed} of {} requests failed during scale-down", ok + failed);
+
+    // At min_replicas, scale down is refused.
+    let (code, _) = s.post(&format!("/services/{}/scale/down", s.service)).await;
+    assert_eq!(code, 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_replica_leaves_haproxy_and_is_replaced() {
+    let mut s = Stack::new("t-kill", Opts { min: 2, max: 3, ..Opts::default() });
+    s.start_shoal();
+    s.wait_ready(2, READY);
+    let before = s.running();
+    let victim = before[0].clone();
+    let victim_name = String::from_utf8(
+        std::process::Command::new("docker")
+            .args(["inspect", "--format", "{{.Name}}", &victim])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .trim_start_matches('/')
+    .to_owned();
+    let out = std::process::Command::new("docker").args(["kill", &victim]).output().unwrap();
+    assert!(out.status.success());
+
+    wait_for("killed replica out of HAProxy", Duration::from_secs(20), || {
+        (!s.up_servers().contains(&victim_name)).then_some(())
+    });
+    s.wait_ready(2, READY);
+    let after = s.running();
+    assert!(!after.contains(&victim), "the killed container is not running again");
+    assert_eq!(after.len(), 2);
+    // No duplicate: all containers (any state) are the two running ones.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(common::container_ids(&s.service, true), s.running());
+    let events = s.get(&format!("/services/{}/events", s.service)).await;
+    assert!(
+        events["events"].as_array().unwrap().iter().any(|e| e["action"] == "replica_replaced"),
+        "{events}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_shoal_adopts_running_replicas() {
+    let mut s = Stack::new("t-adopt", Opts { min: 1, max: 3, ..Opts::default() });
+    s.start_shoal();
+    s.wait_ready(1, READY);
+    let (code, _) = s.post(&format!("/services/{}/scale/up", s.service)).await;
+    assert_eq!(code, 200);
+    s.wait_ready(2, READY);
+    let before = s.running();
+
+    s.kill_shoal();
+    s.start_shoal();
+    // Give the new process several passes to do something wrong.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    s.wait_ready(2, READY);
+    assert_eq!(s.running(), before, "same containers: none lost, none added");
+    let stats = s.get(&format!("/services/{}/stats", s.service)).await;
+    assert_eq!(stats["desired"], 2, "desired comes back from what runs");
+    assert_eq!(stats["replicas"]["ready"], 2, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_refuses_without_token_and_for_unknown_services() {
+    let mut s = Stack::new("t-auth", Opts::default());
+    s.start_shoal();
+    s.wait_ready(1, READY);
+    let url = s.url(&format!("/services/{}/scale/up", s.service));
+    let r = s.http.post(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = s.http.post(&url).bearer_auth("wrong").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["error"].is_string());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(s.running().len(), 1, "nothing changed");
+
+    let (code, body) = s.post("/services/nope/scale/up").await;
+    assert_eq!(code, 404, "{body}");
+    let r = s.http.get(s.url("/services/nope/stats")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Root, metrics and OpenAPI answer.
+    assert_eq!(s.get("/").await["status"], "running");
+    let metrics = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(&format!("shoal_desired_replicas{{service=\"{}\"}} 1", s.service)), "{metrics}");
+    assert!(metrics.contains("shoal_server_up{server=\"local\"} 1"), "{metrics}");
+    let doc = s.get("/openapi.json").await;
+    assert!(doc["paths"]["/services/{name}/scale/up"]["post"].is_object());
+
+    // A bad config on reload is refused and the running state stays.
+    let good = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(&s.config, good.replace("min_replicas: 1", "min_replicas: 9")).unwrap();
+    let (code, body) = s.post("/config/reload").await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("greater than max_replicas"), "{body}");
+    assert_eq!(s.running().len(), 1);
+    std::fs::write(&s.config, good).unwrap();
+    let (code, body) = s.post("/config/reload").await;
+    assert_eq!(code, 200, "{body}");
+}

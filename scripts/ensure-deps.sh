@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs and starts what shoal and its tests need on a fresh Debian machine:
+# a running Docker Engine, HAProxy, curl, and the test workload image. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+if ! docker info >/dev/null 2>&1; then
+  command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "==> installing ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  echo "==> starting dockerd"
+  if command -v systemctl >/dev/null 2>&1 && systemctl start docker 2>/dev/null; then :; else
+    nohup dockerd >/var/log/shoal-dockerd.log 2>&1 &
+  fi
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { echo "error: dockerd did not start (see /var/log/shoal-dockerd.log)" >&2; exit 1; }
+fi
+
+# Debian's haproxy package may start a system instance; shoal runs its own, so leave it be.
+scripts/build-workload-image.sh >/dev/null
+echo "==> ready: $(docker version --format 'Docker {{.Server.Version}} (API {{.Server.APIVersion}})'), $(haproxy -v | head -1 | cut -d' ' -f1-3), image shoal-workload:latest"
