@@ -92,14 +92,24 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .merge(mutating)
-        .fallback(|| async { AppError::new(StatusCode::NOT_FOUND, "no such endpoint; see /openapi.json") })
+        .fallback(|| async {
+            AppError::new(StatusCode::NOT_FOUND, "no such endpoint; see /openapi.json")
+        })
         .method_not_allowed_fallback(|| async {
-            AppError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed; see /openapi.json")
+            AppError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed; see /openapi.json",
+            )
         })
         .with_state(state)
 }
 
-async fn require_token(State(state): State<Arc<ApiState>>, headers: HeaderMap, req: Request, next: Next) -> Response {
+async fn require_token(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
     if let Some(expected) = &state.token {
         let given = headers
             .get(header::AUTHORIZATION)
@@ -114,8 +124,10 @@ async fn require_token(State(state): State<Arc<ApiState>>, headers: HeaderMap, r
                 "invalid token"
             };
             let mut resp = AppError::new(StatusCode::UNAUTHORIZED, msg).into_response();
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
             return resp;
         }
     }
@@ -210,7 +222,9 @@ async fn servers(State(s): State<Arc<ApiState>>) -> Json<Value> {
             let endpoint = match c.endpoint() {
                 DockerEndpoint::Unix(p) => format!("unix://{}", p.display()),
                 DockerEndpoint::Tcp(a) => format!("tcp://{a}"),
-                DockerEndpoint::Ssh { user, host, port, .. } => format!(
+                DockerEndpoint::Ssh {
+                    user, host, port, ..
+                } => format!(
                     "ssh://{}{host}:{port}",
                     user.map(|u| format!("{u}@")).unwrap_or_default()
                 ),
@@ -263,7 +277,15 @@ async fn stats(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> ApiR
     let replicas = s
         .app
         .service(&name)
-        .map(|rt| rt.state.lock().expect("state lock").replicas.values().cloned().collect::<Vec<_>>())
+        .map(|rt| {
+            rt.state
+                .lock()
+                .expect("state lock")
+                .replicas
+                .values()
+                .cloned()
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     // CPU and memory from the Docker stats API, all replicas at once, each call bounded.
     let samples = futures_util::future::join_all(replicas.iter().map(|r| {
@@ -311,7 +333,8 @@ async fn stats(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> ApiR
             })
         })
         .collect();
-    let mean = (!ready_cpu.is_empty()).then(|| round2(ready_cpu.iter().sum::<f64>() / ready_cpu.len() as f64));
+    let mean = (!ready_cpu.is_empty())
+        .then(|| round2(ready_cpu.iter().sum::<f64>() / ready_cpu.len() as f64));
     let mut body = service_summary(&s.app, &cfg, &name);
     if let Some(obj) = body.as_object_mut() {
         obj.insert("utilization".into(), json!(mean));
@@ -332,9 +355,16 @@ struct Page {
     offset: Option<usize>,
 }
 
-async fn events(State(s): State<Arc<ApiState>>, Path(name): Path<String>, Query(page): Query<Page>) -> ApiResult {
+async fn events(
+    State(s): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    Query(page): Query<Page>,
+) -> ApiResult {
     if s.app.config().service(&name).is_none() {
-        return Err(AppError::new(StatusCode::NOT_FOUND, format!("unknown service {name:?}")));
+        return Err(AppError::new(
+            StatusCode::NOT_FOUND,
+            format!("unknown service {name:?}"),
+        ));
     }
     let limit = page.limit.unwrap_or(50).clamp(1, 1000);
     let offset = page.offset.unwrap_or(0);
@@ -379,12 +409,24 @@ async fn rolling_update(State(s): State<Arc<ApiState>>, Path(name): Path<String>
     known_service(&s.app, &name)?;
     let image = s.app.config().services[&name].image.value.clone();
     // Pull the image on every up server first, so new replicas get the newest build.
-    let engines: Vec<_> = s.app.fleet.all().iter().filter_map(|h| h.engine()).collect();
+    let engines: Vec<_> = s
+        .app
+        .fleet
+        .all()
+        .iter()
+        .filter_map(|h| h.engine())
+        .collect();
     if engines.is_empty() {
-        return Err(AppError::new(StatusCode::SERVICE_UNAVAILABLE, "no server is up"));
+        return Err(AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no server is up",
+        ));
     }
     let pulls = futures_util::future::join_all(engines.iter().map(|e| e.pull(&image))).await;
-    let pull_errors: Vec<String> = pulls.into_iter().filter_map(|r| r.err().map(|e| e.to_string())).collect();
+    let pull_errors: Vec<String> = pulls
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| e.to_string()))
+        .collect();
     let ro = s.app.deploy(&name, true)?;
     Ok((
         StatusCode::ACCEPTED,
@@ -436,10 +478,18 @@ async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
     let mut scale_actions = Vec::new();
     let mut replacements = Vec::new();
     for name in cfg.services.keys() {
-        let Some(rt) = app.service(name) else { continue };
+        let Some(rt) = app.service(name) else {
+            continue;
+        };
         let st = rt.state.lock().expect("state lock");
         let l = format!("service=\"{name}\"");
-        replicas.push((l.clone(), st.replicas.values().filter(|r| r.phase == Phase::Ready).count() as f64));
+        replicas.push((
+            l.clone(),
+            st.replicas
+                .values()
+                .filter(|r| r.phase == Phase::Ready)
+                .count() as f64,
+        ));
         running.push((
             l.clone(),
             st.replicas
@@ -449,17 +499,45 @@ async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
         ));
         desired.push((l.clone(), f64::from(st.desired)));
         for ((dir, trigger), n) in &st.scale_actions {
-            scale_actions.push((format!("{l},direction=\"{dir}\",trigger=\"{trigger}\""), *n as f64));
+            scale_actions.push((
+                format!("{l},direction=\"{dir}\",trigger=\"{trigger}\""),
+                *n as f64,
+            ));
         }
         for (reason, n) in &st.replacements {
             replacements.push((format!("{l},reason=\"{reason}\""), *n as f64));
         }
     }
-    family("shoal_replicas", "gauge", "Replicas in rotation (healthy and UP in HAProxy).", replicas);
-    family("shoal_replicas_running", "gauge", "Replica containers Docker reports running.", running);
-    family("shoal_desired_replicas", "gauge", "Replicas the control loop converges to.", desired);
-    family("shoal_scale_actions_total", "counter", "Scale actions by direction and trigger.", scale_actions);
-    family("shoal_replica_replacements_total", "counter", "Replicas replaced, by reason.", replacements);
+    family(
+        "shoal_replicas",
+        "gauge",
+        "Replicas in rotation (healthy and UP in HAProxy).",
+        replicas,
+    );
+    family(
+        "shoal_replicas_running",
+        "gauge",
+        "Replica containers Docker reports running.",
+        running,
+    );
+    family(
+        "shoal_desired_replicas",
+        "gauge",
+        "Replicas the control loop converges to.",
+        desired,
+    );
+    family(
+        "shoal_scale_actions_total",
+        "counter",
+        "Scale actions by direction and trigger.",
+        scale_actions,
+    );
+    family(
+        "shoal_replica_replacements_total",
+        "counter",
+        "Replicas replaced, by reason.",
+        replacements,
+    );
     let servers = app.fleet.all();
     family(
         "shoal_server_up",
@@ -467,7 +545,12 @@ async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
         "1 when the server's Docker Engine answers.",
         servers
             .iter()
-            .map(|h| (format!("server=\"{}\"", h.name()), f64::from(u8::from(h.status().up))))
+            .map(|h| {
+                (
+                    format!("server=\"{}\"", h.name()),
+                    f64::from(u8::from(h.status().up)),
+                )
+            })
             .collect(),
     );
     family(
@@ -476,7 +559,12 @@ async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
         "shoal-managed containers on the server.",
         servers
             .iter()
-            .map(|h| (format!("server=\"{}\"", h.name()), f64::from(h.status().containers)))
+            .map(|h| {
+                (
+                    format!("server=\"{}\"", h.name()),
+                    f64::from(h.status().containers),
+                )
+            })
             .collect(),
     );
     family(
@@ -486,7 +574,10 @@ async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
         vec![(String::new(), app.started.elapsed().as_secs_f64().floor())],
     );
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         out.replace("{}", ""),
     )
         .into_response()
@@ -500,7 +591,8 @@ async fn openapi() -> Json<Value> {
 #[must_use]
 pub fn openapi_document() -> Value {
     let err = json!({ "$ref": "#/components/responses/Error" });
-    let name = json!([{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }]);
+    let name =
+        json!([{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }]);
     let get_op = |summary: &str| json!({ "get": { "summary": summary, "responses": { "200": { "description": "OK", "content": { "application/json": {} } } } } });
     let svc_get = |summary: &str| json!({ "get": { "summary": summary, "parameters": name, "responses": { "200": { "description": "OK", "content": { "application/json": {} } }, "404": err } } });
     let mutate = |summary: &str, ok: &str, extra: Value| {

@@ -142,12 +142,27 @@ fn services_table(list: &[Value]) -> String {
                 s(&v["port"]),
                 format!("{}/{}", s(&v["replicas"]["ready"]), s(&v["desired"])),
                 format!("{}..{}", s(&v["min_replicas"]), s(&v["max_replicas"])),
-                format!("{}%/{}%", s(&v["scale_down_threshold"]), s(&v["scale_up_threshold"])),
+                format!(
+                    "{}%/{}%",
+                    s(&v["scale_down_threshold"]),
+                    s(&v["scale_up_threshold"])
+                ),
                 s(&v["last_error"]),
             ]
         })
         .collect();
-    table(&["SERVICE", "IMAGE", "PORT", "READY/DESIRED", "BOUNDS", "DOWN/UP", "LAST ERROR"], &rows)
+    table(
+        &[
+            "SERVICE",
+            "IMAGE",
+            "PORT",
+            "READY/DESIRED",
+            "BOUNDS",
+            "DOWN/UP",
+            "LAST ERROR",
+        ],
+        &rows,
+    )
 }
 
 /// `shoal status`.
@@ -193,7 +208,18 @@ pub async fn servers(c: &Client) -> ExitCode {
                 ]
             })
             .collect();
-        table(&["SERVER", "HOST", "STATUS", "CONTAINERS", "DOCKER", "ENDPOINT", "REASON"], &rows)
+        table(
+            &[
+                "SERVER",
+                "HOST",
+                "STATUS",
+                "CONTAINERS",
+                "DOCKER",
+                "ENDPOINT",
+                "REASON",
+            ],
+            &rows,
+        )
     })
     .await
 }
@@ -225,7 +251,12 @@ pub async fn stats(c: &Client, service: &str) -> ExitCode {
                 ]
             })
             .collect();
-        out.push_str(&table(&["REPLICA", "SERVER", "ADDRESS", "PHASE", "HAPROXY", "CPU%", "REVISION"], &rows));
+        out.push_str(&table(
+            &[
+                "REPLICA", "SERVER", "ADDRESS", "PHASE", "HAPROXY", "CPU%", "REVISION",
+            ],
+            &rows,
+        ));
         out
     })
     .await
@@ -235,7 +266,11 @@ pub async fn stats(c: &Client, service: &str) -> ExitCode {
 pub async fn scale(c: &Client, service: &str, up: bool) -> ExitCode {
     let dir = if up { "up" } else { "down" };
     c.run(true, &format!("/services/{service}/scale/{dir}"), |v| {
-        format!("{service}: desired {} -> {}\n", s(&v["previous"]), s(&v["desired"]))
+        format!(
+            "{service}: desired {} -> {}\n",
+            s(&v["previous"]),
+            s(&v["desired"])
+        )
     })
     .await
 }
@@ -276,15 +311,19 @@ pub async fn reload(c: &Client) -> ExitCode {
 
 /// `shoal events SERVICE`.
 pub async fn events(c: &Client, service: &str, limit: usize) -> ExitCode {
-    c.run(false, &format!("/services/{service}/events?limit={limit}"), |v| {
-        let rows: Vec<Vec<String>> = v["events"]
-            .as_array()
-            .map_or(&[][..], |a| a)
-            .iter()
-            .map(|e| vec![s(&e["at"]), s(&e["action"]), s(&e["reason"])])
-            .collect();
-        table(&["TIME", "ACTION", "REASON"], &rows)
-    })
+    c.run(
+        false,
+        &format!("/services/{service}/events?limit={limit}"),
+        |v| {
+            let rows: Vec<Vec<String>> = v["events"]
+                .as_array()
+                .map_or(&[][..], |a| a)
+                .iter()
+                .map(|e| vec![s(&e["at"]), s(&e["action"]), s(&e["reason"])])
+                .collect();
+            table(&["TIME", "ACTION", "REASON"], &rows)
+        },
+    )
     .await
 }
 

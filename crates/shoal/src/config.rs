@@ -206,7 +206,9 @@ impl ServerConfig {
             Some(h) if h.starts_with("unix://") => {
                 DockerEndpoint::Unix(PathBuf::from(&h["unix://".len()..]))
             }
-            Some(h) if h.starts_with("tcp://") => DockerEndpoint::Tcp(h["tcp://".len()..].to_owned()),
+            Some(h) if h.starts_with("tcp://") => {
+                DockerEndpoint::Tcp(h["tcp://".len()..].to_owned())
+            }
             _ => DockerEndpoint::Ssh {
                 user: self.ssh_user.clone(),
                 host: self.host.value.clone(),
@@ -573,7 +575,10 @@ impl Config {
         v.positive(&lb.drain_timeout, "load_balancer.drain_timeout");
         v.positive(&lb.timeout, "load_balancer.timeout");
         if lb.runtime_api.trim().is_empty() {
-            v.at(&lb.runtime_api, "load_balancer.runtime_api must not be empty".into());
+            v.at(
+                &lb.runtime_api,
+                "load_balancer.runtime_api must not be empty".into(),
+            );
         }
 
         if self.servers.is_empty() {
@@ -649,7 +654,10 @@ impl Config {
                 v.port(p, &format!("{key}.container_port"));
             }
             if *svc.max_replicas == 0 {
-                v.at(&svc.max_replicas, format!("{key}.max_replicas must be at least 1"));
+                v.at(
+                    &svc.max_replicas,
+                    format!("{key}.max_replicas must be at least 1"),
+                );
             }
             if *svc.min_replicas > *svc.max_replicas {
                 v.at(
@@ -681,7 +689,10 @@ impl Config {
             if !hc.path.starts_with('/') {
                 v.at(
                     &hc.path,
-                    format!("{key}.health_check.path {:?} must start with '/'", hc.path.value),
+                    format!(
+                        "{key}.health_check.path {:?} must start with '/'",
+                        hc.path.value
+                    ),
                 );
             } else if hc.path.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 v.at(
@@ -811,7 +822,12 @@ impl Config {
                 }
             }
         }
-        if let Some(port) = self.monitoring.grafana.as_ref().and_then(|g| g.port.as_ref()) {
+        if let Some(port) = self
+            .monitoring
+            .grafana
+            .as_ref()
+            .and_then(|g| g.port.as_ref())
+        {
             v.port(port, "monitoring.grafana.port");
         }
         if !valid_host_port(&self.api.bind) {
@@ -887,7 +903,10 @@ fn valid_name(name: &str) -> bool {
 fn valid_host_port(s: &str) -> bool {
     match s.rsplit_once(':') {
         Some((host, port)) => {
-            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0 || host == "127.0.0.1")
+            !host.is_empty()
+                && port
+                    .parse::<u16>()
+                    .is_ok_and(|p| p > 0 || host == "127.0.0.1")
         }
         None => false,
     }
@@ -932,9 +951,7 @@ pub fn parse_memory(s: &str) -> Result<i64, String> {
 
 /// Turns a YAML/serde error into an issue, adding a "did you mean" to unknown keys.
 fn issue_from_yaml_error(e: &serde_saphyr::Error) -> ConfigIssue {
-    let (line, column) = e
-        .location()
-        .map_or((0, 0), |l| (l.line(), l.column()));
+    let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
     let mut message = e.without_snippet().to_string();
     // The plain rendering may repeat the position; keep only the message.
     if let Some(idx) = message.find(" at line ") {
@@ -977,7 +994,10 @@ fn add_did_you_mean(message: &str) -> String {
         .filter(|(d, k)| *d <= (k.len().max(unknown.len()) / 3).max(2))
         .min();
     match best {
-        Some((_, k)) => format!("unknown key `{unknown}` (did you mean `{k}`?); {}", tail_list(tail)),
+        Some((_, k)) => format!(
+            "unknown key `{unknown}` (did you mean `{k}`?); {}",
+            tail_list(tail)
+        ),
         None => format!("unknown key `{unknown}`; {}", tail_list(tail)),
     }
 }
@@ -1026,12 +1046,17 @@ mod tests {
         let o = &c.services["ollama"];
         assert_eq!(*o.image, "ollama/ollama:latest");
         assert_eq!((*o.min_replicas, *o.max_replicas), (1, 8));
-        assert_eq!((*o.scale_up_threshold, *o.scale_down_threshold), (75.0, 25.0));
+        assert_eq!(
+            (*o.scale_up_threshold, *o.scale_down_threshold),
+            (75.0, 25.0)
+        );
         assert_eq!(*o.health_check.path, "/api/tags");
         assert_eq!(o.environment[0].value, "OLLAMA_HOST=0.0.0.0");
         assert_eq!(*c.autoscaler.check_interval, 30);
         assert_eq!(*c.autoscaler.business_hours.timezone, "UTC");
-        assert!(matches!(c.servers[1].endpoint(), DockerEndpoint::Ssh { ref host, .. } if host == "192.168.1.11"));
+        assert!(
+            matches!(c.servers[1].endpoint(), DockerEndpoint::Ssh { ref host, .. } if host == "192.168.1.11")
+        );
     }
 
     #[test]
@@ -1059,7 +1084,9 @@ mod tests {
         ));
         assert_eq!(e.len(), 1);
         assert_eq!((e[0].line, e[0].column), (10, 27));
-        assert!(e[0].message.contains("must be lower than scale_up_threshold"));
+        assert!(e[0]
+            .message
+            .contains("must be lower than scale_up_threshold"));
     }
 
     #[test]
@@ -1127,8 +1154,11 @@ mod tests {
 
     #[test]
     fn display_is_file_line_column() {
-        let err = Config::parse(&with_service("    min_replicas: 5\n    max_replicas: 2\n"), "c.yaml")
-            .unwrap_err();
+        let err = Config::parse(
+            &with_service("    min_replicas: 5\n    max_replicas: 2\n"),
+            "c.yaml",
+        )
+        .unwrap_err();
         assert!(err.to_string().starts_with("c.yaml:9:19: error: "), "{err}");
     }
 

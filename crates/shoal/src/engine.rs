@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, RemoveContainerOptions,
     StatsOptions, StopContainerOptions,
@@ -67,7 +69,13 @@ impl EngineError {
     /// Docker said the object does not exist.
     #[must_use]
     pub fn is_not_found(&self) -> bool {
-        matches!(self, EngineError::Docker { status: Some(404), .. })
+        matches!(
+            self,
+            EngineError::Docker {
+                status: Some(404),
+                ..
+            }
+        )
     }
 }
 
@@ -172,7 +180,10 @@ impl ContainerSpec {
             )
             .as_bytes(),
         );
-        spec.revision = h.finalize()[..6].iter().map(|b| format!("{b:02x}")).collect();
+        spec.revision = h.finalize()[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         spec
     }
 }
@@ -290,9 +301,8 @@ impl Engine {
                 };
                 let host_port = c.ports.unwrap_or_default().iter().find_map(|p| {
                     // Docker lists one entry per address family; any carries the same port.
-                    p.public_port.filter(|_| {
-                        p.ip.as_deref().is_none_or(|ip| !ip.contains(':'))
-                    })
+                    p.public_port
+                        .filter(|_| p.ip.as_deref().is_none_or(|ip| !ip.contains(':')))
                 });
                 Some(ContainerInfo {
                     id: c.id?,
@@ -383,7 +393,10 @@ impl Engine {
             other => other?,
         };
         if let Err(e) = self
-            .call("start container", self.docker.start_container(&created.id, None))
+            .call(
+                "start container",
+                self.docker.start_container(&created.id, None),
+            )
             .await
         {
             // Leave nothing half-made behind.
@@ -394,7 +407,11 @@ impl Engine {
     }
 
     /// The host port a container's `container_port` is published on.
-    pub async fn host_port(&self, id: &str, container_port: u16) -> Result<Option<u16>, EngineError> {
+    pub async fn host_port(
+        &self,
+        id: &str,
+        container_port: u16,
+    ) -> Result<Option<u16>, EngineError> {
         let c = self
             .call("inspect container", self.docker.inspect_container(id, None))
             .await?;
@@ -440,7 +457,9 @@ impl Engine {
         .await;
         match r {
             // 304: already stopped.
-            Err(EngineError::Docker { status: Some(304), .. }) => Ok(()),
+            Err(EngineError::Docker {
+                status: Some(304), ..
+            }) => Ok(()),
             other => other,
         }
     }
@@ -453,7 +472,10 @@ impl Engine {
             ..Default::default()
         };
         match self
-            .call("remove container", self.docker.remove_container(id, Some(opts)))
+            .call(
+                "remove container",
+                self.docker.remove_container(id, Some(opts)),
+            )
             .await
         {
             Err(e) if e.is_not_found() => Ok(()),
@@ -482,7 +504,8 @@ impl Engine {
         let cpu = s.cpu_stats.as_ref();
         let pre = s.precpu_stats.as_ref();
         let total = |c: Option<&bollard::models::ContainerCpuStats>| {
-            c.and_then(|c| c.cpu_usage.as_ref()?.total_usage).unwrap_or(0)
+            c.and_then(|c| c.cpu_usage.as_ref()?.total_usage)
+                .unwrap_or(0)
         };
         let system = |c: Option<&bollard::models::ContainerCpuStats>| {
             c.and_then(|c| c.system_cpu_usage).unwrap_or(0)
@@ -495,10 +518,7 @@ impl Engine {
         } else {
             0.0
         };
-        let mem = s
-            .memory_stats
-            .and_then(|m| m.usage)
-            .unwrap_or(0);
+        let mem = s.memory_stats.and_then(|m| m.usage).unwrap_or(0);
         Ok((percent, mem))
     }
 }
@@ -561,10 +581,19 @@ mod tests {
 
     #[test]
     fn image_names_split_into_repo_and_tag() {
-        assert_eq!(split_image("ollama/ollama:latest"), ("ollama/ollama", "latest"));
+        assert_eq!(
+            split_image("ollama/ollama:latest"),
+            ("ollama/ollama", "latest")
+        );
         assert_eq!(split_image("ollama/ollama"), ("ollama/ollama", "latest"));
-        assert_eq!(split_image("10.77.0.1:5000/app"), ("10.77.0.1:5000/app", "latest"));
-        assert_eq!(split_image("10.77.0.1:5000/app:v2"), ("10.77.0.1:5000/app", "v2"));
+        assert_eq!(
+            split_image("10.77.0.1:5000/app"),
+            ("10.77.0.1:5000/app", "latest")
+        );
+        assert_eq!(
+            split_image("10.77.0.1:5000/app:v2"),
+            ("10.77.0.1:5000/app", "v2")
+        );
     }
 
     #[test]
@@ -580,6 +609,9 @@ mod tests {
         assert_eq!(a.revision.len(), 12);
         assert_ne!(a.revision, b.revision, "container port differs");
         assert_ne!(a.revision, c.revision, "image differs");
-        assert_eq!(a.revision, ContainerSpec::from_service(&cfg.services["a"]).revision);
+        assert_eq!(
+            a.revision,
+            ContainerSpec::from_service(&cfg.services["a"]).revision
+        );
     }
 }

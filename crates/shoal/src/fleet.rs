@@ -180,7 +180,12 @@ impl Fleet {
     /// All servers, by name.
     #[must_use]
     pub fn all(&self) -> Vec<Arc<ServerHandle>> {
-        self.servers.lock().expect("fleet lock").values().cloned().collect()
+        self.servers
+            .lock()
+            .expect("fleet lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// The server named `name`.
@@ -225,7 +230,8 @@ impl Fleet {
 }
 
 fn same_server(a: &ServerConfig, b: &ServerConfig) -> bool {
-    a.endpoint() == b.endpoint() && a.host.value == b.host.value
+    a.endpoint() == b.endpoint()
+        && a.host.value == b.host.value
         && a.max_containers.value == b.max_containers.value
 }
 

@@ -22,7 +22,12 @@ Exit codes:
 #[command(name = "shoal", version, after_help = EXIT_CODES)]
 struct Cli {
     /// Base URL of a running `shoal serve` (client commands).
-    #[arg(long, global = true, env = "SHOAL_API", default_value = "http://127.0.0.1:8000")]
+    #[arg(
+        long,
+        global = true,
+        env = "SHOAL_API",
+        default_value = "http://127.0.0.1:8000"
+    )]
     api: String,
     /// Print JSON instead of tables (client commands).
     #[arg(long, global = true)]
@@ -280,8 +285,9 @@ fn init_tracing(level: &str) {
         "WARNING" => "warn".to_owned(),
         other => other.to_ascii_lowercase(),
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,bollard=warn")));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,bollard=warn"))
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -65,7 +65,11 @@ pub struct Candidate {
 /// Chooses `count` replicas to remove: not-yet-serving ones first, then from the server with
 /// the most replicas of this service (then most containers overall), newest first.
 #[must_use]
-pub fn choose_victims(candidates: &[Candidate], servers: &[ServerLoad], count: usize) -> Vec<String> {
+pub fn choose_victims(
+    candidates: &[Candidate],
+    servers: &[ServerLoad],
+    count: usize,
+) -> Vec<String> {
     let mut pool: Vec<Candidate> = candidates.to_vec();
     let mut loads: Vec<ServerLoad> = servers.to_vec();
     let mut out = Vec::new();
@@ -119,7 +123,11 @@ mod tests {
 
     #[test]
     fn ties_go_to_fewest_containers_then_name() {
-        let s = [load("b", true, 12, 2, 0), load("a", true, 12, 2, 0), load("c", true, 12, 1, 0)];
+        let s = [
+            load("b", true, 12, 2, 0),
+            load("a", true, 12, 2, 0),
+            load("c", true, 12, 1, 0),
+        ];
         assert_eq!(choose_server(&s).unwrap().name, "c");
         let s = [load("b", true, 12, 2, 0), load("a", true, 12, 2, 0)];
         assert_eq!(choose_server(&s).unwrap().name, "a");

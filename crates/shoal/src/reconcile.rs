@@ -205,7 +205,11 @@ impl App {
     /// The runtime of `service`, if it is managed.
     #[must_use]
     pub fn service(&self, name: &str) -> Option<Arc<ServiceRuntime>> {
-        self.services.lock().expect("services lock").get(name).cloned()
+        self.services
+            .lock()
+            .expect("services lock")
+            .get(name)
+            .cloned()
     }
 
     /// All service runtimes.
@@ -330,8 +334,7 @@ impl App {
         st.desired = after;
         st.last_action = Some(Instant::now());
         let dir = if up { "up" } else { "down" };
-        *st
-            .scale_actions
+        *st.scale_actions
             .entry((dir.to_owned(), trigger.to_owned()))
             .or_default() += 1;
         drop(st);
@@ -423,11 +426,9 @@ impl App {
                 return;
             }
             let cfg = self.config();
-            let every = cfg
-                .service(&rt.name)
-                .map_or(Duration::from_secs(1), |s| {
-                    Duration::from_secs(*s.health_check.interval).min(Duration::from_secs(2))
-                });
+            let every = cfg.service(&rt.name).map_or(Duration::from_secs(1), |s| {
+                Duration::from_secs(*s.health_check.interval).min(Duration::from_secs(2))
+            });
             tokio::select! {
                 () = tokio::time::sleep(every) => {}
                 () = rt.wake.notified() => {}
@@ -447,11 +448,15 @@ impl App {
         let lb = self.lb();
 
         // 1. Observe containers on every up server, concurrently.
-        let servers: Vec<_> = self.fleet.all().into_iter().filter_map(|s| s.engine().map(|e| (s, e))).collect();
-        let listed = futures_util::future::join_all(
-            servers.iter().map(|(_, e)| e.list_managed(Some(name))),
-        )
-        .await;
+        let servers: Vec<_> = self
+            .fleet
+            .all()
+            .into_iter()
+            .filter_map(|s| s.engine().map(|e| (s, e)))
+            .collect();
+        let listed =
+            futures_util::future::join_all(servers.iter().map(|(_, e)| e.list_managed(Some(name))))
+                .await;
         let mut observed: Vec<ContainerInfo> = Vec::new();
         let mut answered = BTreeSet::new();
         for ((server, _), result) in servers.iter().zip(listed) {
@@ -488,7 +493,10 @@ impl App {
             self.journal.record(NewEvent {
                 service: name,
                 action: "replica_lost",
-                reason: format!("{} is gone: its server {} does not answer or the container was removed", r.name, r.server),
+                reason: format!(
+                    "{} is gone: its server {} does not answer or the container was removed",
+                    r.name, r.server
+                ),
                 replica: Some(&r.name),
                 server: Some(&r.server),
                 ..Default::default()
@@ -499,7 +507,8 @@ impl App {
         self.probe_due(rt, svc).await;
 
         // 4. Replace dead / unhealthy / never-healthy replicas.
-        self.replace_failed(rt, svc, &backend, lb_view.as_deref()).await;
+        self.replace_failed(rt, svc, &backend, lb_view.as_deref())
+            .await;
 
         // 5. HAProxy membership: add healthy, mark ready, repair drift.
         if let Some(view) = &lb_view {
@@ -548,7 +557,12 @@ impl App {
                 }
                 None => {
                     if first && c.state == ContainerState::Running {
-                        tracing::info!(service = rt.name, replica = c.name, server = c.server, "adopted");
+                        tracing::info!(
+                            service = rt.name,
+                            replica = c.name,
+                            server = c.server,
+                            "adopted"
+                        );
                     }
                     st.replicas.insert(
                         c.id.clone(),
@@ -606,10 +620,14 @@ impl App {
             let st = rt.state.lock().expect("state lock");
             st.replicas
                 .values()
-                .filter(|r| r.container_state == ContainerState::Running && r.phase != Phase::Draining)
-                .filter(|r| r.last_probe.is_none_or(|t| t.elapsed() >= interval)
+                .filter(|r| {
+                    r.container_state == ContainerState::Running && r.phase != Phase::Draining
+                })
+                .filter(|r| {
+                    r.last_probe.is_none_or(|t| t.elapsed() >= interval)
                     // New replicas are probed every pass so they join quickly.
-                    || (r.phase == Phase::Starting && r.healthy != Some(true)))
+                    || (r.phase == Phase::Starting && r.healthy != Some(true))
+                })
                 .filter_map(|r| {
                     Some((
                         r.id.clone(),
@@ -662,27 +680,28 @@ impl App {
                 .filter(|r| r.phase != Phase::Draining)
                 .filter_map(|r| {
                     let why = match r.container_state {
-                        ContainerState::Exited | ContainerState::Dead => {
-                            Some(format!("container {} ({})", r.container_state_name(), r.status))
-                        }
+                        ContainerState::Exited | ContainerState::Dead => Some(format!(
+                            "container {} ({})",
+                            r.container_state_name(),
+                            r.status
+                        )),
                         ContainerState::Restarting => Some("Docker is restarting it".to_owned()),
                         ContainerState::Created | ContainerState::Unknown
                             if r.first_seen.elapsed() > start_period =>
                         {
                             Some("container never started".to_owned())
                         }
-                        ContainerState::Running if r.phase == Phase::Starting => (r
-                            .first_seen
-                            .elapsed()
-                            > start_period
-                            && r.health_failures >= threshold)
-                            .then(|| {
-                                format!(
-                                    "no passing health check within start_period {}s ({})",
-                                    start_period.as_secs(),
-                                    r.last_probe_error.clone().unwrap_or_default()
-                                )
-                            }),
+                        ContainerState::Running if r.phase == Phase::Starting => {
+                            (r.first_seen.elapsed() > start_period
+                                && r.health_failures >= threshold)
+                                .then(|| {
+                                    format!(
+                                        "no passing health check within start_period {}s ({})",
+                                        start_period.as_secs(),
+                                        r.last_probe_error.clone().unwrap_or_default()
+                                    )
+                                })
+                        }
                         ContainerState::Running if r.health_failures >= threshold => Some(format!(
                             "{} failed health checks in a row ({})",
                             r.health_failures,
@@ -777,18 +796,28 @@ impl App {
                 (Phase::Starting, None) if r.healthy == Some(true) => {
                     match lb.add_server(backend, &r.name, &r.host, port, &check).await {
                         Ok(()) => updates.push((r.id.clone(), Phase::Joining, true, None)),
-                        Err(e) => tracing::warn!(replica = r.name, error = %e, "add to HAProxy failed"),
+                        Err(e) => {
+                            tracing::warn!(replica = r.name, error = %e, "add to HAProxy failed")
+                        }
                     }
                 }
                 (Phase::Starting, Some(s)) => {
                     // Adopted and already in HAProxy (shoal restarted): keep it.
-                    let phase = if s.is_up() { Phase::Ready } else { Phase::Joining };
+                    let phase = if s.is_up() {
+                        Phase::Ready
+                    } else {
+                        Phase::Joining
+                    };
                     updates.push((r.id.clone(), phase, true, Some(s.status_word())));
                 }
                 (Phase::Joining | Phase::Ready, None) => {
                     // Drift (e.g. HAProxy restarted without our cfg): put it back.
                     tracing::warn!(replica = r.name, "missing from HAProxy: re-adding");
-                    if lb.add_server(backend, &r.name, &r.host, port, &check).await.is_ok() {
+                    if lb
+                        .add_server(backend, &r.name, &r.host, port, &check)
+                        .await
+                        .is_ok()
+                    {
                         updates.push((r.id.clone(), Phase::Joining, true, None));
                     }
                 }
@@ -809,7 +838,10 @@ impl App {
         // HAProxy servers that match no live replica: remove them.
         for s in view {
             if !replicas.iter().any(|r| r.name == s.name) {
-                tracing::warn!(server = s.name, "HAProxy has a server with no replica: removing");
+                tracing::warn!(
+                    server = s.name,
+                    "HAProxy has a server with no replica: removing"
+                );
                 let _ = lb.remove_now(backend, &s.name).await;
             }
         }
@@ -838,16 +870,26 @@ impl App {
         }
     }
 
-    async fn converge(self: &Arc<Self>, rt: &Arc<ServiceRuntime>, svc: &ServiceConfig, backend: &str) {
+    async fn converge(
+        self: &Arc<Self>,
+        rt: &Arc<ServiceRuntime>,
+        svc: &ServiceConfig,
+        backend: &str,
+    ) {
         let (active, desired, surge, per_server) = {
             let st = rt.state.lock().expect("state lock");
-            let active = st.replicas.values().filter(|r| r.phase != Phase::Draining).count() as u32;
+            let active = st
+                .replicas
+                .values()
+                .filter(|r| r.phase != Phase::Draining)
+                .count() as u32;
             let surge = u32::from(st.rollout.as_ref().is_some_and(|r| r.surge.is_some()));
             (active, st.desired, surge, replicas_per_server(&st))
         };
         let target = desired + surge;
         if active < target {
-            self.start_replicas(rt, svc, target - active, &per_server).await;
+            self.start_replicas(rt, svc, target - active, &per_server)
+                .await;
         } else if active > target {
             self.remove_replicas(rt, svc, backend, (active - target) as usize);
         }
@@ -922,7 +964,11 @@ impl App {
                     self.journal.record(NewEvent {
                         service: &rt.name,
                         action: "replica_started",
-                        reason: format!("started {name} on {} (revision {})", handle.name(), spec.revision),
+                        reason: format!(
+                            "started {name} on {} (revision {})",
+                            handle.name(),
+                            spec.revision
+                        ),
                         replica: Some(&name),
                         server: Some(handle.name()),
                         ..Default::default()
@@ -947,12 +993,21 @@ impl App {
     }
 
     /// Picks `count` replicas and drains them in the background.
-    fn remove_replicas(&self, rt: &Arc<ServiceRuntime>, svc: &ServiceConfig, backend: &str, count: usize) {
+    fn remove_replicas(
+        &self,
+        rt: &Arc<ServiceRuntime>,
+        svc: &ServiceConfig,
+        backend: &str,
+        count: usize,
+    ) {
         let victims: Vec<Replica> = {
             let mut st = rt.state.lock().expect("state lock");
             let per_server = replicas_per_server(&st);
             let loads = self.fleet.loads(&per_server);
-            let surge_new = st.rollout.as_ref().and_then(|r| r.surge.as_ref().map(|s| s.0.clone()));
+            let surge_new = st
+                .rollout
+                .as_ref()
+                .and_then(|r| r.surge.as_ref().map(|s| s.0.clone()));
             let candidates: Vec<Candidate> = st
                 .replicas
                 .values()
@@ -978,7 +1033,14 @@ impl App {
         }
     }
 
-    fn spawn_drain(&self, rt: Arc<ServiceRuntime>, r: Replica, backend: String, svc: &ServiceConfig, why: String) {
+    fn spawn_drain(
+        &self,
+        rt: Arc<ServiceRuntime>,
+        r: Replica,
+        backend: String,
+        svc: &ServiceConfig,
+        why: String,
+    ) {
         let lb = self.lb();
         let cfg = self.config();
         let max_wait = Duration::from_secs(*cfg.load_balancer.drain_timeout);
@@ -990,7 +1052,9 @@ impl App {
             if r.in_lb {
                 match lb.drain_then_remove(&backend, &r.name, max_wait).await {
                     Ok(outcome) => waited = outcome.waited,
-                    Err(e) => tracing::warn!(replica = r.name, error = %e, "drain failed; removing anyway"),
+                    Err(e) => {
+                        tracing::warn!(replica = r.name, error = %e, "drain failed; removing anyway")
+                    }
                 }
             }
             let mut result = Ok(());
@@ -1007,7 +1071,11 @@ impl App {
                     journal.record(NewEvent {
                         service: &rt.name,
                         action: "replica_removed",
-                        reason: format!("{} removed ({why}) after draining {:.1}s", r.name, waited.as_secs_f64()),
+                        reason: format!(
+                            "{} removed ({why}) after draining {:.1}s",
+                            r.name,
+                            waited.as_secs_f64()
+                        ),
                         replica: Some(&r.name),
                         server: Some(&r.server),
                         ..Default::default()
@@ -1025,7 +1093,12 @@ impl App {
         });
     }
 
-    async fn rollout_step(self: &Arc<Self>, rt: &Arc<ServiceRuntime>, svc: &ServiceConfig, backend: &str) {
+    async fn rollout_step(
+        self: &Arc<Self>,
+        rt: &Arc<ServiceRuntime>,
+        svc: &ServiceConfig,
+        backend: &str,
+    ) {
         enum Step {
             None,
             Start,
@@ -1034,12 +1107,16 @@ impl App {
         }
         let step = {
             let mut st = rt.state.lock().expect("state lock");
-            let busy = st.replicas.values().any(|r| matches!(r.phase, Phase::Starting | Phase::Joining));
+            let busy = st
+                .replicas
+                .values()
+                .any(|r| matches!(r.phase, Phase::Starting | Phase::Joining));
             let replicas = st.replicas.clone();
             match st.rollout.as_mut() {
                 None => Step::None,
                 Some(ro) => {
-                    ro.replace_ids.retain(|id| replicas.get(id).is_some_and(|r| r.phase != Phase::Draining));
+                    ro.replace_ids
+                        .retain(|id| replicas.get(id).is_some_and(|r| r.phase != Phase::Draining));
                     match ro.surge.clone() {
                         Some((new, old)) => match replicas.get(&new) {
                             Some(n) if n.phase == Phase::Ready => {
@@ -1047,7 +1124,9 @@ impl App {
                                 ro.replaced += 1;
                                 ro.replace_ids.remove(&old);
                                 match replicas.get(&old) {
-                                    Some(o) if o.phase != Phase::Draining => Step::Retire(Box::new(o.clone())),
+                                    Some(o) if o.phase != Phase::Draining => {
+                                        Step::Retire(Box::new(o.clone()))
+                                    }
                                     _ => Step::None,
                                 }
                             }
@@ -1076,15 +1155,30 @@ impl App {
                 });
             }
             Step::Retire(old) => {
-                if let Some(r) = rt.state.lock().expect("state lock").replicas.get_mut(&old.id) {
+                if let Some(r) = rt
+                    .state
+                    .lock()
+                    .expect("state lock")
+                    .replicas
+                    .get_mut(&old.id)
+                {
                     r.phase = Phase::Draining;
                 }
-                self.spawn_drain(rt.clone(), *old, backend.to_owned(), svc, "replaced by rollout".into());
+                self.spawn_drain(
+                    rt.clone(),
+                    *old,
+                    backend.to_owned(),
+                    svc,
+                    "replaced by rollout".into(),
+                );
             }
             Step::Start => {
                 let (old, per_server) = {
                     let st = rt.state.lock().expect("state lock");
-                    let old = st.rollout.as_ref().and_then(|r| r.replace_ids.iter().next().cloned());
+                    let old = st
+                        .rollout
+                        .as_ref()
+                        .and_then(|r| r.replace_ids.iter().next().cloned());
                     (old, replicas_per_server(&st))
                 };
                 let Some(old) = old else { return };

@@ -8,22 +8,44 @@ fn shoal() -> Command {
 }
 
 fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
 }
 
 #[test]
 fn seed_config_validates_offline() {
-    let out = shoal().args(["config", "check"]).arg(repo("tests/fixtures/seed-config.yaml")).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = shoal()
+        .args(["config", "check"])
+        .arg(repo("tests/fixtures/seed-config.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("4 server(s), 1 service(s)"));
 }
 
 #[test]
 fn example_configs_validate() {
-    for f in ["examples/local.yaml"] {
-        let out = shoal().args(["config", "check"]).arg(repo(f)).output().unwrap();
-        assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+    let examples = std::fs::read_dir(repo("examples")).unwrap();
+    let mut checked = 0;
+    for f in examples {
+        let f = f.unwrap().path();
+        if f.extension().is_some_and(|e| e == "yaml") {
+            let out = shoal().args(["config", "check"]).arg(&f).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                f.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
     }
+    assert!(checked >= 1);
 }
 
 #[test]
@@ -33,18 +55,32 @@ fn bad_config_exits_2_with_line_and_column() {
     let bad = seed.replace("scale_down_threshold: 25", "scale_down_threshold: 90");
     let path = dir.path().join("bad.yaml");
     std::fs::write(&path, bad).unwrap();
-    let out = shoal().args(["config", "check"]).arg(&path).output().unwrap();
+    let out = shoal()
+        .args(["config", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    let line = seed.lines().position(|l| l.contains("scale_down_threshold")).unwrap() + 1;
+    let line = seed
+        .lines()
+        .position(|l| l.contains("scale_down_threshold"))
+        .unwrap()
+        + 1;
     assert!(
-        err.contains(&format!("bad.yaml:{line}:27: error: services.ollama.scale_down_threshold (90)")),
+        err.contains(&format!(
+            "bad.yaml:{line}:27: error: services.ollama.scale_down_threshold (90)"
+        )),
         "{err}"
     );
 
     let typo = seed.replace("cooldown_period", "cooldown_perod");
     std::fs::write(&path, typo).unwrap();
-    let out = shoal().args(["config", "check"]).arg(&path).output().unwrap();
+    let out = shoal()
+        .args(["config", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `cooldown_period`"));
 }
@@ -60,12 +96,24 @@ fn haproxy_render_passes_haproxy_check() {
         .arg(&cfg)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&cfg).unwrap();
     assert!(text.contains("backend ollama_backend"));
     assert!(text.contains("option httpchk GET /api/tags"));
-    let check = Command::new("haproxy").args(["-c", "-f"]).arg(&cfg).output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let check = Command::new("haproxy")
+        .args(["-c", "-f"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 }
 
 #[test]
@@ -74,13 +122,21 @@ fn serve_refuses_open_api_beyond_loopback() {
     let path = dir.path().join("c.yaml");
     let seed = std::fs::read_to_string(repo("tests/fixtures/seed-config.yaml")).unwrap();
     std::fs::write(&path, format!("{seed}\napi:\n  bind: 0.0.0.0:0\n")).unwrap();
-    let out = shoal().args(["serve", "--config"]).arg(&path).env_remove("SHOAL_API_TOKEN").output().unwrap();
+    let out = shoal()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env_remove("SHOAL_API_TOKEN")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("without a token"));
 }
 
 #[test]
 fn client_reports_unreachable_api_with_exit_3() {
-    let out = shoal().args(["--api", "http://127.0.0.1:9", "services"]).output().unwrap();
+    let out = shoal()
+        .args(["--api", "http://127.0.0.1:9", "services"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
 }

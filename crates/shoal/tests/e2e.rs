@@ -13,7 +13,14 @@ const READY: Duration = Duration::from_secs(45);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_runs_min_replicas_behind_haproxy() {
-    let mut s = Stack::new("t-deploy", Opts { min: 2, max: 3, ..Opts::default() });
+    let mut s = Stack::new(
+        "t-deploy",
+        Opts {
+            min: 2,
+            max: 3,
+            ..Opts::default()
+        },
+    );
     s.start_shoal();
     s.wait_ready(2, READY);
 
@@ -27,7 +34,12 @@ async fn deploy_runs_min_replicas_behind_haproxy() {
         .await
         .unwrap();
     assert_eq!(body, "Ollama is running");
-    let tags = s.http.get(s.frontend_url("/api/tags")).send().await.unwrap();
+    let tags = s
+        .http
+        .get(s.frontend_url("/api/tags"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(tags.status(), 200);
 
     let stats = s.get(&format!("/services/{}/stats", s.service)).await;
@@ -39,7 +51,10 @@ async fn deploy_runs_min_replicas_behind_haproxy() {
         .collect();
     assert_eq!(listed.len(), 2, "{stats}");
     let up: BTreeSet<String> = s.up_servers().into_iter().collect();
-    assert_eq!(listed, up, "stats lists exactly the replicas HAProxy serves");
+    assert_eq!(
+        listed, up,
+        "stats lists exactly the replicas HAProxy serves"
+    );
     assert_eq!(stats["desired"], 2);
 
     // Deploy with an unchanged spec replaces nothing and keeps the count.
@@ -50,7 +65,14 @@ async fn deploy_runs_min_replicas_behind_haproxy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_up_adds_a_serving_replica_and_stops_at_max() {
-    let mut s = Stack::new("t-scaleup", Opts { min: 1, max: 2, ..Opts::default() });
+    let mut s = Stack::new(
+        "t-scaleup",
+        Opts {
+            min: 1,
+            max: 2,
+            ..Opts::default()
+        },
+    );
     s.start_shoal();
     s.wait_ready(1, READY);
 
@@ -60,17 +82,21 @@ async fn scale_up_adds_a_serving_replica_and_stops_at_max() {
     s.wait_ready(2, READY);
 
     // Both replicas answer through HAProxy.
-    let seen = wait_for("traffic reaching both replicas", Duration::from_secs(20), || {
-        let mut hosts = BTreeSet::new();
-        for _ in 0..10 {
-            let out = std::process::Command::new("curl")
-                .args(["-sf", &s.frontend_url("/whoami")])
-                .output()
-                .ok()?;
-            hosts.insert(String::from_utf8_lossy(&out.stdout).to_string());
-        }
-        (hosts.len() == 2).then_some(hosts)
-    });
+    let seen = wait_for(
+        "traffic reaching both replicas",
+        Duration::from_secs(20),
+        || {
+            let mut hosts = BTreeSet::new();
+            for _ in 0..10 {
+                let out = std::process::Command::new("curl")
+                    .args(["-sf", &s.frontend_url("/whoami")])
+                    .output()
+                    .ok()?;
+                hosts.insert(String::from_utf8_lossy(&out.stdout).to_string());
+            }
+            (hosts.len() == 2).then_some(hosts)
+        },
+    );
     assert_eq!(seen.len(), 2);
 
     let before = s.running();
@@ -85,7 +111,14 @@ async fn scale_up_adds_a_serving_replica_and_stops_at_max() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_down_under_steady_load_fails_no_request() {
-    let mut s = Stack::new("t-scaledown", Opts { min: 1, max: 3, ..Opts::default() });
+    let mut s = Stack::new(
+        "t-scaledown",
+        Opts {
+            min: 1,
+            max: 3,
+            ..Opts::default()
+        },
+    );
     s.start_shoal();
     s.wait_ready(1, READY);
     for _ in 0..2 {
@@ -126,7 +159,12 @@ async fn scale_down_under_steady_load_fails_no_request() {
     }
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     assert!(ok > 50, "the load ran ({ok} requests)");
-    assert_eq!(failed, 0, "{failed} of {} requests failed during scale-down", ok + failed);
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} requests failed during scale-down",
+        ok + failed
+    );
 
     // At min_replicas, scale down is refused.
     let (code, _) = s.post(&format!("/services/{}/scale/down", s.service)).await;
@@ -135,7 +173,14 @@ async fn scale_down_under_steady_load_fails_no_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_replica_leaves_haproxy_and_is_replaced() {
-    let mut s = Stack::new("t-kill", Opts { min: 2, max: 3, ..Opts::default() });
+    let mut s = Stack::new(
+        "t-kill",
+        Opts {
+            min: 2,
+            max: 3,
+            ..Opts::default()
+        },
+    );
     s.start_shoal();
     s.wait_ready(2, READY);
     let before = s.running();
@@ -151,29 +196,48 @@ async fn killed_replica_leaves_haproxy_and_is_replaced() {
     .trim()
     .trim_start_matches('/')
     .to_owned();
-    let out = std::process::Command::new("docker").args(["kill", &victim]).output().unwrap();
+    let out = std::process::Command::new("docker")
+        .args(["kill", &victim])
+        .output()
+        .unwrap();
     assert!(out.status.success());
 
-    wait_for("killed replica out of HAProxy", Duration::from_secs(20), || {
-        (!s.up_servers().contains(&victim_name)).then_some(())
-    });
+    wait_for(
+        "killed replica out of HAProxy",
+        Duration::from_secs(20),
+        || (!s.up_servers().contains(&victim_name)).then_some(()),
+    );
     s.wait_ready(2, READY);
     let after = s.running();
-    assert!(!after.contains(&victim), "the killed container is not running again");
+    assert!(
+        !after.contains(&victim),
+        "the killed container is not running again"
+    );
     assert_eq!(after.len(), 2);
     // No duplicate: all containers (any state) are the two running ones.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(common::container_ids(&s.service, true), s.running());
     let events = s.get(&format!("/services/{}/events", s.service)).await;
     assert!(
-        events["events"].as_array().unwrap().iter().any(|e| e["action"] == "replica_replaced"),
+        events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "replica_replaced"),
         "{events}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_shoal_adopts_running_replicas() {
-    let mut s = Stack::new("t-adopt", Opts { min: 1, max: 3, ..Opts::default() });
+    let mut s = Stack::new(
+        "t-adopt",
+        Opts {
+            min: 1,
+            max: 3,
+            ..Opts::default()
+        },
+    );
     s.start_shoal();
     s.wait_ready(1, READY);
     let (code, _) = s.post(&format!("/services/{}/scale/up", s.service)).await;
@@ -186,7 +250,11 @@ async fn restarted_shoal_adopts_running_replicas() {
     // Give the new process several passes to do something wrong.
     tokio::time::sleep(Duration::from_secs(5)).await;
     s.wait_ready(2, READY);
-    assert_eq!(s.running(), before, "same containers: none lost, none added");
+    assert_eq!(
+        s.running(),
+        before,
+        "same containers: none lost, none added"
+    );
     let stats = s.get(&format!("/services/{}/stats", s.service)).await;
     assert_eq!(stats["desired"], 2, "desired comes back from what runs");
     assert_eq!(stats["replicas"]["ready"], 2, "{stats}");
@@ -209,23 +277,55 @@ async fn api_refuses_without_token_and_for_unknown_services() {
 
     let (code, body) = s.post("/services/nope/scale/up").await;
     assert_eq!(code, 404, "{body}");
-    let r = s.http.get(s.url("/services/nope/stats")).send().await.unwrap();
+    let r = s
+        .http
+        .get(s.url("/services/nope/stats"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
 
     // Root, metrics and OpenAPI answer.
     assert_eq!(s.get("/").await["status"], "running");
-    let metrics = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(&format!("shoal_desired_replicas{{service=\"{}\"}} 1", s.service)), "{metrics}");
-    assert!(metrics.contains("shoal_server_up{server=\"local\"} 1"), "{metrics}");
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "shoal_desired_replicas{{service=\"{}\"}} 1",
+            s.service
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("shoal_server_up{server=\"local\"} 1"),
+        "{metrics}"
+    );
     let doc = s.get("/openapi.json").await;
     assert!(doc["paths"]["/services/{name}/scale/up"]["post"].is_object());
 
     // A bad config on reload is refused and the running state stays.
     let good = std::fs::read_to_string(&s.config).unwrap();
-    std::fs::write(&s.config, good.replace("min_replicas: 1", "min_replicas: 9")).unwrap();
+    std::fs::write(
+        &s.config,
+        good.replace("min_replicas: 1", "min_replicas: 9"),
+    )
+    .unwrap();
     let (code, body) = s.post("/config/reload").await;
     assert_eq!(code, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("greater than max_replicas"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("greater than max_replicas"),
+        "{body}"
+    );
     assert_eq!(s.running().len(), 1);
     std::fs::write(&s.config, good).unwrap();
     let (code, body) = s.post("/config/reload").await;

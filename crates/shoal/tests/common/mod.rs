@@ -59,7 +59,10 @@ pub fn container_ids(service: &str, all: bool) -> Vec<String> {
     if all {
         args.push("-a");
     }
-    let out = Command::new("docker").args(&args).output().expect("docker ps");
+    let out = Command::new("docker")
+        .args(&args)
+        .output()
+        .expect("docker ps");
     let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_owned)
@@ -76,7 +79,10 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>
         if let Some(v) = f() {
             return v;
         }
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -1,0 +1,941 @@
+//! `shoal::lb` against a real HAProxy (Debian's 2.6 at /usr/sbin/haproxy).
+//!
+//! Every test has its own temporary directory, runtime socket, free 127.0.0.1 ports, its
+//! own HAProxy process (killed on drop) and its own in-process HTTP replicas, so the tests
+//! run in parallel. Nothing is sent anywhere but 127.0.0.1. Waits poll with deadlines.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shoal::config::Config;
+use shoal::lb::{
+    backend_name, render, AdminState, CheckResult, HaproxyClient, HealthCheck, LbError, Member,
+    OpState,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const HAPROXY: &str = "/usr/sbin/haproxy";
+const SERVICE: &str = "web";
+
+// ---------------------------------------------------------------------------------------
+// Replicas: tiny HTTP servers.
+
+/// An HTTP replica on 127.0.0.1:<random>: answers `GET /health` with its current health
+/// status and anything else with 200 and its name, after `delay`.
+struct Replica {
+    name: &'static str,
+    addr: SocketAddr,
+    health: Arc<AtomicU16>,
+    /// Requests other than health checks.
+    hits: Arc<AtomicU64>,
+    /// Health checks received.
+    checks: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Replica {
+    async fn start(name: &'static str, health: u16, delay: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let health_status = Arc::new(AtomicU16::new(health));
+        let hits = Arc::new(AtomicU64::new(0));
+        let checks = Arc::new(AtomicU64::new(0));
+        let (h, c, k) = (health_status.clone(), hits.clone(), checks.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (h, c, k) = (h.clone(), c.clone(), k.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::with_capacity(1024);
+                    let mut chunk = [0u8; 1024];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        if buf.len() > 16 * 1024 {
+                            return;
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&buf);
+                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                    let status = if path == "/health" {
+                        k.fetch_add(1, Ordering::SeqCst);
+                        h.load(Ordering::SeqCst)
+                    } else {
+                        c.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(delay).await;
+                        200
+                    };
+                    let body = name;
+                    let resp = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(resp.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        Self {
+            name,
+            addr,
+            health: health_status,
+            hits,
+            checks,
+            task,
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    fn hits(&self) -> u64 {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    fn checks(&self) -> u64 {
+        self.checks.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// HAProxy under test.
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `haproxy -db -f cfg`, killed on drop.
+struct Haproxy {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Haproxy {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One test's world: a temp dir, ports, the config, a client and (when started) HAProxy.
+struct Lab {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    frontend_port: u16,
+    stats_port: u16,
+    config: Config,
+    client: HaproxyClient,
+    haproxy: Option<Haproxy>,
+    starts: u32,
+}
+
+fn lab_config(dir: &Path, runtime_api: &str, frontend_port: u16, stats_port: u16) -> Config {
+    let yaml = format!(
+        "load_balancer:
+  stats_port: {stats_port}
+  runtime_api: {runtime_api}
+  bind_address: 127.0.0.1
+  timeout: 2
+servers:
+  - host: 127.0.0.1
+    name: local
+    docker_host: unix:///var/run/docker.sock
+services:
+  {SERVICE}:
+    image: test
+    port: {frontend_port}
+    health_check:
+      path: /health
+      interval: 1
+      timeout: 1
+      unhealthy_threshold: 2
+"
+    );
+    Config::parse(&yaml, &dir.join("config.yaml").display().to_string()).unwrap()
+}
+
+impl Lab {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("admin.sock");
+        let runtime_api = format!("unix:{}", socket.display());
+        Self::with_runtime_api(dir, socket, &runtime_api)
+    }
+
+    fn with_runtime_api(dir: tempfile::TempDir, socket: PathBuf, runtime_api: &str) -> Self {
+        let (frontend_port, stats_port) = (free_port(), free_port());
+        let config = lab_config(dir.path(), runtime_api, frontend_port, stats_port);
+        let client = HaproxyClient::from_config(&config.load_balancer).unwrap();
+        Self {
+            dir,
+            socket,
+            frontend_port,
+            stats_port,
+            config,
+            client,
+            haproxy: None,
+            starts: 0,
+        }
+    }
+
+    fn backend(&self) -> String {
+        backend_name(SERVICE)
+    }
+
+    /// Renders the configuration with `members`, checks it with `haproxy -c` and returns
+    /// its path.
+    fn write_config(&self, members: &[Member]) -> PathBuf {
+        let map = BTreeMap::from([(SERVICE.to_owned(), members.to_vec())]);
+        let text = render(&self.config, &map, None).unwrap();
+        let path = self.dir.path().join("haproxy.cfg");
+        std::fs::write(&path, &text).unwrap();
+        haproxy_check(&path);
+        path
+    }
+
+    /// (Re)starts HAProxy on a configuration rendered with `members` and waits until its
+    /// runtime API answers.
+    async fn start(&mut self, members: &[Member]) {
+        drop(self.haproxy.take());
+        let cfg = self.write_config(members);
+        self.starts += 1;
+        let log = self.dir.path().join(format!("haproxy-{}.log", self.starts));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(HAPROXY)
+            .arg("-db")
+            .arg("-f")
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let mut hap = Haproxy { child, log };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = hap.child.try_wait().unwrap() {
+                let log = hap.log();
+                // Another test took one of our ports between `free_port` and the bind:
+                // pick new ones, once per first start.
+                if self.starts <= 3 && members.is_empty() && log.contains("cannot bind") {
+                    self.frontend_port = free_port();
+                    self.stats_port = free_port();
+                    let api = self.config.load_balancer.runtime_api.value.clone();
+                    self.config =
+                        lab_config(self.dir.path(), &api, self.frontend_port, self.stats_port);
+                    return Box::pin(self.start(members)).await;
+                }
+                panic!("haproxy exited with {status}:\n{log}");
+            }
+            if let Ok(info) = self.client.command("show info").await {
+                assert!(info.contains("Name: HAProxy"), "{info}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "haproxy runtime API did not come up:\n{}",
+                hap.log()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        self.haproxy = Some(hap);
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.frontend_port)
+    }
+
+    fn log(&self) -> String {
+        self.haproxy.as_ref().map(Haproxy::log).unwrap_or_default()
+    }
+}
+
+/// `haproxy -c -f cfg` must accept the file without alerts or warnings.
+fn haproxy_check(cfg: &Path) {
+    let out = Command::new(HAPROXY)
+        .arg("-c")
+        .arg("-f")
+        .arg(cfg)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "haproxy -c failed:\n{text}\n{}",
+        std::fs::read_to_string(cfg).unwrap()
+    );
+    assert!(
+        !text.contains("[WARNING]") && !text.contains("[ALERT]"),
+        "haproxy -c warned:\n{text}"
+    );
+}
+
+/// Fast check parameters for runtime-added servers.
+fn fast_check() -> HealthCheck {
+    HealthCheck {
+        inter: Duration::from_millis(200),
+        fall: 2,
+        rise: 2,
+        timeout: Duration::from_secs(1),
+        start_period: Duration::from_secs(10),
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// GET through the frontend; `Ok(body)` only for a 200.
+async fn get(client: &reqwest::Client, url: &str) -> Result<String, String> {
+    let resp = client.get(url).send().await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let body = resp.text().await.map_err(|e| e.to_string())?;
+    if status == 200 {
+        Ok(body)
+    } else {
+        Err(format!("{status}: {body}"))
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds; panics after `timeout`.
+async fn eventually<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Clients sending GETs through the frontend in a loop until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<std::sync::Mutex<Vec<String>>>,
+    served_by: Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(url: String, clients: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let served_by = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+        let tasks = (0..clients)
+            .map(|_| {
+                let (stop, ok, failed, served_by, url) = (
+                    stop.clone(),
+                    ok.clone(),
+                    failed.clone(),
+                    served_by.clone(),
+                    url.clone(),
+                );
+                tokio::spawn(async move {
+                    let client = http();
+                    while !stop.load(Ordering::SeqCst) {
+                        match get(&client, &url).await {
+                            Ok(body) => {
+                                ok.fetch_add(1, Ordering::SeqCst);
+                                *served_by.lock().unwrap().entry(body).or_default() += 1;
+                            }
+                            Err(e) => failed.lock().unwrap().push(e),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            ok,
+            failed,
+            served_by,
+            tasks,
+        }
+    }
+
+    fn served_by(&self, name: &str) -> u64 {
+        self.served_by
+            .lock()
+            .unwrap()
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Stops the clients; returns (ok, failures).
+    async fn finish(self) -> (u64, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        let failed = self.failed.lock().unwrap().clone();
+        (self.ok.load(Ordering::SeqCst), failed)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests.
+
+#[test]
+fn rendered_seed_config_passes_haproxy_check() {
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/seed-config.yaml");
+    let config = Config::load(&seed).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let members = BTreeMap::from([(
+        "ollama".to_owned(),
+        vec![
+            Member::new("ollama-server1-1", "192.168.1.10", 32768),
+            Member::new("ollama-server2-1", "192.168.1.11", 32768),
+        ],
+    )]);
+    let socket = dir.path().join("admin.sock");
+    let text = render(&config, &members, Some(&socket)).unwrap();
+    let path = dir.path().join("haproxy.cfg");
+    std::fs::write(&path, &text).unwrap();
+    haproxy_check(&path);
+    // Without members (a fresh start) and with the default runtime_api path.
+    let text = render(&config, &BTreeMap::new(), None).unwrap();
+    assert!(
+        text.contains("stats socket /run/haproxy/admin.sock "),
+        "{text}"
+    );
+    std::fs::write(&path, &text).unwrap();
+    haproxy_check(&path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn add_server_goes_up_and_serves() {
+    let mut lab = Lab::new();
+    lab.start(&[]).await;
+    let be = lab.backend();
+    let http = http();
+    // No member yet: HAProxy answers 503.
+    assert!(get(&http, &lab.url("/"))
+        .await
+        .unwrap_err()
+        .starts_with("503"));
+
+    let a = Replica::start("a", 200, Duration::ZERO).await;
+    lab.client
+        .add_server(&be, "a", "127.0.0.1", a.port(), &fast_check())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.log()));
+
+    let st = lab.client.server_state(&be, "a").await.unwrap();
+    assert_eq!(st.op_state, OpState::Running, "{st:?}");
+    assert_eq!(st.admin.state(), AdminState::Ready, "{st:?}");
+    assert_eq!(st.check_result, CheckResult::Passed, "{st:?}");
+    assert!(st.in_rotation());
+    assert_eq!((st.addr.as_str(), st.port), ("127.0.0.1", a.port()));
+    assert_eq!(st.status_word(), "UP");
+    let row = lab.client.server_stats(&be, "a").await.unwrap();
+    // "UP 1/2" right after leaving maintenance (health = rise), "UP" after more checks.
+    assert!(row.status.starts_with("UP"), "{row:?}");
+    assert_eq!(row.check_status.as_deref(), Some("L7OK"), "{row:?}");
+
+    assert_eq!(get(&http, &lab.url("/hello")).await.unwrap(), "a");
+    assert!(a.hits() >= 1);
+    let stats = lab.client.stats().await.unwrap();
+    let fe = stats
+        .iter()
+        .find(|r| r.proxy == "web_frontend" && r.server == "FRONTEND")
+        .unwrap();
+    // One keep-alive client connection so far.
+    assert!(fe.stot >= 1, "{fe:?}");
+    let srv = stats
+        .iter()
+        .find(|r| r.proxy == be && r.server == "a")
+        .unwrap();
+    assert!(srv.stot >= 1, "{srv:?}");
+    assert_eq!(lab.client.server_sessions(&be, "a").await.unwrap(), 0);
+
+    // The stats listener serves the Prometheus exporter.
+    let metrics = get(
+        &http,
+        &format!("http://127.0.0.1:{}/metrics", lab.stats_port),
+    )
+    .await
+    .unwrap();
+    assert!(metrics.contains("haproxy_server_status"), "{metrics:.300}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn long_check_interval_still_admits_quickly() {
+    // With `inter 10s` alone HAProxy would run a new server's first check ~10 s after
+    // `enable health`; `downinter`/`fastinter` of 1 s bring rise=2 passes within ~2 s.
+    let mut lab = Lab::new();
+    lab.start(&[]).await;
+    let be = lab.backend();
+    let a = Replica::start("a", 200, Duration::ZERO).await;
+    let check = HealthCheck {
+        inter: Duration::from_secs(10),
+        fall: 3,
+        rise: 2,
+        timeout: Duration::from_secs(1),
+        start_period: Duration::from_secs(8),
+    };
+    let start = Instant::now();
+    lab.client
+        .add_server(&be, "a", "127.0.0.1", a.port(), &check)
+        .await
+        .unwrap();
+    let waited = start.elapsed();
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert!(a.checks() >= 2, "{}", a.checks());
+    let st = lab.client.server_state(&be, "a").await.unwrap();
+    assert!(st.in_rotation(), "{st:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn registered_server_takes_no_traffic_until_ready() {
+    let mut lab = Lab::new();
+    lab.start(&[]).await;
+    let be = lab.backend();
+    let a = Replica::start("a", 200, Duration::ZERO).await;
+    lab.client
+        .register_server(&be, "a", "127.0.0.1", a.port(), &fast_check())
+        .await
+        .unwrap();
+    let st = lab.client.server_state(&be, "a").await.unwrap();
+    assert_eq!(st.admin.state(), AdminState::Maint, "{st:?}");
+    assert!(st.checks_enabled(), "{st:?}");
+    // Checks run while it is in maintenance; it still gets no traffic.
+    lab.client
+        .wait_check_passed(&be, "a", 2, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let http = http();
+    assert!(get(&http, &lab.url("/"))
+        .await
+        .unwrap_err()
+        .starts_with("503"));
+    assert_eq!(a.hits(), 0);
+    lab.client
+        .set_state(&be, "a", AdminState::Ready)
+        .await
+        .unwrap();
+    assert_eq!(get(&http, &lab.url("/")).await.unwrap(), "a");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unhealthy_server_never_receives_traffic() {
+    let mut lab = Lab::new();
+    lab.start(&[]).await;
+    let be = lab.backend();
+    let good = Replica::start("good", 200, Duration::ZERO).await;
+    let bad = Replica::start("bad", 500, Duration::ZERO).await;
+    lab.client
+        .add_server(&be, "good", "127.0.0.1", good.port(), &fast_check())
+        .await
+        .unwrap();
+
+    let load = Load::start(lab.url("/"), 4);
+    let check = HealthCheck {
+        start_period: Duration::from_millis(1500),
+        ..fast_check()
+    };
+    let e = lab
+        .client
+        .add_server(&be, "bad", "127.0.0.1", bad.port(), &check)
+        .await
+        .unwrap_err();
+    match &e {
+        LbError::Unhealthy { check, waited, .. } => {
+            assert_eq!(check, "L7STS", "{e}");
+            assert!(*waited >= Duration::from_millis(1500), "{e}");
+        }
+        other => panic!("expected Unhealthy, got {other}"),
+    }
+    // It stays down and out of rotation while its checks keep failing.
+    let target = bad.checks() + 3;
+    eventually(
+        "three more failing checks",
+        Duration::from_secs(10),
+        || async { bad.checks() >= target },
+    )
+    .await;
+    let (ok, failed) = load.finish().await;
+    let st = lab.client.server_state(&be, "bad").await.unwrap();
+    assert_eq!(st.op_state, OpState::Stopped, "{st:?}");
+    assert_eq!(st.check_result, CheckResult::Failed, "{st:?}");
+    assert!(!st.in_rotation());
+    let row = lab.client.server_stats(&be, "bad").await.unwrap();
+    assert_ne!(row.status, "UP", "{row:?}");
+    assert_eq!(row.check_status.as_deref(), Some("L7STS"), "{row:?}");
+    assert_eq!(bad.hits(), 0, "the failing replica received traffic");
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(ok > 0);
+    assert_eq!(good.hits(), ok);
+
+    // A reconcile loop's non-blocking admission refuses it while its checks fail...
+    let client = &lab.client;
+    assert!(!client.promote_if_passing(&be, "bad", 2).await.unwrap());
+    assert!(client.server_state(&be, "bad").await.unwrap().is_maint());
+    // ...and admits it once they pass.
+    bad.health.store(200, Ordering::SeqCst);
+    eventually("bad admitted", Duration::from_secs(10), || async {
+        client.promote_if_passing(&be, "bad", 2).await.unwrap()
+    })
+    .await;
+    let http = http();
+    let url = lab.url("/");
+    eventually("bad serves", Duration::from_secs(5), || async {
+        get(&http, &url).await.unwrap();
+        bad.hits() > 0
+    })
+    .await;
+
+    // Cleaning it up works like any removal.
+    lab.client.del_server(&be, "bad").await.unwrap();
+    assert!(lab
+        .client
+        .server_state(&be, "bad")
+        .await
+        .unwrap_err()
+        .is_not_found());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failing_check_takes_a_server_down_and_back_up() {
+    let mut lab = Lab::new();
+    lab.start(&[]).await;
+    let be = lab.backend();
+    let a = Replica::start("a", 200, Duration::ZERO).await;
+    let b = Replica::start("b", 200, Duration::ZERO).await;
+    for r in [&a, &b] {
+        lab.client
+            .add_server(&be, r.name, "127.0.0.1", r.port(), &fast_check())
+            .await
+            .unwrap();
+    }
+    b.health.store(500, Ordering::SeqCst);
+    let client = &lab.client;
+    eventually("b DOWN", Duration::from_secs(10), || async {
+        client.server_state(&be, "b").await.unwrap().op_state == OpState::Stopped
+    })
+    .await;
+    assert_eq!(client.server_stats(&be, "b").await.unwrap().status, "DOWN");
+    let before = b.hits();
+    let http = http();
+    for _ in 0..10 {
+        assert_eq!(get(&http, &lab.url("/")).await.unwrap(), "a");
+    }
+    assert_eq!(b.hits(), before);
+
+    b.health.store(200, Ordering::SeqCst);
+    eventually("b UP again", Duration::from_secs(10), || async {
+        client.server_state(&be, "b").await.unwrap().in_rotation()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn drain_then_remove_loses_no_requests() {
+    let mut lab = Lab::new();
+    lab.start(&[]).await;
+    let be = lab.backend();
+    let a = Replica::start("a", 200, Duration::from_millis(20)).await;
+    let b = Replica::start("b", 200, Duration::from_millis(150)).await;
+    for r in [&a, &b] {
+        lab.client
+            .add_server(&be, r.name, "127.0.0.1", r.port(), &fast_check())
+            .await
+            .unwrap();
+    }
+    let load = Load::start(lab.url("/"), 8);
+    let client = &lab.client;
+    eventually("traffic on b", Duration::from_secs(10), || async {
+        load.served_by("b") >= 5 && client.server_sessions(&be, "b").await.unwrap() > 0
+    })
+    .await;
+
+    let report = client
+        .drain_then_remove(&be, "b", Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.log()));
+    assert!(!report.timed_out, "{report:?}");
+    assert_eq!(report.sessions_left, 0);
+    let b_hits_at_removal = b.hits();
+
+    // Keep the load going a little after the removal.
+    let target = load.served_by("a") + 20;
+    eventually("more traffic on a", Duration::from_secs(10), || async {
+        load.served_by("a") >= target
+    })
+    .await;
+    let (ok, failed) = load.finish().await;
+    assert!(
+        failed.is_empty(),
+        "{} failed of {}: {failed:?}",
+        failed.len(),
+        ok + failed.len() as u64
+    );
+    let names: Vec<_> = client
+        .servers_state(&be)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["a"]);
+    assert_eq!(b.hits(), b_hits_at_removal, "b got traffic after removal");
+    eprintln!("drain report: {report:?}; {ok} requests ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn drain_timeout_shuts_sessions_and_removes() {
+    let mut lab = Lab::new();
+    lab.start(&[]).await;
+    let be = lab.backend();
+    let slow = Replica::start("slow", 200, Duration::from_secs(5)).await;
+    lab.client
+        .add_server(&be, "slow", "127.0.0.1", slow.port(), &fast_check())
+        .await
+        .unwrap();
+    let url = lab.url("/");
+    let pending = tokio::spawn(async move { get(&http(), &url).await });
+    let client = &lab.client;
+    eventually("a session on slow", Duration::from_secs(5), || async {
+        client.server_sessions(&be, "slow").await.unwrap() > 0
+    })
+    .await;
+    let report = client
+        .drain_then_remove(&be, "slow", Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(report.timed_out, "{report:?}");
+    assert_eq!(report.sessions_left, 1);
+    assert!(report.waited >= Duration::from_millis(300));
+    assert!(client
+        .server_state(&be, "slow")
+        .await
+        .unwrap_err()
+        .is_not_found());
+    // The cut session fails (the replica would have been stopped anyway).
+    assert!(pending.await.unwrap().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn set_addr_moves_a_server_to_another_port() {
+    let mut lab = Lab::new();
+    lab.start(&[]).await;
+    let be = lab.backend();
+    let a = Replica::start("a", 200, Duration::ZERO).await;
+    let b = Replica::start("b", 200, Duration::ZERO).await;
+    lab.client
+        .add_server(&be, "s1", "127.0.0.1", a.port(), &fast_check())
+        .await
+        .unwrap();
+    let http = http();
+    assert_eq!(get(&http, &lab.url("/")).await.unwrap(), "a");
+
+    lab.client
+        .set_addr(&be, "s1", "127.0.0.1", b.port())
+        .await
+        .unwrap();
+    let st = lab.client.server_state(&be, "s1").await.unwrap();
+    assert_eq!(st.port, b.port());
+    let url = lab.url("/");
+    eventually(
+        "traffic on the new port",
+        Duration::from_secs(5),
+        || async { get(&http, &url).await.as_deref() == Ok("b") },
+    )
+    .await;
+    let a_hits = a.hits();
+    for _ in 0..5 {
+        assert_eq!(get(&http, &url).await.unwrap(), "b");
+    }
+    assert_eq!(a.hits(), a_hits);
+    // Unchanged address: still fine.
+    lab.client
+        .set_addr(&be, "s1", "127.0.0.1", b.port())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restart_with_rendered_members_restores_servers() {
+    let mut lab = Lab::new();
+    lab.start(&[]).await;
+    let be = lab.backend();
+    let a = Replica::start("a", 200, Duration::ZERO).await;
+    let b = Replica::start("b", 200, Duration::ZERO).await;
+    for r in [&a, &b] {
+        lab.client
+            .add_server(&be, r.name, "127.0.0.1", r.port(), &fast_check())
+            .await
+            .unwrap();
+    }
+    let members: Vec<Member> = lab
+        .client
+        .servers_state(&be)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(shoal::lb::ServerState::member)
+        .collect();
+    assert_eq!(members.len(), 2);
+
+    lab.start(&members).await;
+    let client = &lab.client;
+    let mut got: Vec<(String, u16)> = client
+        .servers_state(&be)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.name, s.port))
+        .collect();
+    got.sort();
+    assert_eq!(got, [("a".into(), a.port()), ("b".into(), b.port())]);
+    eventually("both UP after restart", Duration::from_secs(10), || async {
+        let s = client.servers_state(&be).await.unwrap();
+        s.iter()
+            .all(|s| s.in_rotation() && s.check_result == CheckResult::Passed)
+    })
+    .await;
+    let http = http();
+    let url = lab.url("/");
+    eventually("both serve", Duration::from_secs(10), || async {
+        get(&http, &url).await.unwrap();
+        a.hits() > 0 && b.hits() > 0
+    })
+    .await;
+
+    // Servers from the configuration file can be drained and deleted like dynamic ones.
+    let report = client
+        .drain_then_remove(&be, "a", Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.log()));
+    assert!(!report.timed_out);
+    for _ in 0..5 {
+        assert_eq!(get(&http, &url).await.unwrap(), "b");
+    }
+    // And a dynamic server with the same name can come back.
+    client
+        .add_server(&be, "a", "127.0.0.1", a.port(), &fast_check())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn haproxy_errors_are_typed() {
+    let mut lab = Lab::new();
+    lab.start(&[]).await;
+    let be = lab.backend();
+    let c = &lab.client;
+
+    let e = c.servers_state("nosuch_backend").await.unwrap_err();
+    assert!(
+        matches!(e, LbError::Refused { .. }) && e.is_not_found(),
+        "{e}"
+    );
+    let e = c
+        .set_state(&be, "ghost", AdminState::Drain)
+        .await
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e}");
+    let e = c.del_server(&be, "ghost").await.unwrap_err();
+    assert!(e.is_not_found(), "{e}");
+    let e = c.server_sessions(&be, "ghost").await.unwrap_err();
+    assert!(matches!(e, LbError::NoSuchServer { .. }), "{e}");
+    let e = c.command("no such command").await.unwrap_err();
+    assert!(
+        matches!(&e, LbError::Refused { answer, .. } if answer.starts_with("Unknown command")),
+        "{e}"
+    );
+    let e = c.set_addr(&be, "ghost", "127.0.0.1", 80).await.unwrap_err();
+    assert!(e.is_not_found(), "{e}");
+
+    let a = Replica::start("a", 200, Duration::ZERO).await;
+    c.add_server(&be, "a", "127.0.0.1", a.port(), &fast_check())
+        .await
+        .unwrap();
+    let e = c
+        .add_server(&be, "a", "127.0.0.1", a.port(), &fast_check())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, LbError::Refused { answer, .. } if answer.starts_with("Already exists")),
+        "{e}"
+    );
+    // `del server` on a server that is not in maintenance is refused by HAProxy; the
+    // client's del_server puts it in maintenance first, so it succeeds.
+    let e = c.command(&format!("del server {be}/a")).await.unwrap_err();
+    assert!(
+        matches!(&e, LbError::Refused { answer, .. } if answer.starts_with("Only servers in maintenance")),
+        "{e}"
+    );
+    c.del_server(&be, "a").await.unwrap();
+
+    // Dropping HAProxy: the next command is a connection error, bounded by the timeout.
+    drop(lab.haproxy.take());
+    let start = Instant::now();
+    let e = c.command("show info").await.unwrap_err();
+    assert!(matches!(e, LbError::Connect { .. }), "{e}");
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tcp_runtime_api_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("unused.sock");
+    let runtime_api = format!("127.0.0.1:{}", free_port());
+    let mut lab = Lab::with_runtime_api(dir, socket, &runtime_api);
+    lab.start(&[]).await;
+    let text = std::fs::read_to_string(lab.dir.path().join("haproxy.cfg")).unwrap();
+    assert!(text.contains(&format!("stats socket ipv4@{runtime_api} level admin")));
+    assert!(!lab.socket.exists());
+    let be = lab.backend();
+    let a = Replica::start("a", 200, Duration::ZERO).await;
+    lab.client
+        .add_server(&be, "a", "127.0.0.1", a.port(), &fast_check())
+        .await
+        .unwrap();
+    assert!(lab
+        .client
+        .server_state(&be, "a")
+        .await
+        .unwrap()
+        .in_rotation());
+}
