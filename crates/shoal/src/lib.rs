@@ -1,6 +1,17 @@
 //! shoal: run Docker services across a small fleet behind HAProxy, and scale them on load.
+//!
+//! Functional core, imperative shell: `config`, `placement` decide without IO; `engine`
+//! (Docker) and `lb` (HAProxy) do IO without deciding; `reconcile` joins them; `api` and
+//! `cli` are the HTTP and command-line faces. See ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod fleet;
+pub mod journal;
+pub mod lb;
 pub mod placement;
+pub mod reconcile;
+pub mod schedule;

@@ -168,7 +168,13 @@ async fn run(cli: Cli) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let text = shoal::lb::render(&cfg, &Default::default(), None);
+            let text = match shoal::lb::render(&cfg, &Default::default(), None) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             match output {
                 None => {
                     print!("{text}");

@@ -487,7 +487,7 @@ impl App {
         for r in lost {
             if let Some(view) = &lb_view {
                 if view.iter().any(|s| s.name == r.name) {
-                    let _ = lb.remove_now(&backend, &r.name).await;
+                    let _ = lb.del_server(&backend, &r.name).await;
                 }
             }
             self.journal.record(NewEvent {
@@ -716,7 +716,7 @@ impl App {
         for (r, why) in failed {
             let lb = self.lb();
             if r.in_lb || view.is_some_and(|v| v.iter().any(|s| s.name == r.name)) {
-                if let Err(e) = lb.remove_now(backend, &r.name).await {
+                if let Err(e) = lb.del_server(backend, &r.name).await {
                     tracing::warn!(replica = r.name, error = %e, "removing from HAProxy failed");
                 }
             }
@@ -791,48 +791,68 @@ impl App {
         for r in &replicas {
             let in_view = view.iter().find(|s| s.name == r.name);
             let Some(port) = r.port else { continue };
+            let word = |s: &lb::ServerState| Some(s.status_word().to_owned());
             match (r.phase, in_view) {
                 (Phase::Draining, _) => {}
+                // Healthy by shoal's probe: register in HAProxy (in maintenance, checks on).
+                // It enters rotation only once HAProxy's own check passes (below).
                 (Phase::Starting, None) if r.healthy == Some(true) => {
-                    match lb.add_server(backend, &r.name, &r.host, port, &check).await {
-                        Ok(()) => updates.push((r.id.clone(), Phase::Joining, true, None)),
+                    match lb
+                        .register_server(backend, &r.name, &r.host, port, &check)
+                        .await
+                    {
+                        Ok(()) => {
+                            updates.push((r.id.clone(), Phase::Joining, true, Some("MAINT".into())))
+                        }
                         Err(e) => {
-                            tracing::warn!(replica = r.name, error = %e, "add to HAProxy failed")
+                            tracing::warn!(replica = r.name, error = %e, "adding to HAProxy failed");
                         }
                     }
                 }
-                (Phase::Starting, Some(s)) => {
-                    // Adopted and already in HAProxy (shoal restarted): keep it.
-                    let phase = if s.is_up() {
-                        Phase::Ready
-                    } else {
-                        Phase::Joining
-                    };
-                    updates.push((r.id.clone(), phase, true, Some(s.status_word())));
-                }
+                (Phase::Starting, None) => {}
                 (Phase::Joining | Phase::Ready, None) => {
                     // Drift (e.g. HAProxy restarted without our cfg): put it back.
                     tracing::warn!(replica = r.name, "missing from HAProxy: re-adding");
                     if lb
-                        .add_server(backend, &r.name, &r.host, port, &check)
+                        .register_server(backend, &r.name, &r.host, port, &check)
                         .await
                         .is_ok()
                     {
-                        updates.push((r.id.clone(), Phase::Joining, true, None));
+                        updates.push((r.id.clone(), Phase::Joining, true, Some("MAINT".into())));
                     }
                 }
-                (Phase::Joining | Phase::Ready, Some(s)) => {
-                    if s.addr != r.host || s.port != port {
+                (_, Some(s)) => {
+                    let addr_differs = s.port != port
+                        || (r.host.parse::<std::net::IpAddr>().is_ok() && s.addr != r.host);
+                    if addr_differs {
                         tracing::warn!(replica = r.name, "HAProxy address differs: updating");
-                        let _ = lb.set_addr(backend, &r.name, &r.host, port).await;
+                        if let Err(e) = lb.set_addr(backend, &r.name, &r.host, port).await {
+                            tracing::warn!(replica = r.name, error = %e, "set addr failed");
+                        }
                     }
+                    let mut in_rotation = s.in_rotation();
                     if s.is_maint() {
-                        let _ = lb.set_state(backend, &r.name, lb::AdminState::Ready).await;
+                        // Admit only once HAProxy's check passes: leaving maintenance
+                        // makes a server UP at once, whatever its checks say.
+                        match lb.promote_if_passing(backend, &r.name, check.rise).await {
+                            Ok(now) => in_rotation = now,
+                            Err(e) => {
+                                tracing::warn!(replica = r.name, error = %e, "promote failed")
+                            }
+                        }
                     }
-                    let phase = if s.is_up() { Phase::Ready } else { r.phase };
-                    updates.push((r.id.clone(), phase, true, Some(s.status_word())));
+                    let phase = if in_rotation {
+                        Phase::Ready
+                    } else {
+                        Phase::Joining
+                    };
+                    let status = if in_rotation {
+                        Some("UP".to_owned())
+                    } else {
+                        word(s)
+                    };
+                    updates.push((r.id.clone(), phase, true, status));
                 }
-                (Phase::Starting, None) => {}
             }
         }
         // HAProxy servers that match no live replica: remove them.
@@ -842,7 +862,7 @@ impl App {
                     server = s.name,
                     "HAProxy has a server with no replica: removing"
                 );
-                let _ = lb.remove_now(backend, &s.name).await;
+                let _ = lb.del_server(backend, &s.name).await;
             }
         }
         let mut newly_ready = Vec::new();
@@ -1236,7 +1256,13 @@ impl App {
             return;
         };
         let _guard = self.cfg_write.lock().await;
-        let text = lb::render(&cfg, &self.members(), None);
+        let text = match lb::render(&cfg, &self.members(), None) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "rendering haproxy.cfg failed");
+                return;
+            }
+        };
         if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
             return;
         }
@@ -1292,13 +1318,7 @@ fn replicas_per_server(st: &ServiceState) -> BTreeMap<String, u32> {
 
 /// HAProxy check parameters from the service's health check.
 fn lb_check(svc: &ServiceConfig) -> lb::HealthCheck {
-    let hc = &svc.health_check;
-    lb::HealthCheck {
-        inter_ms: (*hc.interval * 1000).min(2000),
-        fall: 2,
-        rise: 1,
-        timeout_ms: *hc.timeout * 1000,
-    }
+    lb::HealthCheck::from_config(&svc.health_check)
 }
 
 /// Timeout for one engine call.

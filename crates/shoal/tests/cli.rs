@@ -121,7 +121,7 @@ fn serve_refuses_open_api_beyond_loopback() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.yaml");
     let seed = std::fs::read_to_string(repo("tests/fixtures/seed-config.yaml")).unwrap();
-    std::fs::write(&path, format!("{seed}\napi:\n  bind: 0.0.0.0:0\n")).unwrap();
+    std::fs::write(&path, format!("{seed}\napi:\n  bind: 0.0.0.0:18999\n")).unwrap();
     let out = shoal()
         .args(["serve", "--config"])
         .arg(&path)
