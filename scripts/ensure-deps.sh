@@ -27,5 +27,5 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 # Debian's haproxy package may start a system instance; shoal runs its own, so leave it be.
-scripts/build-workload-image.sh >/dev/null
+scripts/build-workload-image.sh >/dev/null 2>/tmp/shoal-build-image.log || { cat /tmp/shoal-build-image.log >&2; exit 1; }
 echo "==> ready: $(docker version --format 'Docker {{.Server.Version}} (API {{.Server.APIVersion}})'), $(haproxy -v | head -1 | cut -d' ' -f1-3), image shoal-workload:latest"

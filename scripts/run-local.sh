@@ -17,14 +17,16 @@ fi
 config=${1:-examples/local.yaml}
 target/release/shoal config check "$config"
 target/release/shoal haproxy render --config "$config" --output .shoal/haproxy.cfg.new
-[ -f .shoal/haproxy.cfg ] || cp .shoal/haproxy.cfg.new .shoal/haproxy.cfg
 if [ -s .shoal/haproxy.pid ] && kill -0 "$(cat .shoal/haproxy.pid)" 2>/dev/null; then
   echo "==> HAProxy already running (pid $(cat .shoal/haproxy.pid))"
 else
-  haproxy -c -q -f .shoal/haproxy.cfg.new
-  cp .shoal/haproxy.cfg.new .shoal/haproxy.cfg
+  # Prefer the cfg serve wrote last (it lists the replicas), so HAProxy comes back populated.
+  if ! { [ -s .shoal/haproxy.cfg ] && haproxy -c -q -f .shoal/haproxy.cfg 2>/dev/null; }; then
+    haproxy -c -q -f .shoal/haproxy.cfg.new || haproxy -c -f .shoal/haproxy.cfg.new
+    cp .shoal/haproxy.cfg.new .shoal/haproxy.cfg
+  fi
   haproxy -D -p .shoal/haproxy.pid -f .shoal/haproxy.cfg
-  echo "==> HAProxy started (pid $(cat .shoal/haproxy.pid)): service on :11434, stats on :8404"
+  echo "==> HAProxy started (pid $(cat .shoal/haproxy.pid)): ollama on :11434, stats on :8404"
 fi
 cat <<MSG
 ==> shoal API on http://127.0.0.1:8000 — in another terminal:

@@ -546,7 +546,34 @@ impl Config {
                 message: format!("cannot read the file: {e}"),
             }],
         })?;
-        Self::parse(&text, &file)
+        let mut config = Self::parse(&text, &file)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let base = std::path::absolute(base).unwrap_or_else(|_| base.to_owned());
+        config.resolve_relative_paths(&base);
+        Ok(config)
+    }
+
+    /// Makes file paths in the config absolute, relative to `base` (the config file's
+    /// directory), so they mean the same whatever the working directory of `serve` or HAProxy.
+    pub fn resolve_relative_paths(&mut self, base: &Path) {
+        let lb = &mut self.load_balancer;
+        if let Some(rest) = lb.runtime_api.value.strip_prefix("unix:") {
+            if !rest.starts_with('/') {
+                lb.runtime_api.value = format!("unix:{}", base.join(rest).display());
+            }
+        }
+        if let Some(f) = &lb.config_file {
+            if f.is_relative() {
+                lb.config_file = Some(base.join(f));
+            }
+        }
+        for s in &mut self.servers {
+            if let Some(k) = &s.ssh_key {
+                if k.is_relative() {
+                    s.ssh_key = Some(base.join(k));
+                }
+            }
+        }
     }
 
     /// Parses and validates YAML text; `file` names it in errors.

@@ -426,9 +426,21 @@ impl App {
                 return;
             }
             let cfg = self.config();
-            let every = cfg.service(&rt.name).map_or(Duration::from_secs(1), |s| {
-                Duration::from_secs(*s.health_check.interval).min(Duration::from_secs(2))
-            });
+            let transitioning = rt
+                .state
+                .lock()
+                .expect("state lock")
+                .replicas
+                .values()
+                .any(|r| matches!(r.phase, Phase::Starting | Phase::Joining));
+            // While a replica is on its way in, look often so it joins as soon as it can.
+            let every = if transitioning {
+                Duration::from_millis(250)
+            } else {
+                cfg.service(&rt.name).map_or(Duration::from_secs(1), |s| {
+                    Duration::from_secs(*s.health_check.interval).min(Duration::from_secs(2))
+                })
+            };
             tokio::select! {
                 () = tokio::time::sleep(every) => {}
                 () = rt.wake.notified() => {}
