@@ -10,6 +10,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use shoal::cli::{self, Client};
 use shoal::config::Config;
 
+const CLIENT_HELP: &str = "\
+Client commands call the API of a running `shoal serve` (--api, or SHOAL_API). Mutating
+ones send the token from SHOAL_API_TOKEN as `Authorization: Bearer`.
+
+Exit codes: 0 success, 1 the API answered an error, 2 bad usage, 3 the API could not be reached";
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
@@ -58,17 +64,22 @@ enum Command {
     #[command(subcommand)]
     Haproxy(HaproxyCommand),
     /// Overall status: servers up, services with desired and ready replicas.
+    #[command(after_help = CLIENT_HELP)]
     Status,
     /// Services with their bounds, desired and actual replica counts.
+    #[command(after_help = CLIENT_HELP)]
     Services,
     /// Servers and whether their Docker Engine answers.
+    #[command(after_help = CLIENT_HELP)]
     Servers,
     /// Replicas of one service: server, address, health, HAProxy state, CPU.
+    #[command(after_help = CLIENT_HELP)]
     Stats {
         /// Service name.
         service: String,
     },
     /// Change a service's desired replica count by one (starts the cooldown).
+    #[command(after_help = CLIENT_HELP)]
     Scale {
         /// Service name.
         service: String,
@@ -76,6 +87,7 @@ enum Command {
         direction: Direction,
     },
     /// Roll a service's replicas to its current spec, one at a time, new before old.
+    #[command(after_help = CLIENT_HELP)]
     Deploy {
         /// Service name.
         service: String,
@@ -85,8 +97,10 @@ enum Command {
         all: bool,
     },
     /// Ask serve to re-read its config file; on errors nothing changes.
+    #[command(after_help = CLIENT_HELP)]
     Reload,
     /// What shoal did to a service and why, newest first.
+    #[command(after_help = CLIENT_HELP)]
     Events {
         /// Service name.
         service: String,
