@@ -1,0 +1,100 @@
+//! Servers that cannot be reached: reported with a reason, never a crash; scale-up is 503.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{free_port, shoal_bin, wait_for, TOKEN};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_servers_are_reported_and_scale_up_is_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_port();
+    let yaml = format!(
+        "load_balancer:
+  runtime_api: unix:{dir}/no-haproxy.sock
+servers:
+  - host: 127.0.0.1
+    name: gone
+    docker_host: unix://{dir}/no-docker.sock
+  - host: 192.0.2.10
+    name: viassh
+    ssh_user: admin
+    ssh_key: /root/.ssh/id_rsa
+services:
+  web:
+    image: shoal-workload:latest
+    port: {fe}
+    min_replicas: 1
+    max_replicas: 3
+api:
+  bind: 127.0.0.1:{api}
+",
+        dir = dir.path().display(),
+        fe = free_port(),
+    );
+    let config = dir.path().join("c.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let mut child = Command::new(shoal_bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("SHOAL_API_TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{api}");
+    wait_for("API", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", api)).ok()
+    });
+
+    let servers: serde_json::Value = http
+        .get(format!("{base}/servers"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let list = servers["servers"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    for s in list {
+        assert_eq!(s["status"], "down", "{s}");
+    }
+    let ssh = list.iter().find(|s| s["name"] == "viassh").unwrap();
+    assert!(
+        ssh["reason"].as_str().unwrap().contains("SSH transport"),
+        "{ssh}"
+    );
+    let gone = list.iter().find(|s| s["name"] == "gone").unwrap();
+    assert!(
+        gone["reason"].as_str().unwrap().contains("no-docker.sock"),
+        "{gone}"
+    );
+
+    let r = http
+        .post(format!("{base}/services/web/scale/up"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("gone is down"),
+        "{body}"
+    );
+
+    // Still alive after several passes.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let root = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(root.status(), 200);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "serve is still running"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
