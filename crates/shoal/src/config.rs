@@ -272,6 +272,50 @@ pub struct ServiceConfig {
     /// Seconds a stopping container gets before SIGKILL (a shoal addition).
     #[serde(default = "default_stop_timeout")]
     pub stop_timeout: Located<u64>,
+    /// Replicas held outside the business-hours window (a shoal addition; default
+    /// `min_replicas`, 0 allowed). Only with `business_hours_only: true`.
+    #[serde(default)]
+    pub off_hours_replicas: Option<Located<u32>>,
+    /// `threshold` (the seed's: +1/-1 past the thresholds) or `target` (target tracking)
+    /// (a shoal addition).
+    #[serde(default = "default_policy")]
+    pub scale_policy: Located<String>,
+    /// Target utilization (percent) of the `target` policy (a shoal addition).
+    #[serde(default = "default_target_utilization")]
+    pub target_utilization: Located<f64>,
+    /// Relative deviation from the target ignored by the `target` policy (a shoal addition).
+    #[serde(default = "default_tolerance")]
+    pub target_tolerance: Located<f64>,
+    /// Seconds over which the `target` policy takes the highest recommendation before
+    /// scaling down (a shoal addition).
+    #[serde(default = "default_stabilization")]
+    pub scale_down_stabilization: Located<u64>,
+    /// Most replicas the `target` policy adds or removes in one decision (a shoal addition).
+    #[serde(default = "default_max_step")]
+    pub max_scale_step: Located<u32>,
+    /// Second signal from HAProxy: target of current sessions + queue per replica
+    /// (a shoal addition). Unset: CPU only.
+    #[serde(default)]
+    pub target_sessions_per_replica: Option<Located<f64>>,
+    /// Journal decisions but change nothing (a shoal addition; default `autoscaler.dry_run`).
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+}
+
+fn default_policy() -> Located<String> {
+    Located::unlocated("threshold".to_owned())
+}
+fn default_target_utilization() -> Located<f64> {
+    Located::unlocated(60.0)
+}
+fn default_tolerance() -> Located<f64> {
+    Located::unlocated(0.1)
+}
+fn default_stabilization() -> Located<u64> {
+    Located::unlocated(300)
+}
+fn default_max_step() -> Located<u32> {
+    Located::unlocated(4)
 }
 
 fn default_min_replicas() -> Located<u32> {
@@ -301,6 +345,14 @@ impl ServiceConfig {
     #[must_use]
     pub fn container_port(&self) -> u16 {
         self.container_port.as_ref().map_or(*self.port, |p| p.value) as u16
+    }
+
+    /// Replicas held outside the business-hours window.
+    #[must_use]
+    pub fn off_hours_replicas(&self) -> u32 {
+        self.off_hours_replicas
+            .as_ref()
+            .map_or(*self.min_replicas, |o| o.value)
     }
 
     /// Memory limit in bytes, if set. Valid after [`Config::validate`].
@@ -411,6 +463,17 @@ pub struct AutoscalerConfig {
     /// `TRACE`, `DEBUG`, `INFO`, `WARN` or `ERROR` (any case). `RUST_LOG` overrides it.
     #[serde(default = "default_log_level")]
     pub log_level: Located<String>,
+    /// Journal decisions but change nothing, for every service (a shoal addition).
+    #[serde(default)]
+    pub dry_run: bool,
+    /// SQLite file of the decision journal and cooldowns (a shoal addition; relative to the
+    /// config file's directory).
+    #[serde(default = "default_state_file")]
+    pub state_file: PathBuf,
+}
+
+fn default_state_file() -> PathBuf {
+    PathBuf::from("shoal-state.db")
 }
 
 impl Default for AutoscalerConfig {
@@ -419,6 +482,8 @@ impl Default for AutoscalerConfig {
             check_interval: default_check_interval(),
             business_hours: BusinessHoursConfig::default(),
             log_level: default_log_level(),
+            dry_run: false,
+            state_file: default_state_file(),
         }
     }
 }
@@ -443,6 +508,17 @@ pub struct BusinessHoursConfig {
     /// IANA timezone name.
     #[serde(default = "default_bh_tz")]
     pub timezone: Located<String>,
+    /// Days the window opens on: `mon`, `tuesday`, ranges like `mon-fri` (a shoal
+    /// addition; default all seven).
+    #[serde(default)]
+    pub days: Located<Vec<String>>,
+}
+
+impl BusinessHoursConfig {
+    /// The window. Valid after [`Config::validate`].
+    pub fn window(&self) -> Result<crate::schedule::BusinessHours, crate::schedule::ScheduleError> {
+        crate::schedule::BusinessHours::parse(&self.start, &self.end, &self.timezone, &self.days)
+    }
 }
 
 impl Default for BusinessHoursConfig {
@@ -451,6 +527,7 @@ impl Default for BusinessHoursConfig {
             start: default_bh_start(),
             end: default_bh_end(),
             timezone: default_bh_tz(),
+            days: Located::default(),
         }
     }
 }
@@ -566,6 +643,9 @@ impl Config {
             if f.is_relative() {
                 lb.config_file = Some(base.join(f));
             }
+        }
+        if self.autoscaler.state_file.is_relative() {
+            self.autoscaler.state_file = base.join(&self.autoscaler.state_file);
         }
         for s in &mut self.servers {
             if let Some(k) = &s.ssh_key {
@@ -789,6 +869,49 @@ impl Config {
                     v.at(m, format!("{key}.memory: {e}"));
                 }
             }
+            if let Some(o) = &svc.off_hours_replicas {
+                if o.value > *svc.max_replicas {
+                    v.at(
+                        o,
+                        format!(
+                            "{key}.off_hours_replicas ({}) is greater than max_replicas ({})",
+                            o.value, *svc.max_replicas
+                        ),
+                    );
+                }
+            }
+            if !matches!(svc.scale_policy.as_str(), "threshold" | "target") {
+                v.at(
+                    &svc.scale_policy,
+                    format!(
+                        "{key}.scale_policy {:?} must be threshold or target",
+                        svc.scale_policy.value
+                    ),
+                );
+            }
+            if !(svc.target_utilization.is_finite() && *svc.target_utilization > 0.0) {
+                v.at(
+                    &svc.target_utilization,
+                    format!("{key}.target_utilization must be a number > 0 (percent)"),
+                );
+            }
+            if !(0.0..1.0).contains(&*svc.target_tolerance) {
+                v.at(
+                    &svc.target_tolerance,
+                    format!("{key}.target_tolerance must be in [0, 1) (0.1 = 10%)"),
+                );
+            }
+            if *svc.max_scale_step == 0 {
+                v.at(
+                    &svc.max_scale_step,
+                    format!("{key}.max_scale_step must be at least 1"),
+                );
+            }
+            if let Some(t) = &svc.target_sessions_per_replica {
+                if !(t.is_finite() && t.value > 0.0) {
+                    v.at(t, format!("{key}.target_sessions_per_replica must be > 0"));
+                }
+            }
             if matches!(&svc.command, Some(c) if c.is_empty()) {
                 v.push(0, 0, format!("{key}.command must not be an empty list"));
             }
@@ -819,6 +942,9 @@ impl Config {
                 &bh.end,
                 "autoscaler.business_hours.end equals start: the window would be empty".into(),
             );
+        }
+        if let Err(e @ crate::schedule::ScheduleError::InvalidDay { .. }) = bh.window() {
+            v.at(&bh.days, format!("autoscaler.business_hours.days: {e}"));
         }
         if let Err(e) = jiff::tz::TimeZone::get(&bh.timezone) {
             v.at(
@@ -1187,6 +1313,35 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().starts_with("c.yaml:9:19: error: "), "{err}");
+    }
+
+    #[test]
+    fn autoscaling_additions_are_validated() {
+        let e = errors(&with_service(
+            "    max_replicas: 2\n    off_hours_replicas: 3\n    scale_policy: magic\n    target_tolerance: 1.5\n",
+        ));
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e[0].message.contains("off_hours_replicas (3)"));
+        assert!(e[1].message.contains("threshold or target"));
+        assert!(e[2].message.contains("target_tolerance"));
+        let mut y = with_service("");
+        y.push_str("autoscaler:\n  business_hours:\n    days: [mon-fry]\n");
+        let e = errors(&y);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].message.contains("fry"), "{e:?}");
+        assert_eq!(e[0].line, 11);
+    }
+
+    #[test]
+    fn off_hours_defaults_to_min() {
+        let c = Config::parse(
+            &with_service("    min_replicas: 2\n    max_replicas: 4\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.services["web"].off_hours_replicas(), 2);
+        let c = Config::parse(&with_service("    off_hours_replicas: 0\n"), "t").unwrap();
+        assert_eq!(c.services["web"].off_hours_replicas(), 0);
     }
 
     #[test]

@@ -13,5 +13,6 @@ pub mod fleet;
 pub mod journal;
 pub mod lb;
 pub mod placement;
+pub mod policy;
 pub mod reconcile;
 pub mod schedule;
