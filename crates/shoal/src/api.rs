@@ -5,7 +5,6 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -17,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
+use crate::autoscale::cooldown_left;
 use crate::config::{Config, DockerEndpoint};
 use crate::engine::ContainerSpec;
 use crate::reconcile::{App, Phase, ScaleError};
@@ -64,7 +64,7 @@ impl From<ScaleError> for AppError {
     fn from(e: ScaleError) -> Self {
         let status = match e {
             ScaleError::UnknownService(_) => StatusCode::NOT_FOUND,
-            ScaleError::AtBound { .. } => StatusCode::CONFLICT,
+            ScaleError::AtBound { .. } | ScaleError::OutsideWindow { .. } => StatusCode::CONFLICT,
             ScaleError::NoCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
         };
         AppError::new(status, e.to_string())
@@ -141,14 +141,32 @@ async fn root() -> Json<Value> {
 fn service_summary(app: &App, cfg: &Config, name: &str) -> Value {
     let svc = &cfg.services[name];
     let spec = ContainerSpec::from_service(svc);
+    let now = jiff::Timestamp::now();
+    let window = crate::autoscale::window_state(cfg, svc, now);
+    let pcfg = crate::policy::PolicyConfig::from_service(svc, cfg.autoscaler.dry_run);
+    let (autoscaler, utilization) = match app.service(name) {
+        Some(rt) => {
+            let st = rt.state.lock().expect("state lock");
+            (
+                json!({
+                    "policy": pcfg.kind,
+                    "dry_run": pcfg.dry_run,
+                    "check_interval": *cfg.autoscaler.check_interval,
+                    "off_hours_replicas": svc.business_hours_only.then_some(pcfg.off_hours),
+                    "target_utilization": (pcfg.kind == crate::policy::PolicyKind::Target).then_some(pcfg.target),
+                    "target_sessions_per_replica": pcfg.target_sessions,
+                    "last_decision": st.last_decision,
+                }),
+                st.utilization.map(round2),
+            )
+        }
+        None => (Value::Null, None),
+    };
     let (desired, counts, rollout, last_error, cooldown_left) = match app.service(name) {
         Some(rt) => {
             let st = rt.state.lock().expect("state lock");
             let count = |p: Phase| st.replicas.values().filter(|r| r.phase == p).count();
-            let cooldown = Duration::from_secs(*svc.cooldown_period);
-            let left = st
-                .last_action
-                .map_or(0, |t| cooldown.saturating_sub(t.elapsed()).as_secs());
+            let left = cooldown_left(svc, st.last_action);
             (
                 st.desired,
                 json!({
@@ -179,6 +197,9 @@ fn service_summary(app: &App, cfg: &Config, name: &str) -> Value {
         "cooldown_period": *svc.cooldown_period,
         "cooldown_remaining_seconds": cooldown_left,
         "business_hours_only": svc.business_hours_only,
+        "business_hours": window,
+        "utilization": utilization,
+        "autoscaler": autoscaler,
         "health_check": {
             "path": *svc.health_check.path,
             "interval": *svc.health_check.interval,
@@ -205,6 +226,7 @@ async fn status(State(s): State<Arc<ApiState>>) -> Json<Value> {
         "uptime_seconds": app.started.elapsed().as_secs(),
         "config_file": app.config_path.display().to_string(),
         "servers": { "total": servers.len(), "up": up },
+        "business_hours": cfg.autoscaler.business_hours.window().ok().map(|w| w.state(jiff::Timestamp::now())),
         "services": services,
         "load_balancer": { "runtime_api": *cfg.load_balancer.runtime_api },
     }))
@@ -337,7 +359,7 @@ async fn stats(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> ApiR
         .then(|| round2(ready_cpu.iter().sum::<f64>() / ready_cpu.len() as f64));
     let mut body = service_summary(&s.app, &cfg, &name);
     if let Some(obj) = body.as_object_mut() {
-        obj.insert("utilization".into(), json!(mean));
+        obj.insert("utilization_now".into(), json!(mean));
         obj.insert("cpu_limit_cores".into(), json!(cpus));
         obj.insert("replica_list".into(), Value::Array(list.clone()));
         obj.insert("containers".into(), Value::Array(list));
@@ -477,6 +499,11 @@ async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
     let mut desired = Vec::new();
     let mut scale_actions = Vec::new();
     let mut replacements = Vec::new();
+    let mut utilization = Vec::new();
+    let mut decisions = Vec::new();
+    let mut window_open = Vec::new();
+    let mut cooldown = Vec::new();
+    let now = jiff::Timestamp::now();
     for name in cfg.services.keys() {
         let Some(rt) = app.service(name) else {
             continue;
@@ -507,6 +534,19 @@ async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
         for (reason, n) in &st.replacements {
             replacements.push((format!("{l},reason=\"{reason}\""), *n as f64));
         }
+        if let Some(u) = st.utilization {
+            utilization.push((l.clone(), round2(u)));
+        }
+        for ((dir, reason), n) in &st.decisions {
+            decisions.push((
+                format!("{l},direction=\"{dir}\",reason=\"{reason}\""),
+                *n as f64,
+            ));
+        }
+        let svc = &cfg.services[name];
+        let open = crate::autoscale::window_state(&cfg, svc, now).is_none_or(|w| w.open);
+        window_open.push((l.clone(), f64::from(u8::from(open))));
+        cooldown.push((l.clone(), cooldown_left(svc, st.last_action) as f64));
     }
     family(
         "shoal_replicas",

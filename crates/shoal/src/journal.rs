@@ -36,6 +36,18 @@ pub struct Event {
     /// Server it concerns, if one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// Metric values, thresholds, window state of a decision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+/// TEMPORARY: replaced by the SQLite journal.
+#[derive(Clone, Debug, Default)]
+pub struct SavedState {
+    /// Last scale action.
+    pub last_action: Option<jiff::Timestamp>,
+    /// Desired count.
+    pub desired: Option<u32>,
 }
 
 /// The in-memory journal.
@@ -59,9 +71,28 @@ pub struct NewEvent<'a> {
     pub replica: Option<&'a str>,
     /// Server.
     pub server: Option<&'a str>,
+    /// Details.
+    pub details: Option<serde_json::Value>,
 }
 
 impl Journal {
+    /// TEMPORARY.
+    pub fn open(_path: &std::path::Path) -> Result<Self, std::io::Error> {
+        Ok(Self::default())
+    }
+    /// TEMPORARY.
+    #[must_use]
+    pub fn in_memory() -> Self {
+        Self::default()
+    }
+    /// TEMPORARY.
+    pub fn save_service_state(&self, _service: &str, _state: &SavedState) {}
+    /// TEMPORARY.
+    #[must_use]
+    pub fn load_service_states(&self) -> std::collections::BTreeMap<String, SavedState> {
+        Default::default()
+    }
+
     /// Appends an event and logs it.
     pub fn record(&self, e: NewEvent<'_>) {
         tracing::info!(
@@ -85,6 +116,7 @@ impl Journal {
             desired_after: e.desired.map(|d| d.1),
             replica: e.replica.map(str::to_owned),
             server: e.server.map(str::to_owned),
+            details: e.details,
         };
         if g.1.len() == CAPACITY {
             g.1.pop_front();

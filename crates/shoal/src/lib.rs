@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod autoscale;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -100,13 +100,21 @@ pub struct ServiceState {
     pub adopted: bool,
     /// Replicas by container id.
     pub replicas: BTreeMap<String, Replica>,
-    /// Last scale action (manual or automatic), for the cooldown.
-    pub last_action: Option<Instant>,
+    /// Last scale action (manual or automatic), for the cooldown. Persisted.
+    pub last_action: Option<jiff::Timestamp>,
+    /// The policy's memory (stabilization window).
+    pub policy: crate::policy::PolicyState,
+    /// Last evaluation of the autoscaler.
+    pub last_decision: Option<crate::policy::Decision>,
+    /// Mean utilization of the last evaluation (percent), when there were samples.
+    pub utilization: Option<f64>,
+    /// Autoscaler evaluations journaled, by (direction, reason).
+    pub decisions: BTreeMap<(String, String), u64>,
     /// Rollout in progress.
     pub rollout: Option<Rollout>,
     /// Last error of a pass, cleared by a clean pass.
     pub last_error: Option<String>,
-    /// Scale actions by (direction, trigger).
+    /// Scale actions by (direction, trigger: manual or autoscaler).
     pub scale_actions: BTreeMap<(String, String), u64>,
     /// Replacements by reason.
     pub replacements: BTreeMap<String, u64>,
@@ -141,6 +149,19 @@ pub enum ScaleError {
         /// The count.
         count: u32,
     },
+    /// Outside the business-hours window the service is held at `off_hours_replicas`.
+    #[error(
+        "{service} scales only in business hours; it is held at off_hours_replicas {held} until the window opens{}",
+        opens.as_ref().map(|t| format!(" ({t})")).unwrap_or_default()
+    )]
+    OutsideWindow {
+        /// Service.
+        service: String,
+        /// The held count.
+        held: u32,
+        /// When the window opens.
+        opens: Option<String>,
+    },
     /// No server can take another replica.
     #[error("no server can take another replica of {service}: {why}")]
     NoCapacity {
@@ -165,7 +186,7 @@ pub struct App {
     pub journal: Arc<Journal>,
     /// When `serve` started.
     pub started: Instant,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     cfg_write: tokio::sync::Mutex<()>,
 }
 
@@ -177,13 +198,19 @@ impl App {
             Duration::from_secs(*config.load_balancer.timeout),
         )?;
         let fleet = Arc::new(Fleet::new(&config));
+        let journal = Journal::open(&config.autoscaler.state_file).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the state file {}: {e}",
+                config.autoscaler.state_file.display()
+            )
+        })?;
         Ok(Arc::new(Self {
             config_path,
             config: RwLock::new(Arc::new(config)),
             fleet,
             lb: RwLock::new(Arc::new(lb)),
             services: Mutex::new(BTreeMap::new()),
-            journal: Arc::new(Journal::default()),
+            journal: Arc::new(journal),
             started: Instant::now(),
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(0)
@@ -198,7 +225,7 @@ impl App {
         self.config.read().expect("config lock").clone()
     }
 
-    fn lb(&self) -> Arc<HaproxyClient> {
+    pub(crate) fn lb(&self) -> Arc<HaproxyClient> {
         self.lb.read().expect("lb lock").clone()
     }
 
@@ -235,9 +262,14 @@ impl App {
     }
 
     fn spawn_service(self: &Arc<Self>, name: &str) {
+        let saved = self.journal.load_service_states().remove(name);
+        let state = ServiceState {
+            last_action: saved.and_then(|s| s.last_action),
+            ..ServiceState::default()
+        };
         let rt = Arc::new(ServiceRuntime {
             name: name.to_owned(),
-            state: Mutex::new(ServiceState::default()),
+            state: Mutex::new(state),
             wake: Notify::new(),
         });
         self.services
@@ -245,7 +277,10 @@ impl App {
             .expect("services lock")
             .insert(name.to_owned(), rt.clone());
         let app = self.clone();
-        tokio::spawn(async move { app.run_service(rt).await });
+        let rt2 = rt.clone();
+        tokio::spawn(async move { app.run_service(rt2).await });
+        let app = self.clone();
+        tokio::spawn(async move { app.run_autoscaler(rt).await });
     }
 
     /// Applies a new, already validated config: servers, services, HAProxy client.
@@ -303,6 +338,18 @@ impl App {
         let (Some(svc), Some(rt)) = (cfg.service(service), self.service(service)) else {
             return Err(ScaleError::UnknownService(service.to_owned()));
         };
+        if svc.business_hours_only {
+            if let Ok(window) = cfg.autoscaler.business_hours.window() {
+                let now = jiff::Timestamp::now();
+                if !window.is_open(now) {
+                    return Err(ScaleError::OutsideWindow {
+                        service: service.to_owned(),
+                        held: svc.off_hours_replicas(),
+                        opens: window.next_change(now).map(|t| t.to_string()),
+                    });
+                }
+            }
+        }
         let mut st = rt.state.lock().expect("state lock");
         let before = st.desired;
         let after = if up {
@@ -332,16 +379,27 @@ impl App {
             before - 1
         };
         st.desired = after;
-        st.last_action = Some(Instant::now());
+        let now = jiff::Timestamp::now();
+        st.last_action = Some(now);
         let dir = if up { "up" } else { "down" };
         *st.scale_actions
             .entry((dir.to_owned(), trigger.to_owned()))
             .or_default() += 1;
         drop(st);
+        self.journal.save_service_state(
+            service,
+            &crate::journal::SavedState {
+                last_action: Some(now),
+                desired: Some(after),
+            },
+        );
         self.journal.record(NewEvent {
             service,
             action: if up { "scale_up" } else { "scale_down" },
-            reason: format!("{trigger} request: desired {before} -> {after}"),
+            reason: format!(
+                "{trigger} request: desired {before} -> {after}; cooldown {}s starts",
+                *svc.cooldown_period
+            ),
             desired: Some((before, after)),
             ..Default::default()
         });
@@ -608,7 +666,14 @@ impl App {
                 .values()
                 .filter(|r| r.container_state == ContainerState::Running)
                 .count() as u32;
-            st.desired = running.clamp(*svc.min_replicas, *svc.max_replicas);
+            // Within the bounds; the autoscaler moves it to off_hours_replicas outside the
+            // business-hours window on its first evaluation.
+            let low = if svc.business_hours_only {
+                svc.off_hours_replicas().min(*svc.min_replicas)
+            } else {
+                *svc.min_replicas
+            };
+            st.desired = running.clamp(low, *svc.max_replicas);
             let desired = st.desired;
             drop(st);
             self.journal.record(NewEvent {

@@ -183,6 +183,12 @@ pub struct Opts {
     pub max: u32,
     /// Extra YAML lines under the service (indented 4 spaces).
     pub extra: String,
+    /// `autoscaler.check_interval`.
+    pub check_interval: u64,
+    /// `cooldown_period`.
+    pub cooldown: u64,
+    /// Extra YAML lines under `autoscaler` (indented 2 spaces).
+    pub autoscaler_extra: String,
 }
 
 impl Default for Opts {
@@ -191,6 +197,9 @@ impl Default for Opts {
             min: 1,
             max: 3,
             extra: String::new(),
+            check_interval: 5,
+            cooldown: 0,
+            autoscaler_extra: String::new(),
         }
     }
 }
@@ -225,7 +234,7 @@ services:
     container_port: 11434
     min_replicas: {min}
     max_replicas: {max}
-    cooldown_period: 0
+    cooldown_period: {cooldown}
     stop_timeout: 5
     health_check:
       path: /api/tags
@@ -233,9 +242,9 @@ services:
       timeout: 1
       start_period: 20
 {extra}autoscaler:
-  check_interval: 5
+  check_interval: {check_interval}
   log_level: debug
-api:
+{autoscaler_extra}api:
   bind: 127.0.0.1:{api_port}
 ",
             socket = socket.display(),
@@ -243,6 +252,9 @@ api:
             min = opts.min,
             max = opts.max,
             extra = opts.extra,
+            check_interval = opts.check_interval,
+            cooldown = opts.cooldown,
+            autoscaler_extra = opts.autoscaler_extra,
         );
         let config = dir.path().join("config.yaml");
         std::fs::write(&config, yaml).expect("write config");
@@ -357,6 +369,15 @@ api:
             .filter(|(_, op)| *op == 2)
             .map(|(n, _)| n)
             .collect()
+    }
+
+    /// Events of the service (newest first).
+    pub async fn events(&self) -> Vec<Value> {
+        self.get(&format!("/services/{}/events?limit=500", self.service))
+            .await["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Running containers of the service.

@@ -1,0 +1,255 @@
+//! Autoscaling end to end: real load through real HAProxy to real containers, CPU from the
+//! Docker stats API, the policy deciding, the journal explaining.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Opts, Stack};
+use serde_json::Value;
+
+const READY: Duration = Duration::from_secs(45);
+
+/// Clients that keep every replica's CPU busy: each request burns `work` ms of CPU.
+fn start_load(
+    s: &Stack,
+    clients: usize,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<u64>> {
+    (0..clients)
+        .map(|_| {
+            let stop = stop.clone();
+            let url = s.frontend_url("/api/generate");
+            let http = s.http.clone();
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(r) = http.post(&url).body(r#"{"work": 200}"#).send().await {
+                        n += u64::from(r.status() == 200);
+                    }
+                }
+                n
+            })
+        })
+        .collect()
+}
+
+fn desired(stats: &Value) -> u64 {
+    stats["desired"].as_u64().unwrap()
+}
+
+fn autoscale_opts(extra: &str) -> Opts {
+    Opts {
+        min: 1,
+        max: 3,
+        extra: format!(
+            "    cpus: 0.25\n    scale_up_threshold: 50\n    scale_down_threshold: 15\n{extra}"
+        ),
+        check_interval: 2,
+        cooldown: 3,
+        autoscaler_extra: String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_scales_up_and_idle_scales_back_to_min() {
+    let mut s = Stack::new("t-autoscale", autoscale_opts(""));
+    s.start_shoal();
+    s.wait_ready(1, READY);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = start_load(&s, 6, &stop);
+    let path = format!("/services/{}/stats", s.service);
+    let mut reached = 0;
+    for _ in 0..120 {
+        reached = desired(&s.get(&path).await);
+        if reached == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(reached, 3, "load drives the service to max_replicas");
+    s.wait_ready(3, READY);
+    stop.store(true, Ordering::Relaxed);
+    let served: u64 = futures_util::future::join_all(load)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .sum();
+    assert!(served > 10, "the load ran ({served} requests)");
+
+    // Every automatic step is journaled with the utilization that caused it.
+    let ups: Vec<Value> = s
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "scale_up" && e["details"]["rule"] == "threshold")
+        .collect();
+    assert!(ups.len() >= 2, "{ups:?}");
+    for e in &ups {
+        let u = e["details"]["utilization"].as_f64().unwrap();
+        assert!(
+            u > 50.0,
+            "scaled up at {u}% with an up threshold of 50%: {e}"
+        );
+        assert!(e["reason"].as_str().unwrap().contains("scale up"), "{e}");
+    }
+
+    // Idle: back to min_replicas, one step per cooldown.
+    let mut now = 3;
+    for _ in 0..120 {
+        now = desired(&s.get(&path).await);
+        if now == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(now, 1, "idle returns to min_replicas");
+    s.wait_ready(1, READY);
+    let downs = s
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "scale_down" && e["details"]["rule"] == "threshold")
+        .count();
+    assert_eq!(downs, 2, "3 -> 2 -> 1");
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "shoal_scale_actions_total{{service=\"{}\",direction=\"up\",trigger=\"autoscaler\"}} 2",
+            s.service
+        )),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_window_holds_off_hours_replicas_and_says_why() {
+    // A window that opens two hours from now: closed for the whole test.
+    let now = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    let start = now
+        .checked_add(jiff::SignedDuration::from_hours(2))
+        .unwrap();
+    let end = now
+        .checked_add(jiff::SignedDuration::from_hours(3))
+        .unwrap();
+    let mut opts = autoscale_opts("    business_hours_only: true\n    off_hours_replicas: 2\n");
+    opts.autoscaler_extra = format!(
+        "  business_hours:\n    start: \"{:02}:{:02}\"\n    end: \"{:02}:{:02}\"\n    timezone: UTC\n",
+        start.hour(),
+        start.minute(),
+        end.hour(),
+        end.minute()
+    );
+    let mut s = Stack::new("t-window", opts);
+    s.start_shoal();
+    s.wait_ready(2, READY);
+    let stats = s.get(&format!("/services/{}/stats", s.service)).await;
+    assert_eq!(stats["desired"], 2);
+    assert_eq!(stats["business_hours"]["open"], false, "{stats}");
+    assert!(
+        stats["business_hours"]["next_change"].is_string(),
+        "{stats}"
+    );
+
+    let why = s
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e["details"]["rule"] == "window_closed")
+        .expect("a journaled window decision");
+    assert!(
+        why["reason"]
+            .as_str()
+            .unwrap()
+            .contains("outside business hours"),
+        "{why}"
+    );
+    assert_eq!(why["desired_after"], 2);
+
+    // Manual scaling outside the window is refused, and nothing changes.
+    let (code, body) = s.post(&format!("/services/{}/scale/up", s.service)).await;
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("business hours"),
+        "{body}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(s.running().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_journals_decisions_and_changes_nothing() {
+    let mut s = Stack::new("t-dryrun", autoscale_opts("    dry_run: true\n"));
+    s.start_shoal();
+    s.wait_ready(1, READY);
+    let before = s.running();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = start_load(&s, 4, &stop);
+    let mut held = None;
+    for _ in 0..60 {
+        held = s
+            .events()
+            .await
+            .into_iter()
+            .find(|e| e["details"]["held"] == "dry_run" && e["details"]["direction"] == "up");
+        if held.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    futures_util::future::join_all(load).await;
+    let held = held.expect("a dry-run decision to scale up");
+    assert_eq!(held["action"], "scale_held");
+    assert!(
+        held["reason"]
+            .as_str()
+            .unwrap()
+            .contains("dry run: would set 1 -> 2"),
+        "{held}"
+    );
+    assert_eq!(s.running(), before, "dry run changes nothing");
+    let stats = s.get(&format!("/services/{}/stats", s.service)).await;
+    assert_eq!(stats["desired"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journal_and_cooldown_survive_a_restart() {
+    let opts = Opts {
+        cooldown: 600,
+        ..Opts::default()
+    };
+    let mut s = Stack::new("t-persist", opts);
+    s.start_shoal();
+    s.wait_ready(1, READY);
+    let (code, _) = s.post(&format!("/services/{}/scale/up", s.service)).await;
+    assert_eq!(code, 200);
+    s.wait_ready(2, READY);
+    s.kill_shoal();
+    s.start_shoal();
+    let services = s.get("/services").await;
+    let svc = &services["services"][0];
+    let left = svc["cooldown_remaining_seconds"].as_u64().unwrap();
+    assert!(
+        left > 500 && left <= 600,
+        "cooldown survived the restart: {left}s left"
+    );
+    let events = s.events().await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e["action"] == "scale_up" && e["reason"].as_str().unwrap().contains("manual")),
+        "journal survived the restart: {events:?}"
+    );
+}
