@@ -17,3 +17,4 @@ pub mod placement;
 pub mod policy;
 pub mod reconcile;
 pub mod schedule;
+pub mod sim;

@@ -63,6 +63,15 @@ enum Command {
     /// HAProxy helpers.
     #[command(subcommand)]
     Haproxy(HaproxyCommand),
+    /// Replay a load trace through a service's scaling policy in virtual time (offline).
+    ///
+    /// Runs the same policy code as `serve` against a simple replica model: each replica
+    /// serves up to --capacity load units at 100% utilization and serves --start-delay
+    /// seconds after it is started. The trace is a `time,load` CSV (seconds from the start).
+    /// Prints a summary; --json prints the report; --timeline prints the per-evaluation
+    /// CSV on stdout (the summary then goes to stderr, or the JSON gets a `timeline`).
+    #[command(after_help = EXIT_CODES)]
+    Simulate(SimulateArgs),
     /// Overall status: servers up, services with desired and ready replicas.
     #[command(after_help = CLIENT_HELP)]
     Status,
@@ -131,6 +140,41 @@ enum HaproxyCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+}
+
+/// Arguments of `shoal simulate`.
+#[derive(clap::Args, Debug)]
+struct SimulateArgs {
+    /// The config file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The load trace (CSV with a `time,load` header).
+    #[arg(long)]
+    trace: PathBuf,
+    /// Service whose policy is simulated (default: the only, or first by name).
+    #[arg(long)]
+    service: Option<String>,
+    /// Policy (default: the service's `scale_policy`).
+    #[arg(long, value_enum)]
+    policy: Option<SimPolicy>,
+    /// Load units one replica serves at 100% utilization.
+    #[arg(long, default_value_t = 100.0)]
+    capacity: f64,
+    /// Seconds from a replica's start to its serving.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    start_delay: f64,
+    /// Seconds between evaluations (default: `autoscaler.check_interval`).
+    #[arg(long, value_name = "SECONDS")]
+    interval: Option<f64>,
+    /// Print the per-evaluation timeline as CSV.
+    #[arg(long)]
+    timeline: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum SimPolicy {
+    Threshold,
+    Target,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -213,7 +257,67 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Deploy { service, all } => cli::deploy(&client(), &service, all).await,
         Command::Reload => cli::reload(&client()).await,
         Command::Events { service, limit } => cli::events(&client(), &service, limit).await,
+        Command::Simulate(args) => simulate(&args, cli.json),
     }
+}
+
+fn simulate(args: &SimulateArgs, json: bool) -> ExitCode {
+    use shoal::policy::PolicyKind;
+    use shoal::sim;
+    let (config, trace) = (&args.config, &args.trace);
+    let cfg = match Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let policy = args.policy.map(|p| match p {
+        SimPolicy::Threshold => PolicyKind::Threshold,
+        SimPolicy::Target => PolicyKind::Target,
+    });
+    let setup = match sim::setup(&cfg, args.service.as_deref(), policy) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{}: error: {e}", config.display());
+            return ExitCode::from(2);
+        }
+    };
+    let model = sim::Model {
+        capacity: args.capacity,
+        start_delay: args.start_delay,
+        interval: args.interval.unwrap_or(setup.interval),
+    };
+    if let Err(e) = model.check() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let points = match sim::load_trace(trace) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = sim::simulate(&setup.policy, &points, &model);
+    let title = format!("{} on {}", setup.service, trace.display());
+    if json {
+        let mut v = serde_json::to_value(&report).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("service".into(), setup.service.into());
+            o.insert("trace".into(), trace.display().to_string().into());
+            if !args.timeline {
+                o.remove("timeline");
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else if args.timeline {
+        print!("{}", report.timeline_csv());
+        eprint!("simulated {title}\n{}", report.summary());
+    } else {
+        print!("simulated {title}\n{}", report.summary());
+    }
+    ExitCode::SUCCESS
 }
 
 async fn serve(config_path: PathBuf, bind: Option<SocketAddr>) -> ExitCode {

@@ -14,8 +14,9 @@
 //! by the same policy; with several signals the largest desired count wins (up beats hold
 //! beats down). Every policy then respects, in this order: the business-hours window (outside
 //! it the service is held at `off_hours_replicas`), missing data (never scale down on
-//! incomplete samples), `[min_replicas, max_replicas]`, `cooldown_period` since the last
-//! action (manual ones included), and dry run.
+//! incomplete samples, nor while replicas are still starting), `[min_replicas, max_replicas]`,
+//! `cooldown_period` since the last action (manual ones included; the target policy applies
+//! it to scale-down only, as its step cap and stabilization window pace it), and dry run.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -164,6 +165,9 @@ pub enum Held {
     MissingData,
     /// The target policy's stabilization window holds a higher recommendation.
     Stabilization,
+    /// Replicas are still starting (fewer ready than desired): the threshold policy waits
+    /// for them before another step, and no policy scales down meanwhile.
+    Starting,
     /// Dry run: journaled, not applied.
     DryRun,
 }
@@ -178,6 +182,7 @@ impl Held {
             Held::AtMin => "at_min",
             Held::MissingData => "missing_data",
             Held::Stabilization => "stabilization",
+            Held::Starting => "starting",
             Held::DryRun => "dry_run",
         }
     }
@@ -364,6 +369,17 @@ pub fn evaluate(
         ));
         return d;
     }
+    let starting = inp.ready < current;
+    let pauses = d.direction == Direction::Down
+        || (d.direction == Direction::Up && cfg.kind == PolicyKind::Threshold);
+    if starting && pauses {
+        d.held = Some(Held::Starting);
+        d.reason.push_str(&format!(
+            "; held: {} of {current} replicas ready, waiting for the rest",
+            inp.ready
+        ));
+        return d;
+    }
     if d.direction == Direction::Down && cfg.kind == PolicyKind::Target {
         let highest = state
             .recommendations
@@ -396,7 +412,10 @@ pub fn evaluate(
             .push_str(&format!("; held: at min_replicas {}", cfg.min));
         return d;
     }
-    if d.direction != Direction::Hold && cooldown_left > 0.0 {
+    // The threshold policy holds every change during the cooldown (the seed's rule); the
+    // target policy scales up at once (its step cap bounds it) and holds only scale-down.
+    let cooled = cfg.kind == PolicyKind::Threshold || d.direction == Direction::Down;
+    if d.direction != Direction::Hold && cooled && cooldown_left > 0.0 {
         d.held = Some(Held::Cooldown);
         d.reason
             .push_str(&format!("; held: cooldown, {cooldown_left:.0}s left"));
@@ -574,6 +593,37 @@ mod tests {
         i.last_action = Some(t(100));
         assert_eq!(eval(&c, &mut st, &i, 130).held, Some(Held::Cooldown));
         assert_eq!(eval(&c, &mut st, &i, 160).held, None);
+    }
+
+    #[test]
+    fn target_policy_scales_up_during_cooldown_but_not_down() {
+        let c = cfg(PolicyKind::Target);
+        let mut st = PolicyState::default();
+        let mut i = inputs(2, &[100.0, 100.0]);
+        i.last_action = Some(t(0));
+        assert_eq!(eval(&c, &mut st, &i, 10).desired, 4);
+        let mut st = PolicyState::default();
+        let mut i = inputs(4, &[10.0; 4]);
+        i.last_action = Some(t(0));
+        assert_eq!(eval(&c, &mut st, &i, 10).held, Some(Held::Cooldown));
+    }
+
+    #[test]
+    fn starting_replicas_pause_threshold_steps_and_all_scale_down() {
+        let c = cfg(PolicyKind::Threshold);
+        let mut st = PolicyState::default();
+        let mut i = inputs(3, &[95.0, 95.0]);
+        i.ready = 2;
+        let d = eval(&c, &mut st, &i, 0);
+        assert_eq!((d.desired, d.held), (3, Some(Held::Starting)));
+        let c = cfg(PolicyKind::Target);
+        let mut i = inputs(4, &[20.0, 20.0]);
+        i.ready = 2;
+        assert_eq!(eval(&c, &mut st, &i, 0).held, Some(Held::Starting));
+        // ... while the target policy may still add capacity.
+        let mut i = inputs(3, &[100.0, 100.0]);
+        i.ready = 2;
+        assert_eq!(eval(&c, &mut st, &i, 0).desired, 4);
     }
 
     #[test]
