@@ -136,33 +136,36 @@ fn services_table(list: &[Value]) -> String {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|v| {
+            let window = &v["business_hours"];
             vec![
                 s(&v["name"]),
                 s(&v["image"]),
                 s(&v["port"]),
                 format!("{}/{}", s(&v["replicas"]["ready"]), s(&v["desired"])),
                 format!("{}..{}", s(&v["min_replicas"]), s(&v["max_replicas"])),
-                format!(
-                    "{}%/{}%",
-                    s(&v["scale_down_threshold"]),
-                    s(&v["scale_up_threshold"])
-                ),
+                s(&v["autoscaler"]["policy"]),
+                s(&v["utilization"]),
+                match window["open"].as_bool() {
+                    None => "any time".to_owned(),
+                    Some(true) => format!("open until {}", s(&window["next_change_local"])),
+                    Some(false) => format!("closed until {}", s(&window["next_change_local"])),
+                },
                 s(&v["last_error"]),
             ]
         })
         .collect();
-    table(
-        &[
-            "SERVICE",
-            "IMAGE",
-            "PORT",
-            "READY/DESIRED",
-            "BOUNDS",
-            "DOWN/UP",
-            "LAST ERROR",
-        ],
-        &rows,
-    )
+    let header = [
+        "SERVICE",
+        "IMAGE",
+        "PORT",
+        "READY/DESIRED",
+        "BOUNDS",
+        "POLICY",
+        "UTIL%",
+        "SCALING",
+        "LAST ERROR",
+    ];
+    table(&header, &rows)
 }
 
 /// `shoal status`.
@@ -319,9 +322,16 @@ pub async fn events(c: &Client, service: &str, limit: usize) -> ExitCode {
                 .as_array()
                 .map_or(&[][..], |a| a)
                 .iter()
-                .map(|e| vec![s(&e["at"]), s(&e["action"]), s(&e["reason"])])
+                .map(|e| {
+                    let change = match (e["desired_before"].as_u64(), e["desired_after"].as_u64()) {
+                        (Some(a), Some(b)) if a != b => format!("{a}->{b}"),
+                        (Some(a), Some(_)) => a.to_string(),
+                        _ => "-".to_owned(),
+                    };
+                    vec![s(&e["at"]), s(&e["action"]), change, s(&e["reason"])]
+                })
                 .collect();
-            table(&["TIME", "ACTION", "REASON"], &rows)
+            table(&["TIME", "ACTION", "DESIRED", "REASON"], &rows)
         },
     )
     .await
