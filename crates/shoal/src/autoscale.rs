@@ -4,7 +4,8 @@
 //! business-hours window) it samples CPU of the service's ready replicas from the Docker
 //! stats API (all servers at once, each call bounded), optionally HAProxy's sessions and
 //! queue for the backend, evaluates the policy, journals every decision that acts or is
-//! held, and applies a new desired count through the same path as manual scaling.
+//! held (a hold once when it starts or its reason changes; metrics count every one), and
+//! applies a new desired count.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,6 +142,17 @@ impl App {
                 .entry((decision.direction.to_string(), reason_key))
                 .or_default() += 1;
         }
+        // A hold is journaled when it starts or its reason changes, not at every evaluation
+        // (an idle service at min_replicas would otherwise write one every check_interval).
+        let hold_key = format!(
+            "{}/{}/{}",
+            decision.direction,
+            decision.held.map_or("", crate::policy::Held::as_str),
+            decision.rule
+        );
+        let journal_it =
+            acts || (decision.noteworthy() && st.last_hold.as_deref() != Some(hold_key.as_str()));
+        st.last_hold = (!acts && decision.noteworthy()).then_some(hold_key);
         st.last_decision = Some(decision.clone());
         drop(st);
 
@@ -154,7 +166,7 @@ impl App {
             );
             rt.wake.notify_one();
         }
-        if decision.noteworthy() {
+        if journal_it {
             let action = match (acts, decision.direction) {
                 (true, Direction::Up) => "scale_up",
                 (true, _) => "scale_down",

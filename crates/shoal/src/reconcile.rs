@@ -108,8 +108,10 @@ pub struct ServiceState {
     pub last_decision: Option<crate::policy::Decision>,
     /// Mean utilization of the last evaluation (percent), when there were samples.
     pub utilization: Option<f64>,
-    /// Autoscaler evaluations journaled, by (direction, reason).
+    /// Autoscaler evaluations that acted or were held, by (direction, reason).
     pub decisions: BTreeMap<(String, String), u64>,
+    /// The hold last journaled; the same hold again is counted, not journaled again.
+    pub last_hold: Option<String>,
     /// Rollout in progress.
     pub rollout: Option<Rollout>,
     /// Last error of a pass, cleared by a clean pass.
@@ -198,12 +200,7 @@ impl App {
             Duration::from_secs(*config.load_balancer.timeout),
         )?;
         let fleet = Arc::new(Fleet::new(&config));
-        let journal = Journal::open(&config.autoscaler.state_file).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open the state file {}: {e}",
-                config.autoscaler.state_file.display()
-            )
-        })?;
+        let journal = Journal::open(&config.autoscaler.state_file)?;
         Ok(Arc::new(Self {
             config_path,
             config: RwLock::new(Arc::new(config)),

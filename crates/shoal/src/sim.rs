@@ -689,8 +689,9 @@ mod tests {
         );
         // Saturated at 1 replica: ceil(1 x 100/60) = 2; then 2 ready at 100% -> 4; then
         // 4 ready at 100% -> 7 (ceil(4 x 1.67)); then 7 ready at 71% -> 9, capped at max 8.
-        // Utilization saturates at 100%, so each step is at most x1.67.
-        assert_eq!(ups(&r), vec![(60.0, 2), (120.0, 4), (180.0, 7), (240.0, 8)]);
+        // Utilization saturates at 100%, so each step is at most x1.67. The target policy
+        // does not wait for the cooldown to scale up: one step per evaluation (15 s).
+        assert_eq!(ups(&r), vec![(60.0, 2), (75.0, 4), (90.0, 7), (105.0, 8)]);
         assert_eq!(r.peak_replicas, 8);
         // It reaches enough capacity sooner than the threshold policy.
         let thr = simulate(
@@ -725,16 +726,23 @@ mod tests {
     }
 
     #[test]
-    fn scale_down_removes_starting_replicas_first() {
+    fn no_scale_down_while_a_replica_starts() {
         let mut c = cfg(PolicyKind::Threshold);
         c.cooldown = SignedDuration::from_secs(0);
         // 200 load for 15 s (one evaluation), then nothing: up to 2, then down.
         let tr = trace(&[(0.0, 200.0), (15.0, 0.0), (120.0, 0.0)]);
         let r = simulate(&c, &tr, &model(60.0));
+        // No scale-down while a replica is still starting ...
         let second = &r.timeline[1];
-        assert_eq!((second.desired, second.action), (1, Some(Direction::Down)));
-        // The replica removed was the starting one: 1 stays ready.
-        assert!(r.timeline.iter().all(|s| s.ready == 1));
+        assert_eq!((second.desired, second.held), (2, Some(Held::Starting)));
+        // ... only once it is ready (started at 0 s, ready at 60 s).
+        let down = r
+            .timeline
+            .iter()
+            .find(|s| s.action == Some(Direction::Down))
+            .expect("a scale-down");
+        assert!(down.t >= 60.0, "{}", down.t);
+        assert_eq!(down.desired, 1);
     }
 
     #[test]

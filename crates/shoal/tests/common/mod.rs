@@ -198,7 +198,8 @@ impl Default for Opts {
             max: 3,
             extra: String::new(),
             check_interval: 5,
-            cooldown: 0,
+            // Long, so the autoscaler leaves manually scaled test services alone.
+            cooldown: 600,
             autoscaler_extra: String::new(),
         }
     }
