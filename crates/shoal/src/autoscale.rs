@@ -216,12 +216,17 @@ impl App {
         ready: &[(String, String)],
     ) -> Vec<f64> {
         let cpus = svc.cpus.as_ref().map(|c| c.value);
+        // Docker's stats take about a second (two readings); a server slower than this
+        // bound just has no sample this time, and delays nobody.
+        let bound = (self.config().check_interval() / 2)
+            .clamp(Duration::from_secs(2), Duration::from_secs(5));
         let samples = futures_util::future::join_all(ready.iter().map(|(id, server)| {
             let engine = self.fleet.get(server).and_then(|h| h.engine());
             async move {
-                match engine {
-                    Some(e) => e.stats(id).await.ok().map(|(cpu, _)| cpu),
-                    None => None,
+                let engine = engine?;
+                match tokio::time::timeout(bound, engine.stats(id)).await {
+                    Ok(Ok((cpu, _))) => Some(cpu),
+                    _ => None,
                 }
             }
         }))
