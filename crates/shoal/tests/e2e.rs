@@ -331,3 +331,90 @@ async fn api_refuses_without_token_and_for_unknown_services() {
     let (code, body) = s.post("/config/reload").await;
     assert_eq!(code, 200, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_rolls_a_changed_spec_one_at_a_time_without_failing_requests() {
+    let mut s = Stack::new(
+        "t-rollout",
+        Opts {
+            min: 2,
+            max: 3,
+            ..Opts::default()
+        },
+    );
+    s.start_shoal();
+    s.wait_ready(2, READY);
+    let before = s.running();
+
+    // Change the spec (an environment variable) and reload: nothing restarts yet.
+    let yaml = std::fs::read_to_string(&s.config).unwrap();
+    let changed = yaml.replace(
+        "    container_port: 11434\n",
+        "    container_port: 11434\n    environment:\n      - ROLLOUT=2\n",
+    );
+    assert_ne!(yaml, changed);
+    std::fs::write(&s.config, changed).unwrap();
+    let (code, body) = s.post("/config/reload").await;
+    assert_eq!(code, 200, "{body}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(s.running(), before, "reload alone restarts nothing");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicU64::new(0));
+    let ok = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        let url = s.frontend_url("/api/tags");
+        let http = s.http.clone();
+        clients.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match http.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }));
+    }
+    let (code, body) = s.post(&format!("/services/{}/deploy", s.service)).await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(body["replicas_to_replace"], 2, "{body}");
+
+    let mut most = 0;
+    let mut fewest_up = usize::MAX;
+    let after = wait_for("both replicas replaced", Duration::from_secs(90), || {
+        let now = s.running();
+        most = most.max(now.len());
+        fewest_up = fewest_up.min(s.up_servers().len());
+        let fresh = now.len() == 2 && now.iter().all(|id| !before.contains(id));
+        (fresh && s.up_servers().len() == 2).then_some(now)
+    });
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert!(ok > 20, "the load ran ({ok})");
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} requests failed during the rollout",
+        ok + failed
+    );
+    for id in &after {
+        let env = std::process::Command::new("docker")
+            .args(["inspect", "--format", "{{json .Config.Env}}", id])
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&env.stdout).contains("ROLLOUT=2"));
+    }
+    let events = s.events().await;
+    assert!(
+        events.iter().any(|e| e["reason"]
+            .as_str()
+            .unwrap()
+            .contains("rollout finished: 2 replica(s) replaced")),
+        "{events:?}"
+    );
+}
