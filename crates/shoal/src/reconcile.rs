@@ -112,6 +112,8 @@ pub struct ServiceState {
     pub decisions: BTreeMap<(String, String), u64>,
     /// The hold last journaled; the same hold again is counted, not journaled again.
     pub last_hold: Option<String>,
+    /// Desired count saved before the last restart, used once at adoption.
+    pub saved_desired: Option<u32>,
     /// Rollout in progress.
     pub rollout: Option<Rollout>,
     /// Last error of a pass, cleared by a clean pass.
@@ -262,6 +264,7 @@ impl App {
         let saved = self.journal.load_service_states().remove(name);
         let state = ServiceState {
             last_action: saved.and_then(|s| s.last_action),
+            saved_desired: saved.and_then(|s| s.desired),
             ..ServiceState::default()
         };
         let rt = Arc::new(ServiceRuntime {
@@ -320,6 +323,13 @@ impl App {
                             st.desired
                         ));
                         st.desired = clamped;
+                        self.journal.save_service_state(
+                            name,
+                            &crate::journal::SavedState {
+                                last_action: st.last_action,
+                                desired: Some(clamped),
+                            },
+                        );
                     }
                     drop(st);
                     rt.wake.notify_one();
@@ -477,6 +487,7 @@ impl App {
                     .lock()
                     .expect("services lock")
                     .remove(&rt.name);
+                self.journal.forget_service_state(&rt.name);
                 tracing::info!(service = rt.name, "service removed and drained");
                 return;
             }
@@ -521,9 +532,20 @@ impl App {
             .into_iter()
             .filter_map(|s| s.engine().map(|e| (s, e)))
             .collect();
-        let listed =
-            futures_util::future::join_all(servers.iter().map(|(_, e)| e.list_managed(Some(name))))
-                .await;
+        // A slow server must not hold up the pass: its listing is bounded more tightly than
+        // other engine calls, and its replicas are kept as they were until it answers again
+        // or the fleet monitor declares it down.
+        let listed = futures_util::future::join_all(servers.iter().map(|(server, e)| async move {
+            match tokio::time::timeout(LIST_TIMEOUT, e.list_managed(Some(name))).await {
+                Ok(r) => r,
+                Err(_) => Err(crate::engine::EngineError::Timeout {
+                    server: server.name().to_owned(),
+                    op: "list containers",
+                    secs: LIST_TIMEOUT.as_secs(),
+                }),
+            }
+        }))
+        .await;
         let mut observed: Vec<ContainerInfo> = Vec::new();
         let mut answered = BTreeSet::new();
         for ((server, _), result) in servers.iter().zip(listed) {
@@ -538,7 +560,11 @@ impl App {
                 }
             }
         }
-        let lost = self.merge_observation(rt, svc, &observed, &answered);
+        let Some(lost) = self.merge_observation(rt, svc, &observed, &answered) else {
+            // Not every up server answered the first listing: adopt nothing yet, so a
+            // replica is never started beside one that is merely slow to be listed.
+            return false;
+        };
 
         // 2. HAProxy's view (a failure skips HAProxy steps this pass, nothing else).
         let lb_view = match lb.servers_state(&backend).await {
@@ -590,25 +616,40 @@ impl App {
         false
     }
 
-    /// Merges a listing into the replica table. Returns the replicas that disappeared.
+    /// Merges a listing into the replica table. Returns the replicas that disappeared, or
+    /// `None` when the first (adoption) listing is incomplete.
     fn merge_observation(
         &self,
         rt: &ServiceRuntime,
         svc: &ServiceConfig,
         observed: &[ContainerInfo],
         answered: &BTreeSet<String>,
-    ) -> Vec<Replica> {
+    ) -> Option<Vec<Replica>> {
+        let up: BTreeSet<String> = self
+            .fleet
+            .all()
+            .iter()
+            .filter(|s| s.status().up)
+            .map(|s| s.name().to_owned())
+            .collect();
         let mut st = rt.state.lock().expect("state lock");
         let first = !st.adopted;
+        if first && !up.is_subset(answered) {
+            return None;
+        }
         let seen: BTreeSet<&str> = observed.iter().map(|c| c.id.as_str()).collect();
         let mut lost = Vec::new();
         st.replicas.retain(|id, r| {
-            // A replica on a server that did not answer is lost too: it cannot be reached.
-            let keep = seen.contains(id.as_str());
-            if !keep && r.phase != Phase::Draining {
+            if seen.contains(id.as_str()) {
+                return true;
+            }
+            // Not listed: gone if its server answered; if its server did not answer, kept
+            // as it was while the server still counts as up, lost once it is down.
+            let unknown = !answered.contains(&r.server) && up.contains(&r.server);
+            if !unknown && r.phase != Phase::Draining {
                 lost.push(r.clone());
             }
-            keep || (r.phase == Phase::Draining && !answered.contains(&r.server))
+            unknown || (r.phase == Phase::Draining && !answered.contains(&r.server))
         });
         for c in observed {
             let host = self
@@ -670,21 +711,26 @@ impl App {
             } else {
                 *svc.min_replicas
             };
-            st.desired = running.clamp(low, *svc.max_replicas);
+            // The desired count saved before the restart wins (replicas may have died while
+            // shoal was down); without one, what runs is what was wanted.
+            let saved = st.saved_desired;
+            st.desired = saved.unwrap_or(running).clamp(low, *svc.max_replicas);
             let desired = st.desired;
             drop(st);
             self.journal.record(NewEvent {
                 service: &rt.name,
                 action: "adopted",
                 reason: format!(
-                    "started: found {running} running replica(s); desired {desired} (within {}..={})",
-                    *svc.min_replicas, *svc.max_replicas
+                    "started: found {running} running replica(s); desired {desired} ({}within {}..={})",
+                    saved.map_or_else(String::new, |d| format!("saved desired {d}, ")),
+                    *svc.min_replicas,
+                    *svc.max_replicas
                 ),
                 desired: Some((running, desired)),
                 ..Default::default()
             });
         }
-        lost
+        Some(lost)
     }
 
     async fn probe_due(&self, rt: &ServiceRuntime, svc: &ServiceConfig) {
@@ -1394,6 +1440,9 @@ fn replicas_per_server(st: &ServiceState) -> BTreeMap<String, u32> {
 fn lb_check(svc: &ServiceConfig) -> lb::HealthCheck {
     lb::HealthCheck::from_config(&svc.health_check)
 }
+
+/// Bound on listing one server's containers in a pass.
+const LIST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Timeout for one engine call.
 #[must_use]
