@@ -114,7 +114,10 @@ async fn require_token(
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then_some(token)
+            })
             .map(str::trim);
         let ok = given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(expected.as_bytes())));
         if !ok {
@@ -380,8 +383,9 @@ struct Page {
 async fn events(
     State(s): State<Arc<ApiState>>,
     Path(name): Path<String>,
-    Query(page): Query<Page>,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
+    let Query(page) = page.map_err(|e| AppError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     if s.app.config().service(&name).is_none() {
         return Err(AppError::new(
             StatusCode::NOT_FOUND,
@@ -430,33 +434,48 @@ async fn deploy(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> Api
 async fn rolling_update(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> ApiResult {
     known_service(&s.app, &name)?;
     let image = s.app.config().services[&name].image.value.clone();
-    // Pull the image on every up server first, so new replicas get the newest build.
-    let engines: Vec<_> = s
+    let servers: Vec<_> = s
         .app
         .fleet
         .all()
         .iter()
-        .filter_map(|h| h.engine())
+        .filter_map(|h| h.engine().map(|e| (h.name().to_owned(), e)))
         .collect();
-    if engines.is_empty() {
+    if servers.is_empty() {
         return Err(AppError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "no server is up",
         ));
     }
-    let pulls = futures_util::future::join_all(engines.iter().map(|e| e.pull(&image))).await;
-    let pull_errors: Vec<String> = pulls
-        .into_iter()
-        .filter_map(|r| r.err().map(|e| e.to_string()))
-        .collect();
-    let ro = s.app.deploy(&name, true)?;
+    let names: Vec<String> = servers.iter().map(|(n, _)| n.clone()).collect();
+    // Pull on every up server first (in the background: a pull can take minutes), then
+    // replace every replica one at a time, so new replicas get the newest build.
+    let app = s.app.clone();
+    let (service, img) = (name.clone(), image.clone());
+    tokio::spawn(async move {
+        let pulls = futures_util::future::join_all(servers.iter().map(|(_, e)| e.pull(&img))).await;
+        for ((server, _), r) in servers.iter().zip(pulls) {
+            if let Err(e) = r {
+                app.journal.record(crate::journal::NewEvent {
+                    service: &service,
+                    action: "error",
+                    reason: format!("pulling {img} on {server} failed: {e}; its new replicas use the image it has"),
+                    server: Some(server),
+                    ..Default::default()
+                });
+            }
+        }
+        if let Err(e) = app.deploy(&service, true) {
+            tracing::warn!(service, error = %e, "rolling update not started");
+        }
+    });
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
             "service": name,
-            "revision": ro.revision,
-            "replicas_to_replace": ro.replace_ids.len(),
-            "pull_errors": pull_errors,
+            "image": image,
+            "pulling_on": names,
+            "then": "every replica is replaced one at a time, new before old; follow GET /services/{name}/events",
         })),
     )
         .into_response())
@@ -663,7 +682,7 @@ pub fn openapi_document() -> Value {
             "/services/{name}/scale/down": mutate("Remove one replica gracefully (within min_replicas); starts the cooldown", "200",
                 json!({ "409": err })),
             "/services/{name}/deploy": mutate("Roll replicas to the current spec, one at a time, new before old", "202", json!({})),
-            "/services/{name}/rolling-update": mutate("Pull the image and replace every replica, one at a time", "202",
+            "/services/{name}/rolling-update": mutate("Pull the image on every up server (in the background), then replace every replica, one at a time", "202",
                 json!({ "503": err })),
             "/config/reload": { "post": { "summary": "Re-read the config file; on error nothing changes",
                 "security": [{ "bearer": [] }],

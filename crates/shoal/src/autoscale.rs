@@ -48,13 +48,20 @@ impl App {
         // Let the reconcile loop adopt what runs before the first evaluation.
         tokio::time::sleep(Duration::from_secs(1)).await;
         loop {
-            let cfg = self.config();
-            let Some(svc) = cfg.service(&rt.name).cloned() else {
-                return;
-            };
-            if rt.state.lock().expect("state lock").removed {
+            // It lives as long as its service runtime: a service removed and added back
+            // while still draining keeps (and needs) this task.
+            if !self.service(&rt.name).is_some_and(|x| Arc::ptr_eq(&x, &rt)) {
                 return;
             }
+            let cfg = self.config();
+            let svc = cfg
+                .service(&rt.name)
+                .filter(|_| !rt.state.lock().expect("state lock").removed)
+                .cloned();
+            let Some(svc) = svc else {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            };
             let now = Timestamp::now();
             self.autoscale_once(&rt, &cfg, &svc, now).await;
             let mut wait = cfg.check_interval();
@@ -83,7 +90,7 @@ impl App {
         let window = window_state(cfg, svc, now);
         let window_open = window.as_ref().is_none_or(|w| w.open);
 
-        let (adopted, ready) = {
+        let (adopted, ready, starting) = {
             let st = rt.state.lock().expect("state lock");
             let ready: Vec<_> = st
                 .replicas
@@ -91,8 +98,20 @@ impl App {
                 .filter(|r| r.phase == Phase::Ready && r.container_state == ContainerState::Running)
                 .map(|r| (r.id.clone(), r.server.clone()))
                 .collect();
-            (st.adopted, ready)
+            let starting = st
+                .replicas
+                .values()
+                .filter(|r| matches!(r.phase, Phase::Starting | Phase::Joining))
+                .count() as u32;
+            (st.adopted, ready, starting)
         };
+        let capacity_left: u32 = self
+            .fleet
+            .loads(&Default::default())
+            .iter()
+            .filter(|l| l.up)
+            .map(|l| l.max_containers.saturating_sub(l.containers))
+            .sum();
         if !adopted {
             return;
         }
@@ -112,6 +131,8 @@ impl App {
         let inputs = Inputs {
             current: st.desired,
             ready: ready.len() as u32,
+            starting,
+            capacity_left: Some(capacity_left),
             utilization,
             sessions,
             window_open,

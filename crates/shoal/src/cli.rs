@@ -286,11 +286,21 @@ pub async fn deploy(c: &Client, service: &str, all: bool) -> ExitCode {
         format!("/services/{service}/deploy")
     };
     c.run(true, &path, |v| {
-        format!(
-            "{service}: rolling to revision {} ({} replica(s) to replace); follow with `shoal events {service}`\n",
-            s(&v["revision"]),
-            s(&v["replicas_to_replace"])
-        )
+        if all {
+            format!(
+                "{service}: pulling {} on {}, then replacing every replica one at a time; \
+                 follow with `shoal events {service}`\n",
+                s(&v["image"]),
+                s(&v["pulling_on"])
+            )
+        } else {
+            format!(
+                "{service}: rolling to revision {} ({} replica(s) to replace); follow with \
+                 `shoal events {service}`\n",
+                s(&v["revision"]),
+                s(&v["replicas_to_replace"])
+            )
+        }
     })
     .await
 }

@@ -760,6 +760,16 @@ impl Config {
             if let Some(p) = &svc.container_port {
                 v.port(p, &format!("{key}.container_port"));
             }
+            if *svc.min_replicas == 0 {
+                v.at(
+                    &svc.min_replicas,
+                    format!(
+                        "{key}.min_replicas must be at least 1: with no replica there is no CPU to \
+                         measure, so nothing would scale it up again (off_hours_replicas: 0 stops \
+                         a service outside business hours)"
+                    ),
+                );
+            }
             if *svc.max_replicas == 0 {
                 v.at(
                     &svc.max_replicas,
@@ -961,9 +971,12 @@ impl Config {
                 v.port(port, "monitoring.prometheus.port");
             }
             if let Some(r) = &p.retention {
-                let ok = r.len() > 1
-                    && r[..r.len() - 1].chars().all(|c| c.is_ascii_digit())
-                    && matches!(r.chars().last(), Some('s' | 'm' | 'h' | 'd' | 'w' | 'y'));
+                let mut chars = r.chars();
+                let unit = chars.next_back();
+                let digits = chars.as_str();
+                let ok = !digits.is_empty()
+                    && digits.chars().all(|c| c.is_ascii_digit())
+                    && matches!(unit, Some('s' | 'm' | 'h' | 'd' | 'w' | 'y'));
                 if !ok {
                     v.at(
                         r,
@@ -1330,6 +1343,15 @@ mod tests {
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(e[0].message.contains("fry"), "{e:?}");
         assert_eq!(e[0].line, 11);
+    }
+
+    #[test]
+    fn min_replicas_zero_is_refused_and_odd_retention_does_not_crash() {
+        let e = errors(&with_service("    min_replicas: 0\n"));
+        assert!(e[0].message.contains("at least 1"), "{e:?}");
+        let mut y = with_service("");
+        y.push_str("monitoring:\n  prometheus:\n    retention: \"7д\"\n");
+        assert!(errors(&y)[0].message.contains("retention"));
     }
 
     #[test]

@@ -14,6 +14,10 @@ use crate::config::{Config, DockerEndpoint, ServerConfig};
 use crate::engine::{Engine, EngineError};
 use crate::placement::ServerLoad;
 
+/// Bound on listing one server's containers (monitor and reconcile passes alike): a server
+/// slower than this is not answering.
+pub const LIST_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Failed monitor passes in a row before a server counts as down.
 pub const DOWN_AFTER_FAILURES: u32 = 2;
 
@@ -105,7 +109,17 @@ impl ServerHandle {
                 None => Engine::connect(&self.config, timeout).await?,
             };
             let version = engine.version().await?;
-            let containers = engine.list_managed(None).await?.len() as u32;
+            let containers =
+                match tokio::time::timeout(LIST_TIMEOUT, engine.list_managed(None)).await {
+                    Ok(list) => list?.len() as u32,
+                    Err(_) => {
+                        return Err(EngineError::Timeout {
+                            server: self.name().to_owned(),
+                            op: "list containers",
+                            secs: LIST_TIMEOUT.as_secs(),
+                        })
+                    }
+                };
             Ok::<_, EngineError>((engine, version, containers))
         }
         .await;

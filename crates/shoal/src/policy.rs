@@ -103,6 +103,10 @@ pub struct Inputs {
     pub current: u32,
     /// Replicas in rotation (the ones whose samples count).
     pub ready: u32,
+    /// Replicas that exist but are not in rotation yet (started, joining).
+    pub starting: u32,
+    /// Replicas the fleet can still place (free room on up servers); `None`: unlimited.
+    pub capacity_left: Option<u32>,
     /// Utilization samples (percent, normalised by the CPU limit) of ready replicas.
     pub utilization: Vec<f64>,
     /// Current + queued sessions of the service's backend, when the signal is configured
@@ -165,9 +169,11 @@ pub enum Held {
     MissingData,
     /// The target policy's stabilization window holds a higher recommendation.
     Stabilization,
-    /// Replicas are still starting (fewer ready than desired): the threshold policy waits
-    /// for them before another step, and no policy scales down meanwhile.
+    /// Replicas are still starting: the threshold policy waits for them before another
+    /// step, and no policy scales down meanwhile.
     Starting,
+    /// No server can take another replica (all down or at `max_containers`).
+    NoCapacity,
     /// Dry run: journaled, not applied.
     DryRun,
 }
@@ -183,6 +189,7 @@ impl Held {
             Held::MissingData => "missing_data",
             Held::Stabilization => "stabilization",
             Held::Starting => "starting",
+            Held::NoCapacity => "no_capacity",
             Held::DryRun => "dry_run",
         }
     }
@@ -369,14 +376,14 @@ pub fn evaluate(
         ));
         return d;
     }
-    let starting = inp.ready < current;
+    let starting = inp.starting > 0;
     let pauses = d.direction == Direction::Down
         || (d.direction == Direction::Up && cfg.kind == PolicyKind::Threshold);
     if starting && pauses {
         d.held = Some(Held::Starting);
         d.reason.push_str(&format!(
-            "; held: {} of {current} replicas ready, waiting for the rest",
-            inp.ready
+            "; held: {} replica(s) still starting",
+            inp.starting
         ));
         return d;
     }
@@ -424,7 +431,27 @@ pub fn evaluate(
     if d.direction == Direction::Hold {
         return d;
     }
-    let to = d.wanted.clamp(cfg.min, cfg.max);
+    let mut to = d.wanted.clamp(cfg.min, cfg.max);
+    if to > current {
+        // Desired never runs ahead of what the fleet can place: a count that cannot be
+        // reached would otherwise look like replicas forever "starting".
+        let room = inp.capacity_left.unwrap_or(u32::MAX);
+        let placeable = current
+            .max(inp.ready + inp.starting)
+            .saturating_add(room)
+            .min(to);
+        if placeable <= current {
+            d.held = Some(Held::NoCapacity);
+            d.reason
+                .push_str("; held: no server can take another replica (down or at max_containers)");
+            return d;
+        }
+        if placeable < to {
+            d.reason
+                .push_str(&format!(" (capped to {placeable}: no room for more)"));
+            to = placeable;
+        }
+    }
     if cfg.dry_run {
         d.held = Some(Held::DryRun);
         d.reason
@@ -532,6 +559,8 @@ mod tests {
         Inputs {
             current,
             ready: util.len() as u32,
+            starting: 0,
+            capacity_left: None,
             utilization: util.to_vec(),
             sessions: None,
             window_open: true,
@@ -613,17 +642,43 @@ mod tests {
         let c = cfg(PolicyKind::Threshold);
         let mut st = PolicyState::default();
         let mut i = inputs(3, &[95.0, 95.0]);
-        i.ready = 2;
+        i.starting = 1;
         let d = eval(&c, &mut st, &i, 0);
         assert_eq!((d.desired, d.held), (3, Some(Held::Starting)));
         let c = cfg(PolicyKind::Target);
         let mut i = inputs(4, &[20.0, 20.0]);
-        i.ready = 2;
+        i.starting = 2;
         assert_eq!(eval(&c, &mut st, &i, 0).held, Some(Held::Starting));
         // ... while the target policy may still add capacity.
         let mut i = inputs(3, &[100.0, 100.0]);
-        i.ready = 2;
+        i.starting = 1;
         assert_eq!(eval(&c, &mut st, &i, 0).desired, 4);
+    }
+
+    #[test]
+    fn a_count_that_cannot_be_placed_does_not_freeze_scale_down() {
+        // Desired 5, only 4 could be placed and none is starting: idle scales down.
+        let c = cfg(PolicyKind::Threshold);
+        let mut st = PolicyState::default();
+        let mut i = inputs(5, &[1.0; 4]);
+        i.capacity_left = Some(0);
+        let d = eval(&c, &mut st, &i, 0);
+        assert_eq!((d.desired, d.direction, d.held), (4, Direction::Down, None));
+    }
+
+    #[test]
+    fn scale_up_is_capped_by_capacity() {
+        let c = cfg(PolicyKind::Threshold);
+        let mut st = PolicyState::default();
+        let mut i = inputs(4, &[99.0; 4]);
+        i.capacity_left = Some(0);
+        let d = eval(&c, &mut st, &i, 0);
+        assert_eq!((d.desired, d.held), (4, Some(Held::NoCapacity)));
+        let c = cfg(PolicyKind::Target);
+        let mut i = inputs(2, &[100.0, 100.0]);
+        i.capacity_left = Some(1);
+        let d = eval(&c, &mut st, &i, 0);
+        assert_eq!(d.desired, 3, "{}", d.reason);
     }
 
     #[test]
@@ -828,6 +883,8 @@ mod tests {
             let i = Inputs {
                 current,
                 ready: util.len() as u32,
+                starting: 0,
+                capacity_left: None,
                 utilization: util,
                 sessions,
                 window_open,

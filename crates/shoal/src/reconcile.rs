@@ -75,6 +75,8 @@ pub struct Replica {
     #[serde(skip)]
     first_seen: Instant,
     #[serde(skip)]
+    joined_at: Option<Instant>,
+    #[serde(skip)]
     last_probe: Option<Instant>,
 }
 
@@ -114,6 +116,8 @@ pub struct ServiceState {
     pub last_hold: Option<String>,
     /// Desired count saved before the last restart, used once at adoption.
     pub saved_desired: Option<u32>,
+    /// The service's config as last seen, so a removed service can still be drained.
+    pub spec: Option<ServiceConfig>,
     /// Rollout in progress.
     pub rollout: Option<Rollout>,
     /// Last error of a pass, cleared by a clean pass.
@@ -306,8 +310,10 @@ impl App {
             }
         }
         for name in &new_names {
-            match self.service(name) {
+            let map = self.services.lock().expect("services lock");
+            match map.get(name).cloned() {
                 None => {
+                    drop(map);
                     self.spawn_service(name);
                     changes.push(format!("service {name} added"));
                 }
@@ -315,8 +321,12 @@ impl App {
                     let cfg = self.config();
                     let svc = &cfg.services[name];
                     let mut st = rt.state.lock().expect("state lock");
-                    st.removed = false;
-                    let clamped = st.desired.clamp(*svc.min_replicas, *svc.max_replicas);
+                    drop(map);
+                    if st.removed {
+                        st.removed = false;
+                        changes.push(format!("service {name} added back while draining"));
+                    }
+                    let clamped = st.desired.clamp(lower_bound(svc), *svc.max_replicas);
                     if clamped != st.desired {
                         changes.push(format!(
                             "service {name}: desired {} -> {clamped} (new bounds)",
@@ -448,8 +458,8 @@ impl App {
         };
         let spec = ContainerSpec::from_service(svc);
         let mut st = rt.state.lock().expect("state lock");
-        if st.desired < *svc.min_replicas {
-            st.desired = *svc.min_replicas;
+        if st.desired < lower_bound(svc) {
+            st.desired = lower_bound(svc);
         }
         let replace_ids: BTreeSet<String> = st
             .replicas
@@ -481,15 +491,19 @@ impl App {
 
     async fn run_service(self: Arc<Self>, rt: Arc<ServiceRuntime>) {
         loop {
-            let done = self.reconcile_once(&rt).await;
-            if done {
-                self.services
-                    .lock()
-                    .expect("services lock")
-                    .remove(&rt.name);
-                self.journal.forget_service_state(&rt.name);
-                tracing::info!(service = rt.name, "service removed and drained");
-                return;
+            if self.reconcile_once(&rt).await {
+                // Forget it only if it was not re-added meanwhile (lock order: services,
+                // then state, as in apply_config).
+                let mut map = self.services.lock().expect("services lock");
+                let still_removed = rt.state.lock().expect("state lock").removed
+                    || self.config().service(&rt.name).is_none();
+                if still_removed && map.get(&rt.name).is_some_and(|x| Arc::ptr_eq(x, &rt)) {
+                    map.remove(&rt.name);
+                    drop(map);
+                    self.journal.forget_service_state(&rt.name);
+                    tracing::info!(service = rt.name, "service removed and drained");
+                    return;
+                }
             }
             let cfg = self.config();
             let transitioning = rt
@@ -518,10 +532,23 @@ impl App {
     pub async fn reconcile_once(self: &Arc<Self>, rt: &Arc<ServiceRuntime>) -> bool {
         let cfg = self.config();
         let name = rt.name.as_str();
-        let removed = rt.state.lock().expect("state lock").removed;
-        let Some(svc) = cfg.service(name).filter(|_| !removed) else {
-            return self.drain_removed(rt).await;
+        // A removed service runs the same pass with desired 0, on its last known config,
+        // until every one of its containers on every server is gone.
+        let (removed, spec) = {
+            let mut st = rt.state.lock().expect("state lock");
+            let current = cfg.service(name).filter(|_| !st.removed);
+            if let Some(svc) = current {
+                st.spec = Some(svc.clone());
+            } else {
+                st.desired = 0;
+                st.rollout = None;
+            }
+            (current.is_none(), st.spec.clone())
         };
+        let Some(spec) = spec else {
+            return removed;
+        };
+        let svc = &spec;
         let backend = lb::backend_name(name);
         let lb = self.lb();
 
@@ -536,12 +563,13 @@ impl App {
         // other engine calls, and its replicas are kept as they were until it answers again
         // or the fleet monitor declares it down.
         let listed = futures_util::future::join_all(servers.iter().map(|(server, e)| async move {
-            match tokio::time::timeout(LIST_TIMEOUT, e.list_managed(Some(name))).await {
+            match tokio::time::timeout(crate::fleet::LIST_TIMEOUT, e.list_managed(Some(name))).await
+            {
                 Ok(r) => r,
                 Err(_) => Err(crate::engine::EngineError::Timeout {
                     server: server.name().to_owned(),
                     op: "list containers",
-                    secs: LIST_TIMEOUT.as_secs(),
+                    secs: crate::fleet::LIST_TIMEOUT.as_secs(),
                 }),
             }
         }))
@@ -565,6 +593,9 @@ impl App {
             // replica is never started beside one that is merely slow to be listed.
             return false;
         };
+        if removed {
+            rt.state.lock().expect("state lock").desired = 0;
+        }
 
         // 2. HAProxy's view (a failure skips HAProxy steps this pass, nothing else).
         let lb_view = match lb.servers_state(&backend).await {
@@ -613,6 +644,12 @@ impl App {
         self.rollout_step(rt, svc, &backend).await;
 
         self.write_lb_config().await;
+        if removed {
+            let every_server_answered =
+                self.fleet.all().iter().all(|s| answered.contains(s.name()));
+            return every_server_answered
+                && rt.state.lock().expect("state lock").replicas.is_empty();
+        }
         false
     }
 
@@ -691,6 +728,7 @@ impl App {
                             in_lb: false,
                             lb_status: None,
                             first_seen: Instant::now(),
+                            joined_at: None,
                             last_probe: None,
                         },
                     );
@@ -706,11 +744,7 @@ impl App {
                 .count() as u32;
             // Within the bounds; the autoscaler moves it to off_hours_replicas outside the
             // business-hours window on its first evaluation.
-            let low = if svc.business_hours_only {
-                svc.off_hours_replicas().min(*svc.min_replicas)
-            } else {
-                *svc.min_replicas
-            };
+            let low = lower_bound(svc);
             // The desired count saved before the restart wins (replicas may have died while
             // shoal was down); without one, what runs is what was wanted.
             let saved = st.saved_desired;
@@ -821,6 +855,15 @@ impl App {
                                         r.last_probe_error.clone().unwrap_or_default()
                                     )
                                 })
+                        }
+                        ContainerState::Running
+                            if r.phase == Phase::Joining
+                                && r.joined_at.is_some_and(|t| t.elapsed() > start_period) =>
+                        {
+                            Some(format!(
+                                "HAProxy's health check did not pass within start_period {}s",
+                                start_period.as_secs()
+                            ))
                         }
                         ContainerState::Running if r.health_failures >= threshold => Some(format!(
                             "{} failed health checks in a row ({})",
@@ -992,6 +1035,9 @@ impl App {
                 if phase == Phase::Ready && r.phase != Phase::Ready {
                     newly_ready.push((r.name.clone(), r.server.clone()));
                 }
+                if phase == Phase::Joining && r.phase != Phase::Joining {
+                    r.joined_at = Some(Instant::now());
+                }
                 r.phase = phase;
                 r.in_lb = in_lb;
                 r.lb_status = status;
@@ -1098,6 +1144,7 @@ impl App {
                         in_lb: false,
                         lb_status: None,
                         first_seen: Instant::now(),
+                        joined_at: None,
                         last_probe: None,
                     });
                     drop(st);
@@ -1332,43 +1379,6 @@ impl App {
         }
     }
 
-    async fn drain_removed(self: &Arc<Self>, rt: &Arc<ServiceRuntime>) -> bool {
-        let backend = lb::backend_name(&rt.name);
-        let (victims, remaining) = {
-            let mut st = rt.state.lock().expect("state lock");
-            st.desired = 0;
-            let remaining = st.replicas.len();
-            let victims: Vec<Replica> = st
-                .replicas
-                .values_mut()
-                .filter(|r| r.phase != Phase::Draining)
-                .map(|r| {
-                    r.phase = Phase::Draining;
-                    r.clone()
-                })
-                .collect();
-            (victims, remaining)
-        };
-        let grace = Duration::from_secs(10);
-        let lb = self.lb();
-        let max_wait = Duration::from_secs(*self.config().load_balancer.drain_timeout);
-        for r in victims {
-            if r.in_lb {
-                let _ = lb.drain_then_remove(&backend, &r.name, max_wait).await;
-            }
-            if let Some(handle) = self.fleet.get(&r.server) {
-                if let Some(engine) = handle.engine() {
-                    let _ = engine.stop(&r.id, grace).await;
-                    if engine.remove(&r.id).await.is_ok() {
-                        handle.adjust_containers(-1);
-                        rt.state.lock().expect("state lock").replicas.remove(&r.id);
-                    }
-                }
-            }
-        }
-        remaining == 0
-    }
-
     /// Writes haproxy.cfg with the current members when `load_balancer.config_file` is set.
     pub async fn write_lb_config(&self) {
         let cfg = self.config();
@@ -1427,6 +1437,17 @@ impl Replica {
     }
 }
 
+/// The lowest desired count the loop itself enforces: `min_replicas`, or
+/// `off_hours_replicas` when lower for a business-hours service (the autoscaler applies the
+/// window; nothing else may raise a held service to `min_replicas` at night).
+fn lower_bound(svc: &ServiceConfig) -> u32 {
+    if svc.business_hours_only {
+        svc.off_hours_replicas().min(*svc.min_replicas)
+    } else {
+        *svc.min_replicas
+    }
+}
+
 /// Replica counts per server (draining ones excluded).
 fn replicas_per_server(st: &ServiceState) -> BTreeMap<String, u32> {
     let mut m = BTreeMap::new();
@@ -1440,9 +1461,6 @@ fn replicas_per_server(st: &ServiceState) -> BTreeMap<String, u32> {
 fn lb_check(svc: &ServiceConfig) -> lb::HealthCheck {
     lb::HealthCheck::from_config(&svc.health_check)
 }
-
-/// Bound on listing one server's containers in a pass.
-const LIST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Timeout for one engine call.
 #[must_use]

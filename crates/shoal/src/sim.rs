@@ -496,6 +496,8 @@ pub fn simulate(policy: &PolicyConfig, trace: &[TracePoint], model: &Model) -> S
         let inputs = Inputs {
             current: desired,
             ready,
+            starting: starting.len() as u32,
+            capacity_left: None,
             utilization: util.map_or_else(Vec::new, |u| vec![u; ready as usize]),
             sessions: None,
             window_open: true,

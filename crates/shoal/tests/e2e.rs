@@ -418,3 +418,54 @@ async fn deploy_rolls_a_changed_spec_one_at_a_time_without_failing_requests() {
         "{events:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_removed_by_reload_drains_to_zero_and_can_come_back() {
+    let mut s = Stack::new(
+        "t-remove",
+        Opts {
+            min: 2,
+            max: 3,
+            ..Opts::default()
+        },
+    );
+    s.start_shoal();
+    s.wait_ready(2, READY);
+    let yaml = std::fs::read_to_string(&s.config).unwrap();
+    // Keep the file valid: `services: {}` replaces the only service.
+    let start = yaml.find("services:\n").unwrap();
+    let end = yaml.find("autoscaler:\n").unwrap();
+    let without = format!("{}services: {{}}\n{}", &yaml[..start], &yaml[end..]);
+    std::fs::write(&s.config, &without).unwrap();
+    let (code, body) = s.post("/config/reload").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body["changes"][0]
+            .as_str()
+            .unwrap()
+            .contains("draining to zero"),
+        "{body}"
+    );
+    wait_for(
+        "all replicas drained and removed",
+        Duration::from_secs(60),
+        || {
+            common::container_ids(&s.service, true)
+                .is_empty()
+                .then_some(())
+        },
+    );
+    assert!(s.up_servers().is_empty(), "out of HAProxy too");
+    let r = s
+        .http
+        .get(s.url(&format!("/services/{}/stats", s.service)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    std::fs::write(&s.config, &yaml).unwrap();
+    let (code, body) = s.post("/config/reload").await;
+    assert_eq!(code, 200, "{body}");
+    s.wait_ready(2, READY);
+}
