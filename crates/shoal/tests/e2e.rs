@@ -469,3 +469,99 @@ async fn a_service_removed_by_reload_drains_to_zero_and_can_come_back() {
     assert_eq!(code, 200, "{body}");
     s.wait_ready(2, READY);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_failing_its_health_check_is_replaced() {
+    // The workload answers /api/tags with 503 after 4 s: shoal's probe fails three times in a
+    // row and the replica is replaced (and its replacement, in turn, later).
+    let opts = Opts {
+        min: 1,
+        max: 2,
+        extra: "    environment:\n      - SHOAL_WORKLOAD_UNHEALTHY_AFTER_SECS=4\n".into(),
+        ..Opts::default()
+    };
+    let mut s = Stack::new("t-unhealthy", opts);
+    s.start_shoal();
+    s.wait_ready(1, READY);
+    let first = s.running();
+    let replaced = wait_for(
+        "a health-check replacement",
+        Duration::from_secs(40),
+        || {
+            let events = events_blocking(&s);
+            events.into_iter().find(|e| {
+                e["action"] == "replica_replaced"
+                    && e["reason"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("failed health checks")
+            })
+        },
+    );
+    assert!(
+        replaced["reason"].as_str().unwrap().contains("503"),
+        "{replaced}"
+    );
+    wait_for("the replacement running", Duration::from_secs(20), || {
+        let now = s.running();
+        (now.len() == 1 && now != first).then_some(())
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_restarted_without_servers_is_repopulated() {
+    let mut s = Stack::new(
+        "t-hapheal",
+        Opts {
+            min: 2,
+            max: 3,
+            ..Opts::default()
+        },
+    );
+    s.start_shoal();
+    s.wait_ready(2, READY);
+    // Restart HAProxy from the bare rendered cfg (no servers), as after a crash with a lost cfg.
+    let cfg = s.dir.path().join("bare.cfg");
+    let out = std::process::Command::new(common::shoal_bin())
+        .args(["haproxy", "render", "--config"])
+        .arg(&s.config)
+        .arg("--output")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let socket = s.haproxy.as_ref().unwrap().socket.clone();
+    s.haproxy.take();
+    s.haproxy = Some(common::Haproxy::start(&cfg, &socket));
+    assert!(s.up_servers().is_empty(), "HAProxy starts empty");
+    wait_for(
+        "shoal re-adds both replicas",
+        Duration::from_secs(30),
+        || (s.up_servers().len() == 2).then_some(()),
+    );
+    let body = s
+        .http
+        .get(s.frontend_url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "Ollama is running");
+}
+
+/// The service's events, fetched with a blocking client (for use inside `wait_for`).
+fn events_blocking(s: &Stack) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            &s.url(&format!("/services/{}/events?limit=200", s.service)),
+        ])
+        .output()
+        .expect("curl");
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["events"].as_array().cloned())
+        .unwrap_or_default()
+}
