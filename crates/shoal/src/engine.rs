@@ -325,7 +325,7 @@ impl Engine {
     }
 
     /// Creates and starts a replica of `service` named `name`, publishing its port on a free
-    /// host port. Pulls the image first when the engine does not have it.
+    /// host port. The image must be there ([`Engine::has_image`], [`Engine::pull`]).
     pub async fn create_replica(
         &self,
         service: &str,
@@ -375,23 +375,13 @@ impl Engine {
             name: Some(name.to_owned()),
             ..Default::default()
         };
-        let created = match self
+        // Pulling is the caller's business (in the background); a missing image is an error.
+        let created = self
             .call(
                 "create container",
-                self.docker.create_container(Some(opts()), body.clone()),
+                self.docker.create_container(Some(opts()), body),
             )
-            .await
-        {
-            Err(e) if e.is_not_found() => {
-                self.pull(&spec.image).await?;
-                self.call(
-                    "create container",
-                    self.docker.create_container(Some(opts()), body),
-                )
-                .await?
-            }
-            other => other?,
-        };
+            .await?;
         if let Err(e) = self
             .call(
                 "start container",
@@ -421,6 +411,18 @@ impl Engine {
             .and_then(|mut p| p.remove(&key))
             .flatten()
             .and_then(|b| b.into_iter().find_map(|b| b.host_port?.parse().ok())))
+    }
+
+    /// Whether the engine has `image` locally.
+    pub async fn has_image(&self, image: &str) -> Result<bool, EngineError> {
+        match self
+            .call("inspect image", self.docker.inspect_image(image))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Pulls an image (bounded by a longer timeout than other calls).

@@ -195,6 +195,10 @@ pub struct App {
     /// When `serve` started.
     pub started: Instant,
     pub(crate) http: reqwest::Client,
+    /// Image pulls by (server, image): `None` in flight, `Some(t)` failed at `t`. A pull runs
+    /// in the background, never in a reconcile pass, at most once at a time per server and
+    /// image, and not again within [`PULL_RETRY`] of a failure.
+    pulls: Arc<Mutex<PullBook>>,
     cfg_write: tokio::sync::Mutex<()>,
 }
 
@@ -218,6 +222,7 @@ impl App {
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(0)
                 .build()?,
+            pulls: Arc::new(Mutex::new(BTreeMap::new())),
             cfg_write: tokio::sync::Mutex::new(()),
         }))
     }
@@ -1105,7 +1110,20 @@ impl App {
             }
         }
         let spec = ContainerSpec::from_service(svc);
-        let starts = chosen.iter().filter_map(|server| {
+        // A server without the image pulls it in the background; its replica is placed on a
+        // later pass, once the image is there.
+        let mut ready_servers = Vec::new();
+        for server in &chosen {
+            let Some(engine) = self.fleet.get(server).and_then(|h| h.engine()) else {
+                continue;
+            };
+            match engine.has_image(&spec.image).await {
+                Ok(true) => ready_servers.push(server.clone()),
+                Ok(false) => self.pull_in_background(&rt.name, engine, &spec.image),
+                Err(e) => tracing::warn!(server, error = %e, "checking the image failed"),
+            }
+        }
+        let starts = ready_servers.iter().filter_map(|server| {
             let handle = self.fleet.get(server)?;
             let engine = handle.engine()?;
             handle.adjust_containers(1);
@@ -1177,6 +1195,63 @@ impl App {
             }
         }
         ids
+    }
+
+    /// Pulls `image` on the engine's server in a background task, unless one already runs.
+    fn pull_in_background(&self, service: &str, engine: crate::engine::Engine, image: &str) {
+        let key = (engine.server().to_owned(), image.to_owned());
+        {
+            let mut pulls = self.pulls.lock().expect("pulls lock");
+            match pulls.get(&key) {
+                Some(None) => return,
+                Some(Some(failed)) if failed.elapsed() < PULL_RETRY => return,
+                _ => {}
+            }
+            pulls.insert(key.clone(), None);
+        }
+        let (pulls, journal, service) =
+            (self.pulls.clone(), self.journal.clone(), service.to_owned());
+        journal.record(NewEvent {
+            service: &service,
+            action: "pull",
+            reason: format!("{} has no {}: pulling it", key.0, key.1),
+            server: Some(&key.0),
+            ..Default::default()
+        });
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let result = engine.pull(&key.1).await;
+            let reason = match &result {
+                Ok(()) => {
+                    pulls.lock().expect("pulls lock").remove(&key);
+                    format!(
+                        "pulled {} on {} in {:.1}s",
+                        key.1,
+                        key.0,
+                        started.elapsed().as_secs_f64()
+                    )
+                }
+                Err(e) => {
+                    pulls
+                        .lock()
+                        .expect("pulls lock")
+                        .insert(key.clone(), Some(Instant::now()));
+                    format!(
+                        "pulling {} on {} failed: {e}; retrying in {}s",
+                        key.1,
+                        key.0,
+                        PULL_RETRY.as_secs()
+                    )
+                }
+            };
+            journal.record(NewEvent {
+                service: &service,
+                action: "pull",
+                reason,
+                server: Some(&key.0),
+                ..Default::default()
+            });
+        });
     }
 
     /// Picks `count` replicas and drains them in the background.
@@ -1461,6 +1536,12 @@ fn replicas_per_server(st: &ServiceState) -> BTreeMap<String, u32> {
 fn lb_check(svc: &ServiceConfig) -> lb::HealthCheck {
     lb::HealthCheck::from_config(&svc.health_check)
 }
+
+/// Image pulls by (server, image): `None` in flight, `Some(t)` failed at `t`.
+type PullBook = BTreeMap<(String, String), Option<Instant>>;
+
+/// Wait after a failed image pull before the next attempt.
+const PULL_RETRY: Duration = Duration::from_secs(60);
 
 /// Timeout for one engine call.
 #[must_use]

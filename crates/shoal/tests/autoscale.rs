@@ -49,7 +49,7 @@ fn autoscale_opts(extra: &str) -> Opts {
         ),
         check_interval: 2,
         cooldown: 3,
-        autoscaler_extra: String::new(),
+        ..Opts::default()
     }
 }
 

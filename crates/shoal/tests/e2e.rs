@@ -565,3 +565,42 @@ fn events_blocking(s: &Stack) -> Vec<serde_json::Value> {
         .and_then(|v| v["events"].as_array().cloned())
         .unwrap_or_default()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_image_is_pulled_in_the_background_and_a_failed_pull_is_journaled() {
+    // A registry on loopback that does not exist: the pull fails at once, and no traffic
+    // leaves the machine.
+    let opts = Opts {
+        image: "127.0.0.1:1/shoal-missing:latest".into(),
+        ..Opts::default()
+    };
+    let mut s = Stack::new("t-pull", opts);
+    s.start_shoal();
+    let failed = wait_for("a journaled pull failure", Duration::from_secs(30), || {
+        events_blocking(&s).into_iter().find(|e| {
+            e["action"] == "pull" && e["reason"].as_str().unwrap_or("").contains("failed")
+        })
+    });
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("retrying in 60s"),
+        "{failed}"
+    );
+    // The loop and the API stay responsive, nothing runs, nothing is retried at once.
+    let t = std::time::Instant::now();
+    let stats = s.get(&format!("/services/{}/stats", s.service)).await;
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert_eq!(stats["replicas"]["total"], 0, "{stats}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let pulls = events_blocking(&s)
+        .into_iter()
+        .filter(|e| e["action"] == "pull")
+        .count();
+    assert_eq!(
+        pulls, 2,
+        "one attempt (started + failed) within the retry interval"
+    );
+    assert!(s.running().is_empty());
+}

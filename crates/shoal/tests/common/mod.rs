@@ -189,6 +189,8 @@ pub struct Opts {
     pub cooldown: u64,
     /// Extra YAML lines under `autoscaler` (indented 2 spaces).
     pub autoscaler_extra: String,
+    /// Image of the service (default: the workload).
+    pub image: String,
 }
 
 impl Default for Opts {
@@ -201,6 +203,7 @@ impl Default for Opts {
             // Long, so the autoscaler leaves manually scaled test services alone.
             cooldown: 600,
             autoscaler_extra: String::new(),
+            image: IMAGE.to_owned(),
         }
     }
 }
@@ -230,7 +233,7 @@ servers:
     max_containers: 100
 services:
   {service}:
-    image: {IMAGE}
+    image: {image}
     port: {frontend}
     container_port: 11434
     min_replicas: {min}
@@ -255,6 +258,7 @@ services:
             extra = opts.extra,
             check_interval = opts.check_interval,
             cooldown = opts.cooldown,
+            image = opts.image,
             autoscaler_extra = opts.autoscaler_extra,
         );
         let config = dir.path().join("config.yaml");
