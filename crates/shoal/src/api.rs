@@ -519,6 +519,7 @@ async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
     let mut scale_actions = Vec::new();
     let mut replacements = Vec::new();
     let mut utilization = Vec::new();
+    let mut memory = Vec::new();
     let mut decisions = Vec::new();
     let mut window_open = Vec::new();
     let mut cooldown = Vec::new();
@@ -555,6 +556,9 @@ async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
         }
         if let Some(u) = st.utilization {
             utilization.push((l.clone(), round2(u)));
+        }
+        if let Some(m) = st.memory_bytes {
+            memory.push((l.clone(), m as f64));
         }
         for ((dir, reason), n) in &st.decisions {
             decisions.push((
@@ -596,6 +600,36 @@ async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
         "counter",
         "Replicas replaced, by reason.",
         replacements,
+    );
+    family(
+        "shoal_utilization_percent",
+        "gauge",
+        "Mean utilization of the ready replicas at the last evaluation (percent of the CPU limit, or of one core).",
+        utilization,
+    );
+    family(
+        "shoal_memory_bytes",
+        "gauge",
+        "Memory of the ready replicas at the last evaluation, summed.",
+        memory,
+    );
+    family(
+        "shoal_autoscaler_decisions_total",
+        "counter",
+        "Autoscaler evaluations that acted or were held, by direction and reason.",
+        decisions,
+    );
+    family(
+        "shoal_business_window_open",
+        "gauge",
+        "1 when the service may scale now (always 1 without business_hours_only).",
+        window_open,
+    );
+    family(
+        "shoal_cooldown_remaining_seconds",
+        "gauge",
+        "Seconds until the service may scale again.",
+        cooldown,
     );
     let servers = app.fleet.all();
     family(

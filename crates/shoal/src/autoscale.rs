@@ -116,10 +116,10 @@ impl App {
             return;
         }
         // Samples only when the window is open: outside it the count is fixed.
-        let utilization = if window_open {
-            self.sample_utilization(svc, &ready).await
+        let (utilization, memory): (Vec<f64>, Vec<u64>) = if window_open {
+            self.sample(svc, &ready).await.into_iter().unzip()
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         let sessions = if window_open && pcfg.target_sessions.is_some() {
             self.sample_sessions(&rt.name).await
@@ -140,6 +140,7 @@ impl App {
         };
         let decision = policy::evaluate(&pcfg, &mut st.policy, &inputs, now);
         st.utilization = inputs.mean_utilization();
+        st.memory_bytes = (!memory.is_empty()).then(|| memory.iter().sum());
         let before = st.desired;
         let acts = decision.acts(before);
         if acts {
@@ -204,6 +205,7 @@ impl App {
                 "ready": inputs.ready,
                 "utilization": inputs.mean_utilization().map(|u| (u * 100.0).round() / 100.0),
                 "samples": inputs.utilization.len(),
+                "memory_bytes": (!memory.is_empty()).then(|| memory.iter().sum::<u64>()),
                 "sessions": inputs.sessions,
                 "signals": decision.signals,
                 "thresholds": {
@@ -229,13 +231,9 @@ impl App {
         }
     }
 
-    /// Utilization (percent of the CPU limit, or of one core) of each ready replica that
-    /// answered; missing samples are simply absent.
-    async fn sample_utilization(
-        &self,
-        svc: &ServiceConfig,
-        ready: &[(String, String)],
-    ) -> Vec<f64> {
+    /// Utilization (percent of the CPU limit, or of one core) and memory (bytes) of each
+    /// ready replica that answered; missing samples are simply absent.
+    async fn sample(&self, svc: &ServiceConfig, ready: &[(String, String)]) -> Vec<(f64, u64)> {
         let cpus = svc.cpus.as_ref().map(|c| c.value);
         // Docker's stats take about a second (two readings); a server slower than this
         // bound just has no sample this time, and delays nobody.
@@ -246,7 +244,7 @@ impl App {
             async move {
                 let engine = engine?;
                 match tokio::time::timeout(bound, engine.stats(id)).await {
-                    Ok(Ok((cpu, _))) => Some(cpu),
+                    Ok(Ok(sample)) => Some(sample),
                     _ => None,
                 }
             }
@@ -255,7 +253,7 @@ impl App {
         samples
             .into_iter()
             .flatten()
-            .map(|cpu| cpus.map_or(cpu, |n| cpu / n))
+            .map(|(cpu, mem)| (cpus.map_or(cpu, |n| cpu / n), mem))
             .collect()
     }
 

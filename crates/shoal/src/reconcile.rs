@@ -110,6 +110,8 @@ pub struct ServiceState {
     pub last_decision: Option<crate::policy::Decision>,
     /// Mean utilization of the last evaluation (percent), when there were samples.
     pub utilization: Option<f64>,
+    /// Memory of the ready replicas at the last evaluation (bytes, summed).
+    pub memory_bytes: Option<u64>,
     /// Autoscaler evaluations that acted or were held, by (direction, reason).
     pub decisions: BTreeMap<(String, String), u64>,
     /// The hold last journaled; the same hold again is counted, not journaled again.

@@ -124,6 +124,21 @@ async fn load_scales_up_and_idle_scales_back_to_min() {
         .text()
         .await
         .unwrap();
+    for family in [
+        "shoal_utilization_percent{service=",
+        "shoal_memory_bytes{service=",
+        "shoal_business_window_open{service=",
+        "shoal_cooldown_remaining_seconds{service=",
+    ] {
+        assert!(metrics.contains(family), "{family} missing: {metrics}");
+    }
+    assert!(
+        metrics.contains(&format!(
+            "shoal_autoscaler_decisions_total{{service=\"{}\",direction=\"down\",reason=\"threshold\"}} 2",
+            s.service
+        )),
+        "{metrics}"
+    );
     assert!(
         metrics.contains(&format!(
             "shoal_scale_actions_total{{service=\"{}\",direction=\"up\",trigger=\"autoscaler\"}} 2",
@@ -157,6 +172,22 @@ async fn closed_window_holds_off_hours_replicas_and_says_why() {
     let stats = s.get(&format!("/services/{}/stats", s.service)).await;
     assert_eq!(stats["desired"], 2);
     assert_eq!(stats["business_hours"]["open"], false, "{stats}");
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "shoal_business_window_open{{service=\"{}\"}} 0",
+            s.service
+        )),
+        "{metrics}"
+    );
     assert!(
         stats["business_hours"]["next_change"].is_string(),
         "{stats}"
