@@ -364,7 +364,6 @@ async fn stats(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> ApiR
     if let Some(obj) = body.as_object_mut() {
         obj.insert("utilization_now".into(), json!(mean));
         obj.insert("cpu_limit_cores".into(), json!(cpus));
-        obj.insert("replica_list".into(), Value::Array(list.clone()));
         obj.insert("containers".into(), Value::Array(list));
     }
     Ok(Json(body).into_response())

@@ -718,26 +718,16 @@ impl App {
                     }
                     st.replicas.insert(
                         c.id.clone(),
-                        Replica {
-                            id: c.id.clone(),
-                            name: c.name.clone(),
-                            server: c.server.clone(),
+                        Replica::new(
+                            &c.id,
+                            &c.name,
+                            &c.server,
                             host,
-                            port: c.host_port,
-                            revision: c.revision.clone(),
-                            container_state: c.state,
-                            status: c.status.clone(),
-                            phase: Phase::Starting,
-                            created: c.created,
-                            health_failures: 0,
-                            healthy: None,
-                            last_probe_error: None,
-                            in_lb: false,
-                            lb_status: None,
-                            first_seen: Instant::now(),
-                            joined_at: None,
-                            last_probe: None,
-                        },
+                            c.host_port,
+                            &c.revision,
+                            (c.state, &c.status),
+                            c.created,
+                        ),
                     );
                 }
             }
@@ -1147,26 +1137,16 @@ impl App {
                         None => None,
                     };
                     let mut st = rt.state.lock().expect("state lock");
-                    st.replicas.entry(id.clone()).or_insert(Replica {
-                        id: id.clone(),
-                        name: name.clone(),
-                        server: handle.name().to_owned(),
+                    st.replicas.entry(id.clone()).or_insert(Replica::new(
+                        &id,
+                        &name,
+                        handle.name(),
                         host,
                         port,
-                        revision: spec.revision.clone(),
-                        container_state: ContainerState::Running,
-                        status: "Up".into(),
-                        phase: Phase::Starting,
-                        created: unix_now(),
-                        health_failures: 0,
-                        healthy: None,
-                        last_probe_error: None,
-                        in_lb: false,
-                        lb_status: None,
-                        first_seen: Instant::now(),
-                        joined_at: None,
-                        last_probe: None,
-                    });
+                        &spec.revision,
+                        (ContainerState::Running, "Up"),
+                        unix_now(),
+                    ));
                     drop(st);
                     self.journal.record(NewEvent {
                         service: &rt.name,
@@ -1506,6 +1486,40 @@ impl App {
 }
 
 impl Replica {
+    /// A replica just seen (adopted) or just started: `Starting`, not yet probed.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        id: &str,
+        name: &str,
+        server: &str,
+        host: String,
+        port: Option<u16>,
+        revision: &str,
+        (container_state, status): (ContainerState, &str),
+        created: i64,
+    ) -> Self {
+        Replica {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            server: server.to_owned(),
+            host,
+            port,
+            revision: revision.to_owned(),
+            container_state,
+            status: status.to_owned(),
+            phase: Phase::Starting,
+            created,
+            health_failures: 0,
+            healthy: None,
+            last_probe_error: None,
+            in_lb: false,
+            lb_status: None,
+            first_seen: Instant::now(),
+            joined_at: None,
+            last_probe: None,
+        }
+    }
+
     fn container_state_name(&self) -> String {
         serde_json::to_value(self.container_state)
             .ok()
