@@ -1074,7 +1074,13 @@ impl App {
             self.start_replicas(rt, svc, target - active, &per_server)
                 .await;
         } else if active > target {
-            self.remove_replicas(rt, svc, backend, (active - target) as usize);
+            self.remove_replicas(
+                rt,
+                svc,
+                backend,
+                (active - target) as usize,
+                &format!("{active} replicas for a desired {target}"),
+            );
         }
     }
 
@@ -1243,6 +1249,7 @@ impl App {
         svc: &ServiceConfig,
         backend: &str,
         count: usize,
+        why: &str,
     ) {
         let victims: Vec<Replica> = {
             let mut st = rt.state.lock().expect("state lock");
@@ -1273,7 +1280,7 @@ impl App {
                 .collect()
         };
         for r in victims {
-            self.spawn_drain(rt.clone(), r, backend.to_owned(), svc, "scaled down".into());
+            self.spawn_drain(rt.clone(), r, backend.to_owned(), svc, why.to_owned());
         }
     }
 

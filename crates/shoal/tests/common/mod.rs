@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod netns;
+
 /// The workload image the tests run as the service (built by scripts/build-workload-image.sh).
 pub const IMAGE: &str = "shoal-workload:latest";
 /// Token the test stacks use.
@@ -191,6 +193,8 @@ pub struct Opts {
     pub autoscaler_extra: String,
     /// Image of the service (default: the workload).
     pub image: String,
+    /// Extra YAML lines under `servers` (indented 2 spaces), after `local`.
+    pub servers_extra: String,
 }
 
 impl Default for Opts {
@@ -204,6 +208,7 @@ impl Default for Opts {
             cooldown: 600,
             autoscaler_extra: String::new(),
             image: IMAGE.to_owned(),
+            servers_extra: String::new(),
         }
     }
 }
@@ -231,7 +236,7 @@ servers:
     name: local
     docker_host: unix:///var/run/docker.sock
     max_containers: 100
-services:
+{servers_extra}services:
   {service}:
     image: {image}
     port: {frontend}
@@ -260,6 +265,7 @@ services:
             cooldown = opts.cooldown,
             image = opts.image,
             autoscaler_extra = opts.autoscaler_extra,
+            servers_extra = opts.servers_extra,
         );
         let config = dir.path().join("config.yaml");
         std::fs::write(&config, yaml).expect("write config");

@@ -1,0 +1,425 @@
+//! A second "server" on this machine: a network namespace with its own IP, joined to the
+//! root namespace by a bridge, running its own dockerd (recipe: /work/shared/DESIGN.md,
+//! "Several servers on one machine").
+//!
+//! Names (bridge, veth, namespace) carry the test process's pid (at most 15 characters);
+//! the /24 is taken from 10.77.0.0/16 where nothing else on the machine uses it. [`NetnsServer`]
+//! tears everything down on drop, panicking test or not. Needs root.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs a command, ignoring its outcome (teardown, idempotent setup).
+fn run_quiet(program: &str, args: &[&str]) {
+    let _ = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Runs a command and panics with its stderr when it fails.
+fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn stdout_of(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// A namespace "server" with its own IP and dockerd.
+pub struct NetnsServer {
+    /// Namespace name (`ip netns`).
+    pub netns: String,
+    /// Bridge in the root namespace.
+    pub bridge: String,
+    /// Root-side end of the veth pair.
+    pub veth: String,
+    /// The namespace's IP (the server's `host`).
+    pub ip: String,
+    /// The bridge's IP (the root namespace's address on that link).
+    pub gateway: String,
+    /// Docker bridge of the namespace dockerd (`--bip`).
+    pub bip: String,
+    /// State dir: socket, data root, exec root, pidfile, log.
+    pub dir: PathBuf,
+    dockerd: Option<Child>,
+    /// Marker dir that reserves the /24 among concurrent test processes.
+    reservation: PathBuf,
+}
+
+/// Picks a /24 of 10.77.0.0/16 (third octet 20..=219, starting at pid % 200 + 20) that no
+/// address or route on the machine uses and no other live test process has reserved. The
+/// reservation is a directory `/tmp/shoal-netns-10.77.N` holding the owner's pid (created
+/// atomically; a dead owner's is taken over).
+fn reserve_subnet(pid: u32) -> (u32, PathBuf) {
+    let used = format!(
+        "{}\n{}",
+        stdout_of("ip", &["-4", "addr"]),
+        stdout_of("ip", &["-4", "route"])
+    );
+    for i in 0..200u32 {
+        let octet = (pid % 200 + i) % 200 + 20;
+        let marker = PathBuf::from(format!("/tmp/shoal-netns-10.77.{octet}"));
+        let owner_alive = |m: &PathBuf| {
+            std::fs::read_to_string(m.join("pid")).map_or(true, |p| {
+                let p = p.trim();
+                p.is_empty() || std::path::Path::new(&format!("/proc/{p}")).exists()
+            })
+        };
+        if std::fs::create_dir(&marker).is_err() {
+            if owner_alive(&marker) {
+                continue;
+            }
+            let _ = std::fs::remove_dir_all(&marker);
+            if std::fs::create_dir(&marker).is_err() {
+                continue;
+            }
+        }
+        std::fs::write(marker.join("pid"), pid.to_string()).expect("write reservation");
+        if used.contains(&format!("10.77.{octet}.")) {
+            let _ = std::fs::remove_dir_all(&marker);
+            continue;
+        }
+        return (octet, marker);
+    }
+    panic!("no free /24 in 10.77.0.0/16");
+}
+
+impl NetnsServer {
+    /// Creates bridge, namespace, veth pair and addresses, starts dockerd and loads `image`.
+    pub fn start(image: &str) -> Self {
+        let pid = std::process::id();
+        // The full pid keeps names unique among live processes ("shn" + 7 digits <= 15).
+        let netns = format!("shn{pid}");
+        let bridge = format!("shb{pid}");
+        let veth = format!("shv{pid}");
+        // Leftovers of an earlier (killed) process that had the same pid.
+        run_quiet("ip", &["netns", "del", &netns]);
+        run_quiet("ip", &["link", "del", &veth]);
+        run_quiet("ip", &["link", "del", &bridge]);
+
+        let (octet, reservation) = reserve_subnet(pid);
+        let gateway = format!("10.77.{octet}.1");
+        let ip = format!("10.77.{octet}.2");
+        // Docker's bridge inside the namespace (invisible outside it).
+        let bip = format!("172.31.{octet}.1/24");
+
+        let dir = tempfile::Builder::new()
+            .prefix("shf")
+            .tempdir_in("/tmp")
+            .expect("tempdir")
+            .keep();
+        let mut s = NetnsServer {
+            netns,
+            bridge,
+            veth,
+            ip,
+            gateway,
+            bip,
+            dir,
+            dockerd: None,
+            reservation,
+        };
+        // From here on, Drop cleans up whatever was made.
+        s.setup_network();
+        s.start_dockerd();
+        s.load_image(image);
+        s
+    }
+
+    fn setup_network(&self) {
+        let (br, ns, veth) = (&self.bridge, &self.netns, &self.veth);
+        run("ip", &["link", "add", br, "type", "bridge"]);
+        run(
+            "ip",
+            &["addr", "add", &format!("{}/24", self.gateway), "dev", br],
+        );
+        run("ip", &["link", "set", br, "up"]);
+        run("ip", &["netns", "add", ns]);
+        run(
+            "ip",
+            &[
+                "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns,
+            ],
+        );
+        run("ip", &["link", "set", veth, "master", br, "up"]);
+        run(
+            "ip",
+            &[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{}/24", self.ip),
+                "dev",
+                "eth0",
+            ],
+        );
+        run("ip", &["-n", ns, "link", "set", "eth0", "up"]);
+        run("ip", &["-n", ns, "link", "set", "lo", "up"]);
+        run(
+            "ip",
+            &["-n", ns, "route", "add", "default", "via", &self.gateway],
+        );
+    }
+
+    /// The dockerd socket path.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("docker.sock")
+    }
+
+    /// `unix:///...` for shoal's `docker_host` and `docker -H`.
+    pub fn docker_host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    /// A `docker` command against this server's engine.
+    pub fn docker(&self) -> Command {
+        let mut c = Command::new("docker");
+        c.arg("-H").arg(self.docker_host());
+        c
+    }
+
+    /// Whether this server's dockerd is answering.
+    pub fn docker_answers(&self) -> bool {
+        self.docker()
+            .args(["info", "--format", "{{.ServerVersion}}"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Starts dockerd in the namespace (same data root every time) and waits until it answers.
+    pub fn start_dockerd(&mut self) {
+        assert!(self.dockerd.is_none(), "dockerd already running");
+        let d = &self.dir;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("dockerd.log"))
+            .expect("dockerd log");
+        // The host's daemon.json (storage driver, MTU, log options) minus what the flags set:
+        // dockerd refuses a directive given both ways.
+        let mut conf: serde_json::Map<String, serde_json::Value> =
+            std::fs::read_to_string("/etc/docker/daemon.json")
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
+        for k in [
+            "data-root",
+            "graph",
+            "hosts",
+            "exec-root",
+            "pidfile",
+            "bip",
+            "iptables",
+        ] {
+            conf.remove(k);
+        }
+        let conf_file = d.join("daemon.json");
+        std::fs::write(&conf_file, serde_json::Value::Object(conf).to_string())
+            .expect("write daemon.json");
+        // `nsenter --net=`, not `ip netns exec` (which remounts /sys and hides the cgroups).
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/var/run/netns/{}", self.netns))
+            .arg("dockerd")
+            .arg("--config-file")
+            .arg(&conf_file)
+            .arg("--host")
+            .arg(self.docker_host())
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("docker.pid"))
+            .arg("--bip")
+            .arg(&self.bip)
+            .arg("--iptables=true")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start dockerd in the namespace");
+        self.dockerd = Some(child);
+        let start = Instant::now();
+        while !self.docker_answers() {
+            if let Some(st) = self
+                .dockerd
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.dockerd = None;
+                panic!("namespace dockerd exited ({st}):\n{}", self.dockerd_log());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "namespace dockerd did not answer within 60s:\n{}",
+                self.dockerd_log()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Sends dockerd SIGTERM (it stops its containers, then exits); [`Self::reap_dockerd`]
+    /// waits for the exit.
+    pub fn term_dockerd(&self) {
+        if let Some(child) = &self.dockerd {
+            run_quiet("kill", &["-TERM", &child.id().to_string()]);
+        }
+    }
+
+    /// Waits (bounded: 30 s) for dockerd to exit after [`Self::term_dockerd`], then SIGKILL.
+    /// Returns whether it exited by itself.
+    pub fn reap_dockerd(&mut self) -> bool {
+        let Some(mut child) = self.dockerd.take() else {
+            return true;
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => return true,
+                Ok(None) if Instant::now() >= deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return false;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// Whether dockerd has exited (reaping it when it has).
+    pub fn dockerd_exited(&mut self) -> bool {
+        match self.dockerd.as_mut().map(Child::try_wait) {
+            None | Some(Ok(Some(_)) | Err(_)) => {
+                self.dockerd = None;
+                true
+            }
+            Some(Ok(None)) => false,
+        }
+    }
+
+    /// Stops dockerd: SIGTERM, bounded wait, then SIGKILL.
+    pub fn stop_dockerd(&mut self) -> bool {
+        self.term_dockerd();
+        self.reap_dockerd()
+    }
+
+    /// The dockerd log so far.
+    pub fn dockerd_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default()
+    }
+
+    /// `docker save IMAGE | docker -H <this> load`, with pipes (no shell).
+    pub fn load_image(&self, image: &str) {
+        let mut save = Command::new("docker")
+            .args(["save", image])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("docker save");
+        let out = save.stdout.take().expect("save stdout");
+        let load = self
+            .docker()
+            .arg("load")
+            .stdin(Stdio::from(out))
+            .output()
+            .expect("docker load");
+        let saved = save.wait().expect("docker save wait");
+        assert!(saved.success(), "docker save {image} failed");
+        assert!(
+            load.status.success(),
+            "docker load into the namespace failed: {}",
+            String::from_utf8_lossy(&load.stderr)
+        );
+    }
+
+    /// Ids of containers with `label` on this server (all states when `all`); empty when
+    /// dockerd does not answer.
+    pub fn container_ids(&self, label: &str, all: bool) -> Vec<String> {
+        let filter = format!("label={label}");
+        let mut c = self.docker();
+        c.args(["ps", "-q", "--no-trunc", "--filter", &filter]);
+        if all {
+            c.arg("-a");
+        }
+        let out = c.output().expect("docker ps");
+        let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn unmount_leftovers(&self) {
+        let prefix = self.dir.display().to_string();
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let mut points: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|p| p.starts_with(&prefix))
+            .collect();
+        // Deepest first.
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            run_quiet("umount", &[p]);
+            run_quiet("umount", &["-l", p]);
+        }
+    }
+}
+
+impl Drop for NetnsServer {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.dockerd_log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let _ = writeln!(
+                std::io::stderr(),
+                "--- namespace dockerd log (last 40 lines) ---\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        // Containers first, so nothing keeps running detached from a dockerd.
+        if self.dockerd.is_some() {
+            for id in self.container_ids("io.shoal.managed=true", true) {
+                run_quiet("docker", &["-H", &self.docker_host(), "rm", "-f", &id]);
+            }
+        }
+        self.stop_dockerd();
+        // A dockerd that had to be killed leaves its containerd behind.
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("exec/containerd/containerd.pid")) {
+            let pid = pid.trim();
+            if !pid.is_empty() && std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                run_quiet("kill", &["-KILL", pid]);
+            }
+        }
+        self.unmount_leftovers();
+        run_quiet("ip", &["netns", "del", &self.netns]);
+        run_quiet("ip", &["link", "del", &self.veth]);
+        run_quiet("ip", &["link", "del", &self.bridge]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.dir.exists() {
+            self.unmount_leftovers();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+        let _ = std::fs::remove_dir_all(&self.reservation);
+    }
+}
