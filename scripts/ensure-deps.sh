@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)          # the fleet test's network namespaces
+command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
 if ! docker info >/dev/null 2>&1; then
   command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 fi
