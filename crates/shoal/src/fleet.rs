@@ -14,8 +14,8 @@ use crate::config::{Config, DockerEndpoint, ServerConfig};
 use crate::engine::{Engine, EngineError};
 use crate::placement::ServerLoad;
 
-/// Bound on listing one server's containers (monitor and reconcile passes alike): a server
-/// slower than this is not answering.
+/// Bound on listing one server's containers and on the monitor's liveness call (monitor and
+/// reconcile passes alike): a server slower than this is not answering.
 pub const LIST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Failed monitor passes in a row before a server counts as down.
@@ -108,7 +108,18 @@ impl ServerHandle {
                 Some(e) => e,
                 None => Engine::connect(&self.config, timeout).await?,
             };
-            let version = engine.version().await?;
+            // A partitioned server hangs rather than refuses: bound the liveness question
+            // itself, so it is declared down within a few seconds.
+            let version = match tokio::time::timeout(LIST_TIMEOUT, engine.version()).await {
+                Ok(v) => v?,
+                Err(_) => {
+                    return Err(EngineError::Timeout {
+                        server: self.name().to_owned(),
+                        op: "version",
+                        secs: LIST_TIMEOUT.as_secs(),
+                    })
+                }
+            };
             let containers =
                 match tokio::time::timeout(LIST_TIMEOUT, engine.list_managed(None)).await {
                     Ok(list) => list?.len() as u32,
