@@ -285,6 +285,25 @@ async fn api_refuses_without_token_and_for_unknown_services() {
         .unwrap();
     assert_eq!(r.status(), 404);
 
+    // Bad query parameters are a JSON 400; the Bearer scheme is case-insensitive.
+    let r = s
+        .http
+        .get(s.url(&format!("/services/{}/events?limit=abc", s.service)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
+    let r = s
+        .http
+        .post(s.url(&format!("/services/{}/deploy", s.service)))
+        .header("Authorization", format!("bearer {}", common::TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+
     // Root, metrics and OpenAPI answer.
     assert_eq!(s.get("/").await["status"], "running");
     let metrics = s
