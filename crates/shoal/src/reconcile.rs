@@ -618,7 +618,9 @@ impl App {
         for r in lost {
             if let Some(view) = &lb_view {
                 if view.iter().any(|s| s.name == r.name) {
-                    let _ = lb.del_server(&backend, &r.name).await;
+                    if let Err(e) = lb.remove_dead(&backend, &r.name).await {
+                        tracing::warn!(replica = r.name, error = %e, "removing lost replica from HAProxy failed");
+                    }
                 }
             }
             self.journal.record(NewEvent {
@@ -1022,7 +1024,9 @@ impl App {
                     server = s.name,
                     "HAProxy has a server with no replica: removing"
                 );
-                let _ = lb.del_server(backend, &s.name).await;
+                if let Err(e) = lb.remove_dead(backend, &s.name).await {
+                    tracing::warn!(server = s.name, error = %e, "removing it failed");
+                }
             }
         }
         let mut newly_ready = Vec::new();

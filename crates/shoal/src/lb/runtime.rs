@@ -610,6 +610,25 @@ impl HaproxyClient {
         self.del_in_maint(backend, name).await
     }
 
+    /// Removes a server whose replica is gone (lost with its server, or unknown to shoal):
+    /// `maint`, `shutdown sessions` (nothing in flight there can complete: a partitioned
+    /// server would otherwise hold its sessions until `timeout server`, and HAProxy refuses
+    /// `del server` while they last), then `del server`, retried briefly while HAProxy
+    /// still has connections attached.
+    pub async fn remove_dead(&self, backend: &str, name: &str) -> Result<()> {
+        self.set_state(backend, name, AdminState::Maint).await?;
+        self.shutdown_sessions(backend, name).await?;
+        let retry_until = Instant::now() + DEL_RETRY_FOR;
+        loop {
+            match self.del_in_maint(backend, name).await {
+                Err(LbError::StillConnected { .. }) if Instant::now() < retry_until => {
+                    tokio::time::sleep(POLL).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// `shutdown sessions server <backend>/<name>`: closes every session on the server.
     pub async fn shutdown_sessions(&self, backend: &str, name: &str) -> Result<()> {
         validate_name("backend name", backend)?;

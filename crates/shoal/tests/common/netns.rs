@@ -58,6 +58,9 @@ pub struct NetnsServer {
     /// State dir: socket, data root, exec root, pidfile, log.
     pub dir: PathBuf,
     dockerd: Option<Child>,
+    /// Whether dockerd also listens on `tcp://{ip}:2375` (inside the namespace, so the
+    /// control connection crosses the same link as the replicas' traffic).
+    tcp: bool,
     /// Marker dir that reserves the /24 among concurrent test processes.
     reservation: PathBuf,
 }
@@ -100,9 +103,24 @@ fn reserve_subnet(pid: u32) -> (u32, PathBuf) {
     panic!("no free /24 in 10.77.0.0/16");
 }
 
+/// Port of the namespace dockerd's TCP listener (see [`NetnsServer::start_with_tcp`]).
+pub const DOCKER_TCP_PORT: u16 = 2375;
+
 impl NetnsServer {
     /// Creates bridge, namespace, veth pair and addresses, starts dockerd and loads `image`.
     pub fn start(image: &str) -> Self {
+        Self::start_inner(image, false)
+    }
+
+    /// Like [`Self::start`], with dockerd also listening on `tcp://{ip}:2375` (plain HTTP,
+    /// bound to the namespace's address only, reachable only over the test bridge). A
+    /// server configured with [`Self::tcp_docker_host`] is then cut off, control plane
+    /// included, when the link goes down.
+    pub fn start_with_tcp(image: &str) -> Self {
+        Self::start_inner(image, true)
+    }
+
+    fn start_inner(image: &str, tcp: bool) -> Self {
         let pid = std::process::id();
         // The full pid keeps names unique among live processes ("shn" + 7 digits <= 15).
         let netns = format!("shn{pid}");
@@ -133,6 +151,7 @@ impl NetnsServer {
             bip,
             dir,
             dockerd: None,
+            tcp,
             reservation,
         };
         // From here on, Drop cleans up whatever was made.
@@ -186,6 +205,53 @@ impl NetnsServer {
     /// `unix:///...` for shoal's `docker_host` and `docker -H`.
     pub fn docker_host(&self) -> String {
         format!("unix://{}", self.socket().display())
+    }
+
+    /// `tcp://{ip}:2375` (only with [`Self::start_with_tcp`]).
+    pub fn tcp_docker_host(&self) -> String {
+        assert!(self.tcp, "dockerd was started without its TCP listener");
+        format!("tcp://{}:{DOCKER_TCP_PORT}", self.ip)
+    }
+
+    /// Takes the root-side veth down (`false`: a partition — packets to the namespace are
+    /// dropped, connections hang) or up again (`true`).
+    pub fn set_link(&self, up: bool) {
+        run(
+            "ip",
+            &["link", "set", &self.veth, if up { "up" } else { "down" }],
+        );
+    }
+
+    /// SIGKILLs dockerd (a crash: no container is stopped) and reaps it.
+    pub fn kill_dockerd(&mut self) {
+        if let Some(mut child) = self.dockerd.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Pids of live processes whose command line mentions this server's state dir
+    /// (containerd, containerd-shims, docker-proxy), excluding dockerd itself.
+    pub fn helper_pids(&self) -> Vec<(u32, String)> {
+        let needle = self.dir.display().to_string();
+        let dockerd = self.dockerd.as_ref().map(Child::id);
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if Some(pid) == dockerd {
+                continue;
+            }
+            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(&needle) && !cmd.starts_with("nsenter") {
+                out.push((pid, cmd.trim().to_owned()));
+            }
+        }
+        out
     }
 
     /// A `docker` command against this server's engine.
@@ -252,6 +318,10 @@ impl NetnsServer {
             .arg("--bip")
             .arg(&self.bip)
             .arg("--iptables=true")
+            .args(
+                self.tcp
+                    .then(|| format!("--host=tcp://{}:{DOCKER_TCP_PORT}", self.ip)),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -404,6 +474,19 @@ impl Drop for NetnsServer {
             }
         }
         self.stop_dockerd();
+        // A crashed dockerd (or one that had to be killed) leaves shims and their containers
+        // running: kill each shim's children (a container's init; its pid namespace goes
+        // with it), then the shim.
+        for (pid, cmd) in self.helper_pids() {
+            if cmd.contains("containerd-shim") {
+                let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                    .unwrap_or_default();
+                for c in children.split_whitespace() {
+                    run_quiet("kill", &["-KILL", c]);
+                }
+                run_quiet("kill", &["-KILL", &pid.to_string()]);
+            }
+        }
         // A dockerd that had to be killed leaves its containerd behind.
         if let Ok(pid) = std::fs::read_to_string(self.dir.join("exec/containerd/containerd.pid")) {
             let pid = pid.trim();
