@@ -115,15 +115,7 @@ async fn load_scales_up_and_idle_scales_back_to_min() {
         .filter(|e| e["action"] == "scale_down" && e["details"]["rule"] == "threshold")
         .count();
     assert_eq!(downs, 2, "3 -> 2 -> 1");
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     for family in [
         "shoal_utilization_percent{service=",
         "shoal_memory_bytes{service=",
@@ -169,18 +161,10 @@ async fn closed_window_holds_off_hours_replicas_and_says_why() {
     let mut s = Stack::new("t-window", opts);
     s.start_shoal();
     s.wait_ready(2, READY);
-    let stats = s.get(&format!("/services/{}/stats", s.service)).await;
+    let stats = s.stats().await;
     assert_eq!(stats["desired"], 2);
     assert_eq!(stats["business_hours"]["open"], false, "{stats}");
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains(&format!(
             "shoal_business_window_open{{service=\"{}\"}} 0",
@@ -251,7 +235,7 @@ async fn dry_run_journals_decisions_and_changes_nothing() {
         "{held}"
     );
     assert_eq!(s.running(), before, "dry run changes nothing");
-    let stats = s.get(&format!("/services/{}/stats", s.service)).await;
+    let stats = s.stats().await;
     assert_eq!(stats["desired"], 1);
 }
 

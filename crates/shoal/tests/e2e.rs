@@ -42,7 +42,7 @@ async fn deploy_runs_min_replicas_behind_haproxy() {
         .unwrap();
     assert_eq!(tags.status(), 200);
 
-    let stats = s.get(&format!("/services/{}/stats", s.service)).await;
+    let stats = s.stats().await;
     let listed: BTreeSet<String> = stats["containers"]
         .as_array()
         .expect("containers")
@@ -105,7 +105,7 @@ async fn scale_up_adds_a_serving_replica_and_stops_at_max() {
     assert!(body["error"].as_str().unwrap().contains("max_replicas"));
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(s.running(), before, "nothing changes at the bound");
-    let svc = s.get(&format!("/services/{}/stats", s.service)).await;
+    let svc = s.stats().await;
     assert_eq!(svc["desired"], 2);
 }
 
@@ -255,7 +255,7 @@ async fn restarted_shoal_adopts_running_replicas() {
         before,
         "same containers: none lost, none added"
     );
-    let stats = s.get(&format!("/services/{}/stats", s.service)).await;
+    let stats = s.stats().await;
     assert_eq!(stats["desired"], 2, "desired comes back from what runs");
     assert_eq!(stats["replicas"]["ready"], 2, "{stats}");
 }
@@ -306,15 +306,7 @@ async fn api_refuses_without_token_and_for_unknown_services() {
 
     // Root, metrics and OpenAPI answer.
     assert_eq!(s.get("/").await["status"], "running");
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains(&format!(
             "shoal_desired_replicas{{service=\"{}\"}} 1",
@@ -609,7 +601,7 @@ async fn a_missing_image_is_pulled_in_the_background_and_a_failed_pull_is_journa
     );
     // The loop and the API stay responsive, nothing runs, nothing is retried at once.
     let t = std::time::Instant::now();
-    let stats = s.get(&format!("/services/{}/stats", s.service)).await;
+    let stats = s.stats().await;
     assert!(t.elapsed() < Duration::from_secs(2));
     assert_eq!(stats["replicas"]["total"], 0, "{stats}");
     tokio::time::sleep(Duration::from_secs(4)).await;

@@ -382,6 +382,23 @@ servers:
             .collect()
     }
 
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// `GET /services/{service}/stats`.
+    pub async fn stats(&self) -> Value {
+        self.get(&format!("/services/{}/stats", self.service)).await
+    }
+
     /// Events of the service (newest first).
     pub async fn events(&self) -> Vec<Value> {
         self.get(&format!("/services/{}/events?limit=500", self.service))
