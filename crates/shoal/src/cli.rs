@@ -197,7 +197,7 @@ pub async fn servers(c: &Client) -> ExitCode {
     c.run(false, "/servers", |v| {
         let rows: Vec<Vec<String>> = v["servers"]
             .as_array()
-            .map_or(&[][..], |a| a)
+            .map_or(&[][..], Vec::as_slice)
             .iter()
             .map(|x| {
                 vec![
@@ -240,7 +240,7 @@ pub async fn stats(c: &Client, service: &str) -> ExitCode {
         );
         let rows: Vec<Vec<String>> = v["containers"]
             .as_array()
-            .map_or(&[][..], |a| a)
+            .map_or(&[][..], Vec::as_slice)
             .iter()
             .map(|x| {
                 vec![

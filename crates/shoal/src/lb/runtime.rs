@@ -422,15 +422,8 @@ impl HaproxyClient {
     /// `show servers state <backend>`: every server of the backend.
     pub async fn servers_state(&self, backend: &str) -> Result<Vec<ServerState>> {
         validate_name("backend name", backend)?;
-        let cmd = format!("show servers state {backend}");
-        let answer = self.exchange(&cmd).await?;
-        if looks_failed(&answer) {
-            return Err(refused(&cmd, &answer));
-        }
-        parse_servers_state(&answer).map_err(|reason| LbError::Parse {
-            command: cmd,
-            reason,
-        })
+        self.parsed(format!("show servers state {backend}"), parse_servers_state)
+            .await
     }
 
     /// The state of one server; [`LbError::NoSuchServer`] when it is not in the backend.
@@ -706,11 +699,16 @@ impl HaproxyClient {
     }
 
     async fn stat_command(&self, cmd: String) -> Result<Vec<StatRow>> {
+        self.parsed(cmd, parse_stats).await
+    }
+
+    /// Sends a `show` command and parses its answer; a failure answer is [`LbError::Refused`].
+    async fn parsed<T>(&self, cmd: String, parse: fn(&str) -> Result<T, String>) -> Result<T> {
         let answer = self.exchange(&cmd).await?;
         if looks_failed(&answer) {
             return Err(refused(&cmd, &answer));
         }
-        parse_stats(&answer).map_err(|reason| LbError::Parse {
+        parse(&answer).map_err(|reason| LbError::Parse {
             command: cmd,
             reason,
         })
