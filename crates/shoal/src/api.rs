@@ -149,7 +149,7 @@ fn service_summary(app: &App, cfg: &Config, name: &str) -> Value {
     let pcfg = crate::policy::PolicyConfig::from_service(svc, cfg.autoscaler.dry_run);
     let (autoscaler, utilization) = match app.service(name) {
         Some(rt) => {
-            let st = rt.state.lock().expect("state lock");
+            let st = rt.snapshot();
             (
                 json!({
                     "policy": pcfg.kind,
@@ -167,7 +167,7 @@ fn service_summary(app: &App, cfg: &Config, name: &str) -> Value {
     };
     let (desired, counts, rollout, last_error, cooldown_left) = match app.service(name) {
         Some(rt) => {
-            let st = rt.state.lock().expect("state lock");
+            let st = rt.snapshot();
             let count = |p: Phase| st.replicas.values().filter(|r| r.phase == p).count();
             let left = cooldown_left(svc, st.last_action);
             (
@@ -303,9 +303,7 @@ async fn stats(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> ApiR
         .app
         .service(&name)
         .map(|rt| {
-            rt.state
-                .lock()
-                .expect("state lock")
+            rt.snapshot()
                 .replicas
                 .values()
                 .cloned()
@@ -527,7 +525,7 @@ async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
         let Some(rt) = app.service(name) else {
             continue;
         };
-        let st = rt.state.lock().expect("state lock");
+        let st = rt.snapshot();
         let l = format!("service=\"{name}\"");
         replicas.push((
             l.clone(),

@@ -56,7 +56,7 @@ impl App {
             let cfg = self.config();
             let svc = cfg
                 .service(&rt.name)
-                .filter(|_| !rt.state.lock().expect("state lock").removed)
+                .filter(|_| !rt.lock().removed)
                 .cloned();
             let Some(svc) = svc else {
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -91,7 +91,7 @@ impl App {
         let window_open = window.as_ref().is_none_or(|w| w.open);
 
         let (adopted, ready, starting) = {
-            let st = rt.state.lock().expect("state lock");
+            let st = rt.lock();
             let ready: Vec<_> = st
                 .replicas
                 .values()
@@ -127,7 +127,7 @@ impl App {
             None
         };
 
-        let mut st = rt.state.lock().expect("state lock");
+        let mut st = rt.lock();
         let inputs = Inputs {
             current: st.desired,
             ready: ready.len() as u32,

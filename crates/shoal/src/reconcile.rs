@@ -93,8 +93,8 @@ pub struct Rollout {
     pub replaced: u32,
 }
 
-/// Mutable state of one service.
-#[derive(Debug, Default)]
+/// Mutable state of one service. Readers outside the loop get a copy ([`ServiceRuntime::snapshot`]).
+#[derive(Clone, Debug, Default)]
 pub struct ServiceState {
     /// Replicas the loop converges to.
     pub desired: u32,
@@ -137,10 +137,29 @@ pub struct ServiceState {
 pub struct ServiceRuntime {
     /// Service name.
     pub name: String,
-    /// State.
-    pub state: Mutex<ServiceState>,
+    /// State: only the loop, the autoscaler and the commands change it; readers take a
+    /// snapshot.
+    state: Mutex<ServiceState>,
     /// Wakes the loop for an immediate pass.
     pub wake: Notify,
+}
+
+impl ServiceRuntime {
+    /// A copy of the service's state as it is now. Never blocks on a pass (no lock is held
+    /// across an await) and never fails: a task that panicked holding the lock leaves the
+    /// state readable.
+    #[must_use]
+    pub fn snapshot(&self) -> ServiceState {
+        self.lock().clone()
+    }
+
+    /// The state, locked. A poisoned lock (a panic in another task) is recovered, so one
+    /// service's failure cannot take the API or other services down.
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, ServiceState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Why a scale request was refused.
@@ -310,7 +329,7 @@ impl App {
         for name in old.services.keys() {
             if !new_names.contains(name) {
                 if let Some(rt) = self.service(name) {
-                    rt.state.lock().expect("state lock").removed = true;
+                    rt.lock().removed = true;
                     rt.wake.notify_one();
                     changes.push(format!("service {name} removed: draining to zero"));
                 }
@@ -327,7 +346,7 @@ impl App {
                 Some(rt) => {
                     let cfg = self.config();
                     let svc = &cfg.services[name];
-                    let mut st = rt.state.lock().expect("state lock");
+                    let mut st = rt.lock();
                     drop(map);
                     if st.removed {
                         st.removed = false;
@@ -374,7 +393,7 @@ impl App {
                 }
             }
         }
-        let mut st = rt.state.lock().expect("state lock");
+        let mut st = rt.lock();
         let before = st.desired;
         let after = if up {
             if before >= *svc.max_replicas {
@@ -464,7 +483,7 @@ impl App {
             return Err(ScaleError::UnknownService(service.to_owned()));
         };
         let spec = ContainerSpec::from_service(svc);
-        let mut st = rt.state.lock().expect("state lock");
+        let mut st = rt.lock();
         if st.desired < lower_bound(svc) {
             st.desired = lower_bound(svc);
         }
@@ -502,7 +521,7 @@ impl App {
                 // Forget it only if it was not re-added meanwhile (lock order: services,
                 // then state, as in apply_config).
                 let mut map = self.services.lock().expect("services lock");
-                let still_removed = rt.state.lock().expect("state lock").removed
+                let still_removed = rt.lock().removed
                     || self.config().service(&rt.name).is_none();
                 if still_removed && map.get(&rt.name).is_some_and(|x| Arc::ptr_eq(x, &rt)) {
                     map.remove(&rt.name);
@@ -513,10 +532,7 @@ impl App {
                 }
             }
             let cfg = self.config();
-            let transitioning = rt
-                .state
-                .lock()
-                .expect("state lock")
+            let transitioning = rt.lock()
                 .replicas
                 .values()
                 .any(|r| matches!(r.phase, Phase::Starting | Phase::Joining));
@@ -542,7 +558,7 @@ impl App {
         // A removed service runs the same pass with desired 0, on its last known config,
         // until every one of its containers on every server is gone.
         let (removed, spec) = {
-            let mut st = rt.state.lock().expect("state lock");
+            let mut st = rt.lock();
             let current = cfg.service(name).filter(|_| !st.removed);
             if let Some(svc) = current {
                 st.spec = Some(svc.clone());
@@ -601,7 +617,7 @@ impl App {
             return false;
         };
         if removed {
-            rt.state.lock().expect("state lock").desired = 0;
+            rt.lock().desired = 0;
         }
 
         // 2. HAProxy's view (a failure skips HAProxy steps this pass, nothing else).
@@ -609,7 +625,7 @@ impl App {
             Ok(v) => Some(v),
             Err(e) => {
                 tracing::warn!(service = name, error = %e, "HAProxy runtime API failed");
-                rt.state.lock().expect("state lock").last_error = Some(format!("HAProxy: {e}"));
+                rt.lock().last_error = Some(format!("HAProxy: {e}"));
                 None
             }
         };
@@ -657,7 +673,7 @@ impl App {
             let every_server_answered =
                 self.fleet.all().iter().all(|s| answered.contains(s.name()));
             return every_server_answered
-                && rt.state.lock().expect("state lock").replicas.is_empty();
+                && rt.lock().replicas.is_empty();
         }
         false
     }
@@ -678,7 +694,7 @@ impl App {
             .filter(|s| s.status().up)
             .map(|s| s.name().to_owned())
             .collect();
-        let mut st = rt.state.lock().expect("state lock");
+        let mut st = rt.lock();
         let first = !st.adopted;
         if first && !up.is_subset(answered) {
             return None;
@@ -770,7 +786,7 @@ impl App {
         let interval = Duration::from_secs(*svc.health_check.interval);
         let timeout = Duration::from_secs(*svc.health_check.timeout);
         let due: Vec<(String, String)> = {
-            let st = rt.state.lock().expect("state lock");
+            let st = rt.lock();
             st.replicas
                 .values()
                 .filter(|r| {
@@ -797,7 +813,7 @@ impl App {
             }
         }))
         .await;
-        let mut st = rt.state.lock().expect("state lock");
+        let mut st = rt.lock();
         for ((id, _), result) in due.iter().zip(results) {
             if let Some(r) = st.replicas.get_mut(id) {
                 r.last_probe = Some(Instant::now());
@@ -827,7 +843,7 @@ impl App {
         let start_period = Duration::from_secs(*svc.health_check.start_period);
         let threshold = *svc.health_check.unhealthy_threshold;
         let failed: Vec<(Replica, String)> = {
-            let st = rt.state.lock().expect("state lock");
+            let st = rt.lock();
             st.replicas
                 .values()
                 .filter(|r| r.phase != Phase::Draining)
@@ -895,7 +911,7 @@ impl App {
             if let Some(s) = self.fleet.get(&r.server) {
                 s.adjust_containers(-1);
             }
-            let mut st = rt.state.lock().expect("state lock");
+            let mut st = rt.lock();
             st.replicas.remove(&r.id);
             let reason_key = if why.starts_with("container") || why.starts_with("Docker") {
                 "exited"
@@ -941,10 +957,7 @@ impl App {
     ) {
         let lb = self.lb();
         let check = lb_check(svc);
-        let replicas: Vec<Replica> = rt
-            .state
-            .lock()
-            .expect("state lock")
+        let replicas: Vec<Replica> = rt.lock()
             .replicas
             .values()
             .cloned()
@@ -1030,7 +1043,7 @@ impl App {
             }
         }
         let mut newly_ready = Vec::new();
-        let mut st = rt.state.lock().expect("state lock");
+        let mut st = rt.lock();
         for (id, phase, in_lb, status) in updates {
             if let Some(r) = st.replicas.get_mut(&id) {
                 if phase == Phase::Ready && r.phase != Phase::Ready {
@@ -1064,7 +1077,7 @@ impl App {
         backend: &str,
     ) {
         let (active, desired, surge, per_server) = {
-            let st = rt.state.lock().expect("state lock");
+            let st = rt.lock();
             let active = st
                 .replicas
                 .values()
@@ -1104,7 +1117,7 @@ impl App {
                 chosen.len(),
                 self.capacity_report()
             );
-            let mut st = rt.state.lock().expect("state lock");
+            let mut st = rt.lock();
             if st.last_error.as_deref() != Some(&why) {
                 st.last_error = Some(why.clone());
                 drop(st);
@@ -1146,7 +1159,7 @@ impl App {
                         Some(e) => e.host_port(&id, spec.container_port).await.ok().flatten(),
                         None => None,
                     };
-                    let mut st = rt.state.lock().expect("state lock");
+                    let mut st = rt.lock();
                     st.replicas.entry(id.clone()).or_insert(Replica::new(
                         &id,
                         &name,
@@ -1175,7 +1188,7 @@ impl App {
                 Err(e) => {
                     handle.adjust_containers(-1);
                     handle.report_failure(&e);
-                    rt.state.lock().expect("state lock").last_error = Some(e.to_string());
+                    rt.lock().last_error = Some(e.to_string());
                     self.journal.record(NewEvent {
                         service: &rt.name,
                         action: "error",
@@ -1256,7 +1269,7 @@ impl App {
         why: &str,
     ) {
         let victims: Vec<Replica> = {
-            let mut st = rt.state.lock().expect("state lock");
+            let mut st = rt.lock();
             let per_server = replicas_per_server(&st);
             let loads = self.fleet.loads(&per_server);
             let surge_new = st
@@ -1322,7 +1335,7 @@ impl App {
                     if let Some(h) = &handle {
                         h.adjust_containers(-1);
                     }
-                    rt.state.lock().expect("state lock").replicas.remove(&r.id);
+                    rt.lock().replicas.remove(&r.id);
                     journal.record(NewEvent {
                         service: &rt.name,
                         action: "replica_removed",
@@ -1339,7 +1352,7 @@ impl App {
                 Err(e) => {
                     tracing::warn!(replica = r.name, error = %e, "removing container failed; will retry");
                     // Back to the pool: the next pass retries.
-                    if let Some(x) = rt.state.lock().expect("state lock").replicas.get_mut(&r.id) {
+                    if let Some(x) = rt.lock().replicas.get_mut(&r.id) {
                         x.phase = Phase::Ready;
                     }
                 }
@@ -1361,7 +1374,7 @@ impl App {
             Done(u32),
         }
         let step = {
-            let mut st = rt.state.lock().expect("state lock");
+            let mut st = rt.lock();
             let busy = st
                 .replicas
                 .values()
@@ -1401,7 +1414,7 @@ impl App {
         match step {
             Step::None => {}
             Step::Done(n) => {
-                rt.state.lock().expect("state lock").rollout = None;
+                rt.lock().rollout = None;
                 self.journal.record(NewEvent {
                     service: &rt.name,
                     action: "rollout",
@@ -1410,10 +1423,7 @@ impl App {
                 });
             }
             Step::Retire(old) => {
-                if let Some(r) = rt
-                    .state
-                    .lock()
-                    .expect("state lock")
+                if let Some(r) = rt.lock()
                     .replicas
                     .get_mut(&old.id)
                 {
@@ -1429,7 +1439,7 @@ impl App {
             }
             Step::Start => {
                 let (old, per_server) = {
-                    let st = rt.state.lock().expect("state lock");
+                    let st = rt.lock();
                     let old = st
                         .rollout
                         .as_ref()
@@ -1439,7 +1449,7 @@ impl App {
                 let Some(old) = old else { return };
                 let ids = self.start_replicas(rt, svc, 1, &per_server).await;
                 if let Some(new) = ids.into_iter().next() {
-                    if let Some(ro) = rt.state.lock().expect("state lock").rollout.as_mut() {
+                    if let Some(ro) = rt.lock().rollout.as_mut() {
                         ro.surge = Some((new, old));
                     }
                 }
@@ -1477,7 +1487,7 @@ impl App {
         self.services()
             .iter()
             .map(|rt| {
-                let st = rt.state.lock().expect("state lock");
+                let st = rt.lock();
                 let members = st
                     .replicas
                     .values()
