@@ -16,10 +16,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
+use crate::app::App;
 use crate::autoscale::cooldown_left;
+use crate::commands::{self, CommandError, Trigger};
 use crate::config::{Config, DockerEndpoint};
 use crate::engine::ContainerSpec;
-use crate::reconcile::{App, Phase, ScaleError};
+use crate::reconcile::Phase;
 
 /// Shared state of the handlers.
 #[derive(Debug)]
@@ -60,12 +62,24 @@ impl IntoResponse for AppError {
     }
 }
 
-impl From<ScaleError> for AppError {
-    fn from(e: ScaleError) -> Self {
-        let status = match e {
-            ScaleError::UnknownService(_) => StatusCode::NOT_FOUND,
-            ScaleError::AtBound { .. } | ScaleError::OutsideWindow { .. } => StatusCode::CONFLICT,
-            ScaleError::NoCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
+impl From<CommandError> for AppError {
+    fn from(e: CommandError) -> Self {
+        let status = match &e {
+            CommandError::UnknownService(_) => StatusCode::NOT_FOUND,
+            CommandError::AtBound { .. } | CommandError::OutsideWindow { .. } => {
+                StatusCode::CONFLICT
+            }
+            CommandError::NoCapacity { .. } | CommandError::NoServerUp => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            CommandError::NotApplied(_) => StatusCode::BAD_REQUEST,
+            CommandError::BadConfig(err) => {
+                return AppError {
+                    status: StatusCode::BAD_REQUEST,
+                    message: e.to_string(),
+                    extra: Some(json!({ "issues": err.issues, "file": err.file })),
+                }
+            }
         };
         AppError::new(status, e.to_string())
     }
@@ -169,7 +183,7 @@ fn service_summary(app: &App, cfg: &Config, name: &str) -> Value {
         Some(rt) => {
             let st = rt.snapshot();
             let count = |p: Phase| st.replicas.values().filter(|r| r.phase == p).count();
-            let left = cooldown_left(svc, st.last_action);
+            let left = cooldown_left(svc, st.last_action, app.clock.now());
             (
                 st.desired,
                 json!({
@@ -302,13 +316,7 @@ async fn stats(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> ApiR
     let replicas = s
         .app
         .service(&name)
-        .map(|rt| {
-            rt.snapshot()
-                .replicas
-                .values()
-                .cloned()
-                .collect::<Vec<_>>()
-        })
+        .map(|rt| rt.snapshot().replicas.values().cloned().collect::<Vec<_>>())
         .unwrap_or_default();
     // CPU and memory from the Docker stats API, all replicas at once, each call bounded.
     let samples = futures_util::future::join_all(replicas.iter().map(|r| {
@@ -404,7 +412,7 @@ async fn scale_down(State(s): State<Arc<ApiState>>, Path(name): Path<String>) ->
 }
 
 fn scale(s: &ApiState, name: &str, up: bool) -> ApiResult {
-    let (before, after) = s.app.scale(name, up, "manual")?;
+    let (before, after) = commands::scale(&s.app, name, up, Trigger::Manual)?;
     Ok(Json(json!({
         "service": name,
         "action": if up { "scale_up" } else { "scale_down" },
@@ -416,7 +424,7 @@ fn scale(s: &ApiState, name: &str, up: bool) -> ApiResult {
 
 async fn deploy(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> ApiResult {
     known_service(&s.app, &name)?;
-    let ro = s.app.deploy(&name, false)?;
+    let ro = commands::deploy(&s.app, &name, false)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
@@ -430,48 +438,13 @@ async fn deploy(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> Api
 
 async fn rolling_update(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> ApiResult {
     known_service(&s.app, &name)?;
-    let image = s.app.config().services[&name].image.value.clone();
-    let servers: Vec<_> = s
-        .app
-        .fleet
-        .all()
-        .iter()
-        .filter_map(|h| h.engine().map(|e| (h.name().to_owned(), e)))
-        .collect();
-    if servers.is_empty() {
-        return Err(AppError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no server is up",
-        ));
-    }
-    let names: Vec<String> = servers.iter().map(|(n, _)| n.clone()).collect();
-    // Pull on every up server first (in the background: a pull can take minutes), then
-    // replace every replica one at a time, so new replicas get the newest build.
-    let app = s.app.clone();
-    let (service, img) = (name.clone(), image.clone());
-    tokio::spawn(async move {
-        let pulls = futures_util::future::join_all(servers.iter().map(|(_, e)| e.pull(&img))).await;
-        for ((server, _), r) in servers.iter().zip(pulls) {
-            if let Err(e) = r {
-                app.journal.record(crate::journal::NewEvent {
-                    service: &service,
-                    action: "error",
-                    reason: format!("pulling {img} on {server} failed: {e}; its new replicas use the image it has"),
-                    server: Some(server),
-                    ..Default::default()
-                });
-            }
-        }
-        if let Err(e) = app.deploy(&service, true) {
-            tracing::warn!(service, error = %e, "rolling update not started");
-        }
-    });
+    let update = commands::rolling_update(&s.app, &name)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
             "service": name,
-            "image": image,
-            "pulling_on": names,
+            "image": update.image,
+            "pulling_on": update.pulling_on,
             "then": "every replica is replaced one at a time, new before old; follow GET /services/{name}/events",
         })),
     )
@@ -479,24 +452,8 @@ async fn rolling_update(State(s): State<Arc<ApiState>>, Path(name): Path<String>
 }
 
 async fn reload(State(s): State<Arc<ApiState>>) -> ApiResult {
-    let path = s.app.config_path.clone();
-    let loaded = tokio::task::spawn_blocking(move || Config::load(&path))
-        .await
-        .map_err(|e| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    match loaded {
-        Err(e) => Err(AppError {
-            status: StatusCode::BAD_REQUEST,
-            message: format!("config not reloaded; the running config stays:\n{e}"),
-            extra: Some(json!({ "issues": e.issues, "file": e.file })),
-        }),
-        Ok(cfg) => {
-            let changes = s
-                .app
-                .apply_config(cfg)
-                .map_err(|e| AppError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-            Ok(Json(json!({ "reloaded": true, "changes": changes })).into_response())
-        }
-    }
+    let changes = commands::reload(&s.app).await?;
+    Ok(Json(json!({ "reloaded": true, "changes": changes })).into_response())
 }
 
 async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
@@ -566,7 +523,10 @@ async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
         let svc = &cfg.services[name];
         let open = crate::autoscale::window_state(&cfg, svc, now).is_none_or(|w| w.open);
         window_open.push((l.clone(), f64::from(u8::from(open))));
-        cooldown.push((l.clone(), cooldown_left(svc, st.last_action) as f64));
+        cooldown.push((
+            l.clone(),
+            cooldown_left(svc, st.last_action, app.clock.now()) as f64,
+        ));
     }
     family(
         "shoal_replicas",

@@ -13,19 +13,22 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::json;
 
+use crate::app::App;
+use crate::commands::Trigger;
 use crate::config::{Config, ServiceConfig};
 use crate::engine::ContainerState;
-use crate::journal::{NewEvent, SavedState};
+use crate::journal::{Action, NewEvent, SavedState};
 use crate::lb;
 use crate::policy::{self, Direction, Inputs, PolicyConfig};
-use crate::reconcile::{App, Phase, ServiceRuntime};
+use crate::reconcile::{Phase, ServiceRuntime};
 use crate::schedule::WindowState;
+use crate::timings;
 
-/// Seconds of cooldown left for a service whose last action was `last_action`.
+/// Seconds of cooldown left at `now` for a service whose last action was `last_action`.
 #[must_use]
-pub fn cooldown_left(svc: &ServiceConfig, last_action: Option<Timestamp>) -> u64 {
+pub fn cooldown_left(svc: &ServiceConfig, last_action: Option<Timestamp>, now: Timestamp) -> u64 {
     let Some(t) = last_action else { return 0 };
-    let elapsed = Timestamp::now().duration_since(t).as_secs().max(0) as u64;
+    let elapsed = u64::try_from(now.duration_since(t).as_secs()).unwrap_or(0);
     (*svc.cooldown_period).saturating_sub(elapsed)
 }
 
@@ -42,56 +45,51 @@ pub fn window_state(cfg: &Config, svc: &ServiceConfig, now: Timestamp) -> Option
         .map(|w| w.state(now))
 }
 
-impl App {
-    /// Runs the autoscaler of one service until the service is removed.
-    pub(crate) async fn run_autoscaler(self: Arc<Self>, rt: Arc<ServiceRuntime>) {
+/// The autoscaler of one service: a task that samples, evaluates [`crate::policy`],
+/// journals and applies, every `check_interval` and exactly at window edges.
+#[derive(Debug)]
+pub struct Autoscaler {
+    app: Arc<App>,
+    rt: Arc<ServiceRuntime>,
+}
+
+impl Autoscaler {
+    /// The autoscaler of `rt`'s service.
+    #[must_use]
+    pub fn new(app: Arc<App>, rt: Arc<ServiceRuntime>) -> Self {
+        Self { app, rt }
+    }
+
+    /// Runs until the service's runtime is replaced or forgotten.
+    pub async fn run(self) {
         // Let the reconcile loop adopt what runs before the first evaluation.
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(timings::AUTOSCALER_FIRST_DELAY).await;
         loop {
             // It lives as long as its service runtime: a service removed and added back
             // while still draining keeps (and needs) this task.
-            if !self.service(&rt.name).is_some_and(|x| Arc::ptr_eq(&x, &rt)) {
+            if !self.app.is_current(&self.rt) {
                 return;
             }
-            let cfg = self.config();
-            let svc = cfg
-                .service(&rt.name)
-                .filter(|_| !rt.lock().removed)
-                .cloned();
-            let Some(svc) = svc else {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            let cfg = self.app.config();
+            let removed = self.rt.update(|st| st.removed);
+            let Some(svc) = cfg.service(&self.rt.name).filter(|_| !removed).cloned() else {
+                tokio::time::sleep(timings::AUTOSCALER_IDLE_POLL).await;
                 continue;
             };
-            let now = Timestamp::now();
-            self.autoscale_once(&rt, &cfg, &svc, now).await;
-            let mut wait = cfg.check_interval();
-            // Wake exactly at a window edge, so the change there happens at once.
-            if let Some(next) =
-                window_state(&cfg, &svc, Timestamp::now()).and_then(|w| w.next_change)
-            {
-                let until = Timestamp::now().duration_until(next);
-                if let Ok(until) = Duration::try_from(until) {
-                    wait = wait.min(until + Duration::from_millis(50));
-                }
-            }
-            tokio::time::sleep(wait).await;
+            let now = self.app.clock.now();
+            self.evaluate(&cfg, &svc, now).await;
+            tokio::time::sleep(next_wait(&cfg, &svc, self.app.clock.now())).await;
         }
     }
 
-    /// One evaluation: sample, decide, journal, apply.
-    pub async fn autoscale_once(
-        self: &Arc<Self>,
-        rt: &Arc<ServiceRuntime>,
-        cfg: &Config,
-        svc: &ServiceConfig,
-        now: Timestamp,
-    ) {
+    /// One evaluation at `now`: sample, decide, journal, apply.
+    pub async fn evaluate(&self, cfg: &Config, svc: &ServiceConfig, now: Timestamp) {
+        let rt = &self.rt;
         let pcfg = PolicyConfig::from_service(svc, cfg.autoscaler.dry_run);
         let window = window_state(cfg, svc, now);
         let window_open = window.as_ref().is_none_or(|w| w.open);
 
-        let (adopted, ready, starting) = {
-            let st = rt.lock();
+        let (adopted, ready, starting) = rt.update(|st| {
             let ready: Vec<_> = st
                 .replicas
                 .values()
@@ -104,82 +102,91 @@ impl App {
                 .filter(|r| matches!(r.phase, Phase::Starting | Phase::Joining))
                 .count() as u32;
             (st.adopted, ready, starting)
-        };
+        });
+        if !adopted {
+            return;
+        }
         let capacity_left: u32 = self
+            .app
             .fleet
             .loads(&Default::default())
             .iter()
             .filter(|l| l.up)
             .map(|l| l.max_containers.saturating_sub(l.containers))
             .sum();
-        if !adopted {
-            return;
-        }
         // Samples only when the window is open: outside it the count is fixed.
         let (utilization, memory): (Vec<f64>, Vec<u64>) = if window_open {
-            self.sample(svc, &ready).await.into_iter().unzip()
+            self.sample(cfg, svc, &ready).await.into_iter().unzip()
         } else {
             (Vec::new(), Vec::new())
         };
         let sessions = if window_open && pcfg.target_sessions.is_some() {
-            self.sample_sessions(&rt.name).await
+            self.app
+                .lb()
+                .backend_load(&lb::backend_name(&rt.name))
+                .await
+                .ok()
+                .flatten()
         } else {
             None
         };
 
-        let mut st = rt.lock();
-        let inputs = Inputs {
-            current: st.desired,
-            ready: ready.len() as u32,
-            starting,
-            capacity_left: Some(capacity_left),
-            utilization,
-            sessions,
-            window_open,
-            last_action: st.last_action,
-        };
-        let decision = policy::evaluate(&pcfg, &mut st.policy, &inputs, now);
-        st.utilization = inputs.mean_utilization();
-        st.memory_bytes = (!memory.is_empty()).then(|| memory.iter().sum());
-        let before = st.desired;
-        let acts = decision.acts(before);
-        if acts {
-            st.desired = decision.desired;
-            st.last_action = Some(now);
-            let dir = if decision.desired > before {
-                "up"
-            } else {
-                "down"
+        let memory_sum: Option<u64> = (!memory.is_empty()).then(|| memory.iter().sum());
+        let outcome = rt.update(|st| {
+            let inputs = Inputs {
+                current: st.desired,
+                ready: ready.len() as u32,
+                starting,
+                capacity_left: Some(capacity_left),
+                utilization,
+                sessions,
+                window_open,
+                last_action: st.last_action,
             };
-            *st.scale_actions
-                .entry((dir.to_owned(), "autoscaler".to_owned()))
-                .or_default() += 1;
-        }
-        if decision.noteworthy() {
-            let reason_key = decision
-                .held
-                .map_or(decision.rule, crate::policy::Held::as_str)
-                .to_owned();
-            *st.decisions
-                .entry((decision.direction.to_string(), reason_key))
-                .or_default() += 1;
-        }
-        // A hold is journaled when it starts or its reason changes, not at every evaluation
-        // (an idle service at min_replicas would otherwise write one every check_interval).
-        let hold_key = format!(
-            "{}/{}/{}",
-            decision.direction,
-            decision.held.map_or("", crate::policy::Held::as_str),
-            decision.rule
-        );
-        let journal_it =
-            acts || (decision.noteworthy() && st.last_hold.as_deref() != Some(hold_key.as_str()));
-        st.last_hold = (!acts && decision.noteworthy()).then_some(hold_key);
-        st.last_decision = Some(decision.clone());
-        drop(st);
+            let decision = policy::evaluate(&pcfg, &mut st.policy, &inputs, now);
+            st.utilization = inputs.mean_utilization();
+            st.memory_bytes = memory_sum;
+            let before = st.desired;
+            let acts = decision.acts(before);
+            if acts {
+                st.desired = decision.desired;
+                st.last_action = Some(now);
+                let dir = if decision.desired > before {
+                    "up"
+                } else {
+                    "down"
+                };
+                *st.scale_actions
+                    .entry((dir.to_owned(), Trigger::Autoscaler.as_str().to_owned()))
+                    .or_default() += 1;
+            }
+            if decision.noteworthy() {
+                let reason_key = decision
+                    .held
+                    .map_or(decision.rule, crate::policy::Held::as_str)
+                    .to_owned();
+                *st.decisions
+                    .entry((decision.direction.to_string(), reason_key))
+                    .or_default() += 1;
+            }
+            // A hold is journaled when it starts or its reason changes, not at every
+            // evaluation (an idle service at min_replicas would write one every interval).
+            let hold_key = format!(
+                "{}/{}/{}",
+                decision.direction,
+                decision.held.map_or("", crate::policy::Held::as_str),
+                decision.rule
+            );
+            let journal_it = acts
+                || (decision.noteworthy() && st.last_hold.as_deref() != Some(hold_key.as_str()));
+            st.last_hold = (!acts && decision.noteworthy()).then_some(hold_key);
+            st.last_decision = Some(decision.clone());
+            (inputs, decision, before, acts, journal_it)
+        });
+        let (inputs, decision, before, acts, journal_it) = outcome;
 
         if acts {
-            self.journal.save_service_state(
+            self.app.journal.save_service_state(
                 &rt.name,
                 &SavedState {
                     last_action: Some(now),
@@ -190,9 +197,9 @@ impl App {
         }
         if journal_it {
             let action = match (acts, decision.direction) {
-                (true, Direction::Up) => "scale_up",
-                (true, _) => "scale_down",
-                (false, _) => "scale_held",
+                (true, Direction::Up) => Action::ScaleUp,
+                (true, _) => Action::ScaleDown,
+                (false, _) => Action::ScaleHeld,
             };
             let details = json!({
                 "policy": pcfg.kind,
@@ -205,7 +212,7 @@ impl App {
                 "ready": inputs.ready,
                 "utilization": inputs.mean_utilization().map(|u| (u * 100.0).round() / 100.0),
                 "samples": inputs.utilization.len(),
-                "memory_bytes": (!memory.is_empty()).then(|| memory.iter().sum::<u64>()),
+                "memory_bytes": memory_sum,
                 "sessions": inputs.sessions,
                 "signals": decision.signals,
                 "thresholds": {
@@ -220,7 +227,7 @@ impl App {
                 "window": window,
                 "dry_run": pcfg.dry_run,
             });
-            self.journal.record(NewEvent {
+            self.app.journal.record(NewEvent {
                 service: &rt.name,
                 action,
                 reason: format!("autoscaler: {}", decision.reason),
@@ -233,14 +240,19 @@ impl App {
 
     /// Utilization (percent of the CPU limit, or of one core) and memory (bytes) of each
     /// ready replica that answered; missing samples are simply absent.
-    async fn sample(&self, svc: &ServiceConfig, ready: &[(String, String)]) -> Vec<(f64, u64)> {
+    async fn sample(
+        &self,
+        cfg: &Config,
+        svc: &ServiceConfig,
+        ready: &[(String, String)],
+    ) -> Vec<(f64, u64)> {
         let cpus = svc.cpus.as_ref().map(|c| c.value);
         // Docker's stats take about a second (two readings); a server slower than this
         // bound just has no sample this time, and delays nobody.
-        let bound = (self.config().check_interval() / 2)
-            .clamp(Duration::from_secs(2), Duration::from_secs(5));
+        let (low, high) = timings::STATS_BOUND;
+        let bound = (cfg.check_interval() / 2).clamp(low, high);
         let samples = futures_util::future::join_all(ready.iter().map(|(id, server)| {
-            let engine = self.fleet.get(server).and_then(|h| h.engine());
+            let engine = self.app.fleet.get(server).and_then(|h| h.engine());
             async move {
                 let engine = engine?;
                 match tokio::time::timeout(bound, engine.stats(id)).await {
@@ -256,21 +268,16 @@ impl App {
             .map(|(cpu, mem)| (cpus.map_or(cpu, |n| cpu / n), mem))
             .collect()
     }
+}
 
-    /// Current sessions of the backend's servers plus its queue, from HAProxy's `show stat`.
-    async fn sample_sessions(&self, service: &str) -> Option<f64> {
-        let rows = self.lb().stats().await.ok()?;
-        let backend = lb::backend_name(service);
-        let mut total = 0u64;
-        let mut found = false;
-        for r in rows.iter().filter(|r| r.proxy == backend) {
-            found = true;
-            match r.kind {
-                lb::StatKind::Server => total += r.scur + r.qcur,
-                lb::StatKind::Backend => total += r.qcur,
-                _ => {}
-            }
-        }
-        found.then_some(total as f64)
-    }
+/// Time until the next evaluation: `check_interval`, or until just after the next window
+/// edge when that comes first, so the change there happens at once.
+fn next_wait(cfg: &Config, svc: &ServiceConfig, now: Timestamp) -> Duration {
+    let wait = cfg.check_interval();
+    window_state(cfg, svc, now)
+        .and_then(|w| w.next_change)
+        .and_then(|next| Duration::try_from(now.duration_until(next)).ok())
+        .map_or(wait, |until| {
+            wait.min(until.saturating_add(timings::WINDOW_EDGE_SLACK))
+        })
 }

@@ -101,6 +101,23 @@ pub enum ContainerState {
     Unknown,
 }
 
+impl ContainerState {
+    /// Docker's word for it (`running`, `exited`, ...).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Restarting => "restarting",
+            Self::Exited => "exited",
+            Self::Paused => "paused",
+            Self::Removing => "removing",
+            Self::Dead => "dead",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 /// A shoal-managed container as listed by Docker.
 #[derive(Clone, Debug, Serialize)]
 pub struct ContainerInfo {

@@ -1,7 +1,7 @@
 //! The servers: one engine connection each, their liveness, and their container counts.
 //!
 //! A monitor pass pings every server concurrently; a server is declared down after
-//! [`DOWN_AFTER_FAILURES`] failed passes in a row and its connection is dropped, to be made
+//! [`crate::timings::DOWN_AFTER_FAILURES`] failed passes in a row and its connection is dropped, to be made
 //! again when it answers. Nothing here decides what runs where.
 
 use std::collections::BTreeMap;
@@ -11,15 +11,10 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::config::{Config, DockerEndpoint, ServerConfig};
-use crate::engine::{Engine, EngineError};
+use crate::engine::EngineError;
 use crate::placement::ServerLoad;
-
-/// Bound on listing one server's containers and on the monitor's liveness call (monitor and
-/// reconcile passes alike): a server slower than this is not answering.
-pub const LIST_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Failed monitor passes in a row before a server counts as down.
-pub const DOWN_AFTER_FAILURES: u32 = 2;
+use crate::reconcile::ports::{Connector, DockerApi};
+use crate::timings::{DOWN_AFTER_FAILURES, LIST_TIMEOUT};
 
 /// What is known about a server right now.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -46,7 +41,7 @@ pub struct ServerStatus {
 pub struct ServerHandle {
     /// As configured.
     pub config: ServerConfig,
-    engine: Mutex<Option<Engine>>,
+    engine: Mutex<Option<Arc<dyn DockerApi>>>,
     status: Mutex<ServerStatus>,
 }
 
@@ -67,9 +62,9 @@ impl ServerHandle {
 
     /// The engine connection, when the server is up.
     #[must_use]
-    pub fn engine(&self) -> Option<Engine> {
+    pub fn engine(&self) -> Option<Arc<dyn DockerApi>> {
         if self.status().up {
-            self.engine.lock().expect("engine lock").clone()
+            lock(&self.engine).clone()
         } else {
             None
         }
@@ -78,35 +73,35 @@ impl ServerHandle {
     /// A snapshot of the status.
     #[must_use]
     pub fn status(&self) -> ServerStatus {
-        self.status.lock().expect("status lock").clone()
+        lock(&self.status).clone()
     }
 
     /// Records a failed call made by someone else (a reconcile pass), so a dead server is
     /// noticed between monitor passes too.
     pub fn report_failure(&self, err: &EngineError) {
-        let mut st = self.status.lock().expect("status lock");
+        let mut st = lock(&self.status);
         st.failures += 1;
         if st.failures >= DOWN_AFTER_FAILURES && st.up {
             tracing::warn!(server = self.name(), error = %err, "server is down");
             st.up = false;
             st.reason = Some(err.to_string());
-            *self.engine.lock().expect("engine lock") = None;
+            *lock(&self.engine) = None;
         }
     }
 
     /// Adjusts the container count after shoal created or removed one here.
     pub fn adjust_containers(&self, delta: i32) {
-        let mut st = self.status.lock().expect("status lock");
+        let mut st = lock(&self.status);
         st.containers = st.containers.saturating_add_signed(delta);
     }
 
     /// One monitor pass: connect if needed, ping, count containers.
-    pub async fn check(&self, timeout: Duration) {
-        let existing = self.engine.lock().expect("engine lock").clone();
+    pub async fn check(&self, connector: &dyn Connector, timeout: Duration) {
+        let existing = lock(&self.engine).clone();
         let result = async {
             let engine = match existing {
                 Some(e) => e,
-                None => Engine::connect(&self.config, timeout).await?,
+                None => connector.connect(&self.config, timeout).await?,
             };
             // A partitioned server hangs rather than refuses: bound the liveness question
             // itself, so it is declared down within a few seconds.
@@ -137,8 +132,8 @@ impl ServerHandle {
         match result {
             Ok((engine, version, containers)) => {
                 let api = engine.api_version().to_owned();
-                *self.engine.lock().expect("engine lock") = Some(engine);
-                let mut st = self.status.lock().expect("status lock");
+                *lock(&self.engine) = Some(engine);
+                let mut st = lock(&self.status);
                 if !st.up {
                     tracing::info!(server = self.name(), version, api, "server is up");
                 }
@@ -154,7 +149,7 @@ impl ServerHandle {
             }
             Err(e) => {
                 let permanent = matches!(self.config.endpoint(), DockerEndpoint::Ssh { .. });
-                let mut st = self.status.lock().expect("status lock");
+                let mut st = lock(&self.status);
                 st.failures += 1;
                 if permanent || st.failures >= DOWN_AFTER_FAILURES || !st.up {
                     if st.up {
@@ -162,7 +157,7 @@ impl ServerHandle {
                     }
                     st.up = false;
                     st.reason = Some(e.to_string());
-                    *self.engine.lock().expect("engine lock") = None;
+                    *lock(&self.engine) = None;
                 }
             }
         }
@@ -170,16 +165,20 @@ impl ServerHandle {
 }
 
 /// All servers of the current config.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Fleet {
     servers: Mutex<BTreeMap<String, Arc<ServerHandle>>>,
+    connector: Arc<dyn Connector>,
 }
 
 impl Fleet {
-    /// A fleet for `config` (nothing connected yet).
+    /// A fleet for `config` whose engines `connector` connects (nothing connected yet).
     #[must_use]
-    pub fn new(config: &Config) -> Self {
-        let fleet = Self::default();
+    pub fn new(config: &Config, connector: Arc<dyn Connector>) -> Self {
+        let fleet = Self {
+            servers: Mutex::new(BTreeMap::new()),
+            connector,
+        };
         fleet.apply(config);
         fleet
     }
@@ -187,7 +186,7 @@ impl Fleet {
     /// Brings the server set in line with `config`: new servers are added, removed ones
     /// dropped, changed ones reconnected; unchanged ones keep their connection.
     pub fn apply(&self, config: &Config) {
-        let mut servers = self.servers.lock().expect("fleet lock");
+        let mut servers = lock(&self.servers);
         let mut next = BTreeMap::new();
         for s in &config.servers {
             let keep = servers
@@ -205,24 +204,20 @@ impl Fleet {
     /// All servers, by name.
     #[must_use]
     pub fn all(&self) -> Vec<Arc<ServerHandle>> {
-        self.servers
-            .lock()
-            .expect("fleet lock")
-            .values()
-            .cloned()
-            .collect()
+        lock(&self.servers).values().cloned().collect()
     }
 
     /// The server named `name`.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<Arc<ServerHandle>> {
-        self.servers.lock().expect("fleet lock").get(name).cloned()
+        lock(&self.servers).get(name).cloned()
     }
 
     /// Checks every server concurrently.
     pub async fn check_all(&self, timeout: Duration) {
         let all = self.all();
-        futures_util::future::join_all(all.iter().map(|s| s.check(timeout))).await;
+        let connector = self.connector.as_ref();
+        futures_util::future::join_all(all.iter().map(|s| s.check(connector, timeout))).await;
     }
 
     /// Loads for placement, with `replicas` counted per server for one service.
@@ -258,6 +253,12 @@ fn same_server(a: &ServerConfig, b: &ServerConfig) -> bool {
     a.endpoint() == b.endpoint()
         && a.host.value == b.host.value
         && a.max_containers.value == b.max_containers.value
+}
+
+/// Locks `m`, recovering it if a task panicked while holding it (the data is plain values
+/// that stay consistent between statements).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Unix seconds now, for timestamps in API output.

@@ -39,6 +39,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, TransactionBehavior};
+
+mod action;
+pub use action::Action;
 use serde::Serialize;
 
 /// Events kept per service unless [`Journal::with_retention`] says otherwise.
@@ -88,8 +91,7 @@ pub struct Event {
     pub at: String,
     /// Service it concerns.
     pub service: String,
-    /// What happened: `scale_up`, `scale_down`, `replica_started`, `replica_ready`,
-    /// `replica_replaced`, `replica_removed`, `replica_failed`, `adopted`, `rollout`, `error`.
+    /// What happened: an [`Action`] name (`scale_up`, `replica_ready`, ...).
     pub action: String,
     /// Why, in words.
     pub reason: String,
@@ -115,8 +117,8 @@ pub struct Event {
 pub struct NewEvent<'a> {
     /// Service.
     pub service: &'a str,
-    /// Action.
-    pub action: &'a str,
+    /// What happened.
+    pub action: Action,
     /// Reason.
     pub reason: String,
     /// Desired before/after.
@@ -337,7 +339,7 @@ impl Journal {
         let details = e.details.as_ref().map(|d| d.to_string());
         tracing::info!(
             service = e.service,
-            action = e.action,
+            action = e.action.as_str(),
             replica = e.replica,
             server = e.server,
             desired = ?e.desired,
@@ -358,7 +360,7 @@ impl Journal {
                 st.execute(params![
                     at,
                     e.service,
-                    e.action,
+                    e.action.as_str(),
                     e.reason,
                     e.desired.map(|d| d.0),
                     e.desired.map(|d| d.1),
@@ -371,7 +373,7 @@ impl Journal {
             tracing::warn!(
                 journal = %self.where_(),
                 service = e.service,
-                action = e.action,
+                action = e.action.as_str(),
                 "journal: recording the event failed: {err}"
             );
             return;
@@ -665,10 +667,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn ev<'a>(service: &'a str, action: &'a str, reason: &str) -> NewEvent<'a> {
+    fn ev<'a>(service: &'a str, action: &str, reason: &str) -> NewEvent<'a> {
         NewEvent {
             service,
-            action,
+            action: Action::from_name(action).unwrap_or_default(),
             reason: reason.to_owned(),
             ..Default::default()
         }

@@ -6,8 +6,11 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod app;
 pub mod autoscale;
 pub mod cli;
+pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod fleet;
@@ -18,3 +21,4 @@ pub mod policy;
 pub mod reconcile;
 pub mod schedule;
 pub mod sim;
+pub mod timings;

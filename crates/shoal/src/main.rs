@@ -356,7 +356,7 @@ async fn serve(config_path: PathBuf, bind: Option<SocketAddr>) -> ExitCode {
         }
         tracing::warn!(%bind, "no API token: mutating endpoints are open to anyone who can reach {bind}");
     }
-    let app = match shoal::reconcile::App::new(config, config_path) {
+    let app = match shoal::app::App::new(config, config_path) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");

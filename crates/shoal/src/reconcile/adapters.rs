@@ -1,0 +1,192 @@
+//! The production side of [`crate::reconcile::ports`]: bollard ([`crate::engine::Engine`]),
+//! HAProxy's runtime API ([`crate::lb::HaproxyClient`]) and HTTP health probes (reqwest).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use crate::config::ServerConfig;
+use crate::engine::{ContainerInfo, ContainerSpec, Engine, EngineError};
+use crate::lb::{self, AdminState, HaproxyClient, HealthCheck, LbError};
+use crate::reconcile::ports::{Connector, DockerApi, LbServer, LoadBalancer, Prober};
+use crate::timings;
+
+#[async_trait]
+impl DockerApi for Engine {
+    fn server(&self) -> &str {
+        Engine::server(self)
+    }
+    fn api_version(&self) -> &str {
+        Engine::api_version(self)
+    }
+    async fn version(&self) -> Result<String, EngineError> {
+        Engine::version(self).await
+    }
+    async fn list_managed(&self, service: Option<&str>) -> Result<Vec<ContainerInfo>, EngineError> {
+        Engine::list_managed(self, service).await
+    }
+    async fn create_replica(
+        &self,
+        service: &str,
+        name: &str,
+        spec: &ContainerSpec,
+    ) -> Result<String, EngineError> {
+        Engine::create_replica(self, service, name, spec).await
+    }
+    async fn host_port(&self, id: &str, container_port: u16) -> Result<Option<u16>, EngineError> {
+        Engine::host_port(self, id, container_port).await
+    }
+    async fn has_image(&self, image: &str) -> Result<bool, EngineError> {
+        Engine::has_image(self, image).await
+    }
+    async fn pull(&self, image: &str) -> Result<(), EngineError> {
+        Engine::pull(self, image).await
+    }
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), EngineError> {
+        Engine::stop(self, id, grace).await
+    }
+    async fn remove(&self, id: &str) -> Result<(), EngineError> {
+        Engine::remove(self, id).await
+    }
+    async fn stats(&self, id: &str) -> Result<(f64, u64), EngineError> {
+        Engine::stats(self, id).await
+    }
+}
+
+/// Connects with bollard ([`Engine::connect`]).
+#[derive(Debug, Default)]
+pub struct BollardConnector;
+
+#[async_trait]
+impl Connector for BollardConnector {
+    async fn connect(
+        &self,
+        server: &ServerConfig,
+        timeout: Duration,
+    ) -> Result<Arc<dyn DockerApi>, EngineError> {
+        Ok(Arc::new(Engine::connect(server, timeout).await?))
+    }
+}
+
+#[async_trait]
+impl LoadBalancer for HaproxyClient {
+    async fn servers(&self, backend: &str, rise: u32) -> Result<Vec<LbServer>, LbError> {
+        Ok(self
+            .servers_state(backend)
+            .await?
+            .into_iter()
+            .map(|s| LbServer {
+                status: s.status_word().to_owned(),
+                in_rotation: s.in_rotation(),
+                maint: s.is_maint(),
+                check_passing: s.check_passing(rise),
+                name: s.name,
+                addr: s.addr,
+                port: s.port,
+            })
+            .collect())
+    }
+
+    async fn register(
+        &self,
+        backend: &str,
+        name: &str,
+        host: &str,
+        port: u16,
+        check: &HealthCheck,
+    ) -> Result<(), LbError> {
+        self.register_server(backend, name, host, port, check).await
+    }
+
+    async fn promote(&self, backend: &str, name: &str) -> Result<(), LbError> {
+        self.set_state(backend, name, AdminState::Ready).await
+    }
+
+    async fn set_addr(
+        &self,
+        backend: &str,
+        name: &str,
+        host: &str,
+        port: u16,
+    ) -> Result<(), LbError> {
+        HaproxyClient::set_addr(self, backend, name, host, port).await
+    }
+
+    async fn drain(&self, backend: &str, name: &str) -> Result<(), LbError> {
+        self.set_state(backend, name, AdminState::Drain).await
+    }
+
+    async fn sessions(&self, backend: &str, name: &str) -> Result<u64, LbError> {
+        let row = self.server_stats(backend, name).await?;
+        Ok(row.scur.saturating_add(row.qcur))
+    }
+
+    async fn remove(&self, backend: &str, name: &str, kill_sessions: bool) -> Result<(), LbError> {
+        if kill_sessions {
+            // `maint`, `shutdown sessions`, `del server`, retried while connections linger.
+            return self.remove_dead(backend, name).await;
+        }
+        let retry_until = Instant::now() + timings::DEL_RETRY_FOR;
+        loop {
+            match self.del_server(backend, name).await {
+                Err(LbError::StillConnected { .. }) if Instant::now() < retry_until => {
+                    tokio::time::sleep(timings::DRAIN_POLL).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn backend_load(&self, backend: &str) -> Result<Option<f64>, LbError> {
+        let rows = self.backend_stats(backend).await?;
+        let mut total = 0u64;
+        let mut found = false;
+        for r in &rows {
+            found = true;
+            match r.kind {
+                lb::StatKind::Server => total = total.saturating_add(r.scur + r.qcur),
+                lb::StatKind::Backend => total = total.saturating_add(r.qcur),
+                _ => {}
+            }
+        }
+        Ok(found.then_some(total as f64))
+    }
+}
+
+/// HTTP GET health probes; a 2xx answer passes.
+#[derive(Debug)]
+pub struct HttpProber {
+    http: reqwest::Client,
+}
+
+impl HttpProber {
+    /// A prober that opens a fresh connection per probe (a pooled one could outlive the
+    /// replica it probes).
+    pub fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()?,
+        })
+    }
+}
+
+#[async_trait]
+impl Prober for HttpProber {
+    async fn probe(
+        &self,
+        host: &str,
+        port: u16,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let url = format!("http://{host}:{port}{path}");
+        match self.http.get(&url).timeout(timeout).send().await {
+            Ok(resp) if resp.status().is_success() => Ok(()),
+            Ok(resp) => Err(format!("{url} answered {}", resp.status())),
+            Err(e) => Err(format!("{url}: {e}")),
+        }
+    }
+}

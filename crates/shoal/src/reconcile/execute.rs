@@ -1,0 +1,604 @@
+//! The executor: carries out a [`Plan`]'s steps through the engine, the load balancer and
+//! the journal, and records their outcome in the service's state. The only code of the
+//! loop that calls them; it decides nothing. One journal event per step that changes what
+//! runs or what HAProxy serves; errors are typed and returned.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::app::App;
+use crate::config::ServiceConfig;
+use crate::engine::{ContainerInfo, ContainerSpec, ContainerState, EngineError};
+use crate::fleet::unix_now;
+use crate::journal::{Action, NewEvent};
+use crate::lb::{HealthCheck, LbError};
+use crate::reconcile::plan::{DrainReason, Plan, Step};
+use crate::reconcile::ports::LoadBalancer;
+use crate::reconcile::state::{Phase, Replica, ServiceRuntime};
+use crate::timings;
+
+/// A step that failed; the next pass plans it again.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// A Docker Engine call failed.
+    #[error("{what}: {source}")]
+    Engine {
+        /// What was being done.
+        what: String,
+        /// The engine's error.
+        #[source]
+        source: EngineError,
+    },
+    /// A load-balancer call failed.
+    #[error("{what}: {source}")]
+    Lb {
+        /// What was being done.
+        what: String,
+        /// The load balancer's error.
+        #[source]
+        source: LbError,
+    },
+}
+
+/// Carries out the steps of one service's plans.
+pub struct Executor<'a> {
+    app: &'a Arc<App>,
+    rt: &'a Arc<ServiceRuntime>,
+    spec: &'a ServiceConfig,
+    container: ContainerSpec,
+    backend: String,
+    lb: Arc<dyn LoadBalancer>,
+}
+
+impl<'a> Executor<'a> {
+    /// An executor for `rt` with its spec `spec`.
+    #[must_use]
+    pub fn new(app: &'a Arc<App>, rt: &'a Arc<ServiceRuntime>, spec: &'a ServiceConfig) -> Self {
+        Self {
+            app,
+            rt,
+            spec,
+            container: ContainerSpec::from_service(spec),
+            backend: crate::lb::backend_name(&rt.name),
+            lb: app.lb(),
+        }
+    }
+
+    /// Runs the plan's steps in order (starts concurrently, last). Returns the errors.
+    pub async fn run(&self, plan: &Plan) -> Vec<ExecError> {
+        let mut errors = Vec::new();
+        let mut starts = Vec::new();
+        for step in &plan.steps {
+            if let Step::Start { server, surge_for } = step {
+                starts.push((server.as_str(), surge_for.as_deref()));
+                continue;
+            }
+            if let Err(e) = self.step(step).await {
+                tracing::warn!(service = self.rt.name, error = %e, "step failed");
+                errors.push(e);
+            }
+        }
+        let results = futures_util::future::join_all(
+            starts
+                .into_iter()
+                .map(|(server, surge_for)| self.start(server, surge_for)),
+        )
+        .await;
+        errors.extend(results.into_iter().filter_map(Result::err));
+        errors
+    }
+
+    fn journal(&self, action: Action, reason: String, replica: Option<&Replica>) {
+        self.app.journal.record(NewEvent {
+            service: &self.rt.name,
+            action,
+            reason,
+            replica: replica.map(|r| r.name.as_str()),
+            server: replica.map(|r| r.server.as_str()),
+            ..Default::default()
+        });
+    }
+
+    fn replica(&self, id: &str) -> Option<Replica> {
+        self.rt.update(|st| st.replicas.get(id).cloned())
+    }
+
+    fn lb_err(what: String) -> impl FnOnce(LbError) -> ExecError {
+        move |source| ExecError::Lb { what, source }
+    }
+
+    async fn step(&self, step: &Step) -> Result<(), ExecError> {
+        let now = Instant::now();
+        match step {
+            Step::Adopt {
+                running,
+                desired,
+                saved,
+            } => {
+                self.rt.update(|st| {
+                    st.adopted = true;
+                    st.desired = *desired;
+                });
+                self.app.journal.record(NewEvent {
+                    service: &self.rt.name,
+                    action: Action::Adopted,
+                    reason: format!(
+                        "started: found {running} running replica(s); desired {desired} ({}within {}..={})",
+                        saved.map_or_else(String::new, |d| format!("saved desired {d}, ")),
+                        *self.spec.min_replicas,
+                        *self.spec.max_replicas
+                    ),
+                    desired: Some((*running, *desired)),
+                    ..Default::default()
+                });
+            }
+            Step::Track(r) => {
+                if r.container_state == ContainerState::Running {
+                    tracing::info!(
+                        service = self.rt.name,
+                        replica = r.name,
+                        server = r.server,
+                        "adopted"
+                    );
+                }
+                self.rt.update(|st| {
+                    st.replicas
+                        .entry(r.id.clone())
+                        .or_insert_with(|| (**r).clone());
+                });
+            }
+            Step::Forget { id } => {
+                self.rt.update(|st| st.replicas.remove(id));
+            }
+            Step::Lost { id, in_lb } => {
+                let Some(r) = self.replica(id) else {
+                    return Ok(());
+                };
+                if *in_lb {
+                    // Nothing in flight there can complete: shut its sessions and delete it.
+                    self.lb
+                        .remove(&self.backend, &r.name, true)
+                        .await
+                        .map_err(Self::lb_err(format!(
+                            "removing lost replica {} from HAProxy",
+                            r.name
+                        )))?;
+                }
+                self.rt.update(|st| st.replicas.remove(id));
+                self.journal(
+                    Action::ReplicaLost,
+                    format!(
+                        "{} is gone: its server {} does not answer or the container was removed",
+                        r.name, r.server
+                    ),
+                    Some(&r),
+                );
+            }
+            Step::Replace {
+                id,
+                reason,
+                in_lb,
+                rollout_surge,
+            } => {
+                let Some(r) = self.replica(id) else {
+                    return Ok(());
+                };
+                if *in_lb {
+                    if let Err(e) = self.lb.remove(&self.backend, &r.name, true).await {
+                        tracing::warn!(replica = r.name, error = %e, "removing from HAProxy failed");
+                    }
+                }
+                // Remove before a replacement is created: Docker's restart policy can then
+                // never bring this one back next to its replacement.
+                let handle = self.app.fleet.get(&r.server);
+                if let Some(engine) = handle.as_ref().and_then(|h| h.engine()) {
+                    engine
+                        .remove(&r.id)
+                        .await
+                        .map_err(|source| ExecError::Engine {
+                            what: format!("removing failed replica {}", r.name),
+                            source,
+                        })?;
+                }
+                if let Some(h) = &handle {
+                    h.adjust_containers(-1);
+                }
+                self.rt.update(|st| {
+                    st.replicas.remove(id);
+                    *st.replacements
+                        .entry(reason.metric_label().to_owned())
+                        .or_default() += 1;
+                    if *rollout_surge {
+                        st.rollout = None;
+                    }
+                });
+                if *rollout_surge {
+                    // The new revision does not come up healthy: stop; the old replicas serve.
+                    self.journal(
+                        Action::RolloutFailed,
+                        format!(
+                            "rollout stopped: new replica {} failed ({reason}); old replicas keep serving",
+                            r.name
+                        ),
+                        Some(&r),
+                    );
+                } else {
+                    self.journal(
+                        Action::ReplicaReplaced,
+                        format!("{} removed for replacement: {reason}", r.name),
+                        Some(&r),
+                    );
+                }
+            }
+            Step::Register { id, drift } => {
+                let Some(r) = self.replica(id) else {
+                    return Ok(());
+                };
+                let Some(port) = r.port else { return Ok(()) };
+                let check = HealthCheck::from_config(&self.spec.health_check);
+                self.lb
+                    .register(&self.backend, &r.name, &r.host, port, &check)
+                    .await
+                    .map_err(Self::lb_err(format!("adding {} to HAProxy", r.name)))?;
+                self.rt.update(|st| {
+                    if let Some(x) = st.replicas.get_mut(id) {
+                        if x.phase != Phase::Joining {
+                            x.joined_at = Some(now);
+                        }
+                        x.phase = Phase::Joining;
+                        x.in_lb = true;
+                        x.lb_status = Some("MAINT".into());
+                    }
+                });
+                let reason = if *drift {
+                    format!("{} was missing from HAProxy: added again", r.name)
+                } else {
+                    format!(
+                        "{} passed its health check: added to HAProxy, waiting for HAProxy's check",
+                        r.name
+                    )
+                };
+                let action = if *drift {
+                    Action::LbRepaired
+                } else {
+                    Action::ReplicaRegistered
+                };
+                self.journal(action, reason, Some(&r));
+            }
+            Step::Promote { id } => {
+                let Some(r) = self.replica(id) else {
+                    return Ok(());
+                };
+                self.lb
+                    .promote(&self.backend, &r.name)
+                    .await
+                    .map_err(Self::lb_err(format!("putting {} in rotation", r.name)))?;
+                self.mark_ready(id, &r);
+            }
+            Step::MarkReady { id } => {
+                if let Some(r) = self.replica(id) {
+                    self.mark_ready(id, &r);
+                }
+            }
+            Step::MarkJoining { id, status } => {
+                let Some(r) = self.replica(id) else {
+                    return Ok(());
+                };
+                self.rt.update(|st| {
+                    if let Some(x) = st.replicas.get_mut(id) {
+                        x.phase = Phase::Joining;
+                        x.joined_at = Some(now);
+                        x.in_lb = true;
+                        x.lb_status = Some(status.clone());
+                    }
+                });
+                if r.phase == Phase::Ready {
+                    self.journal(
+                        Action::ReplicaOutOfRotation,
+                        format!("{} is out of rotation: HAProxy reports it {status}", r.name),
+                        Some(&r),
+                    );
+                }
+            }
+            Step::SetAddr { id } => {
+                let Some(r) = self.replica(id) else {
+                    return Ok(());
+                };
+                let Some(port) = r.port else { return Ok(()) };
+                self.lb
+                    .set_addr(&self.backend, &r.name, &r.host, port)
+                    .await
+                    .map_err(Self::lb_err(format!(
+                        "correcting the address of {}",
+                        r.name
+                    )))?;
+                self.journal(
+                    Action::LbRepaired,
+                    format!(
+                        "HAProxy sent {} to another address: now {}:{port}",
+                        r.name, r.host
+                    ),
+                    Some(&r),
+                );
+            }
+            Step::RemoveStray { name } => {
+                self.lb
+                    .remove(&self.backend, name, true)
+                    .await
+                    .map_err(Self::lb_err(format!(
+                        "removing HAProxy server {name} (no replica)"
+                    )))?;
+                self.journal(
+                    Action::LbRepaired,
+                    format!("HAProxy had a server {name} with no replica: removed"),
+                    None,
+                );
+            }
+            Step::CapacityShort { wanted, placed } => {
+                let why = format!(
+                    "wanted {wanted} more replica(s), capacity for {placed}: {}",
+                    self.app.capacity_report()
+                );
+                let new = self.rt.update(|st| {
+                    let new = st.last_error.as_deref() != Some(why.as_str());
+                    st.last_error = Some(why.clone());
+                    new
+                });
+                if new {
+                    tracing::warn!(service = self.rt.name, "{why}");
+                }
+            }
+            Step::Drain { id, why } => {
+                let Some(r) = self.rt.update(|st| {
+                    let r = st.replicas.get_mut(id)?;
+                    r.phase = Phase::Draining;
+                    Some(r.clone())
+                }) else {
+                    return Ok(());
+                };
+                self.journal(
+                    Action::ReplicaDraining,
+                    format!("draining {} ({why})", r.name),
+                    Some(&r),
+                );
+                self.spawn_drain(r, why.clone());
+            }
+            Step::RolloutAdvance { new, old } => {
+                self.rt.update(|st| {
+                    let present: Vec<String> = st.replicas.keys().cloned().collect();
+                    if let Some(ro) = st.rollout.as_mut() {
+                        ro.surge = None;
+                        ro.replaced = ro.replaced.saturating_add(1);
+                        ro.replace_ids.remove(old);
+                        ro.replace_ids
+                            .retain(|id| present.contains(id) && id != new);
+                    }
+                });
+            }
+            Step::RolloutSurgeGone => {
+                self.rt.update(|st| {
+                    if let Some(ro) = st.rollout.as_mut() {
+                        ro.surge = None;
+                    }
+                });
+            }
+            Step::RolloutDone { replaced } => {
+                self.rt.update(|st| st.rollout = None);
+                self.journal(
+                    Action::Rollout,
+                    format!("rollout finished: {replaced} replica(s) replaced"),
+                    None,
+                );
+            }
+            Step::Start { server, surge_for } => self.start(server, surge_for.as_deref()).await?,
+        }
+        Ok(())
+    }
+
+    fn mark_ready(&self, id: &str, r: &Replica) {
+        self.rt.update(|st| {
+            if let Some(x) = st.replicas.get_mut(id) {
+                x.phase = Phase::Ready;
+                x.in_lb = true;
+                x.lb_status = Some("UP".into());
+            }
+        });
+        self.journal(
+            Action::ReplicaReady,
+            format!("{} is healthy and in rotation", r.name),
+            Some(r),
+        );
+    }
+
+    /// Starts one replica on `server` (pulling the image in the background first if the
+    /// server lacks it; the replica is then placed on a later pass).
+    async fn start(&self, server: &str, surge_for: Option<&str>) -> Result<(), ExecError> {
+        let Some(handle) = self.app.fleet.get(server) else {
+            return Ok(());
+        };
+        let Some(engine) = handle.engine() else {
+            return Ok(());
+        };
+        let spec = &self.container;
+        match engine.has_image(&spec.image).await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.app
+                    .pull_in_background(&self.rt.name, engine, &spec.image);
+                return Ok(());
+            }
+            Err(source) => {
+                return Err(ExecError::Engine {
+                    what: format!("checking for image {} on {server}", spec.image),
+                    source,
+                })
+            }
+        }
+        handle.adjust_containers(1);
+        let name = format!("shoal-{}-{}", self.rt.name, short_id());
+        let id = match engine.create_replica(&self.rt.name, &name, spec).await {
+            Ok(id) => id,
+            Err(e) => {
+                handle.adjust_containers(-1);
+                handle.report_failure(&e);
+                self.rt.update(|st| st.last_error = Some(e.to_string()));
+                self.app.journal.record(NewEvent {
+                    service: &self.rt.name,
+                    action: Action::Error,
+                    reason: format!("starting a replica on {server} failed: {e}"),
+                    server: Some(server),
+                    ..Default::default()
+                });
+                return Err(ExecError::Engine {
+                    what: format!("starting a replica on {server}"),
+                    source: e,
+                });
+            }
+        };
+        let port = engine
+            .host_port(&id, spec.container_port)
+            .await
+            .ok()
+            .flatten();
+        let info = ContainerInfo {
+            id: id.clone(),
+            name: name.clone(),
+            service: self.rt.name.clone(),
+            server: server.to_owned(),
+            revision: spec.revision.clone(),
+            state: ContainerState::Running,
+            status: "Up".into(),
+            host_port: port,
+            created: unix_now(),
+        };
+        let replica = Replica::new(&info, handle.config.host.value.clone(), Instant::now());
+        self.rt.update(|st| {
+            st.replicas.entry(id.clone()).or_insert(replica);
+            if let (Some(old), Some(ro)) = (surge_for, st.rollout.as_mut()) {
+                ro.surge = Some((id.clone(), old.to_owned()));
+            }
+        });
+        self.app.journal.record(NewEvent {
+            service: &self.rt.name,
+            action: Action::ReplicaStarted,
+            reason: format!("started {name} on {server} (revision {})", spec.revision),
+            replica: Some(&name),
+            server: Some(server),
+            ..Default::default()
+        });
+        Ok(())
+    }
+
+    /// Drains `r` in the background: HAProxy `drain`, wait for its sessions to end (at most
+    /// `drain_timeout`; then they are shut down), remove it from HAProxy, stop the container
+    /// (at most `stop_timeout`), remove it.
+    fn spawn_drain(&self, r: Replica, why: DrainReason) {
+        let max_wait = Duration::from_secs(*self.app.config().load_balancer.drain_timeout);
+        let grace = Duration::from_secs(*self.spec.stop_timeout);
+        let (lb, backend) = (self.lb.clone(), self.backend.clone());
+        let handle = self.app.fleet.get(&r.server);
+        let (rt, journal) = (self.rt.clone(), self.app.journal.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let mut timed_out = false;
+            if r.in_lb {
+                match drain(lb.as_ref(), &backend, &r.name, max_wait).await {
+                    Ok(t) => timed_out = t,
+                    Err(e) => {
+                        tracing::warn!(replica = r.name, error = %e, "drain failed; removing anyway")
+                    }
+                }
+                if let Err(e) = lb.remove(&backend, &r.name, timed_out).await {
+                    tracing::warn!(replica = r.name, error = %e, "removing from HAProxy failed");
+                }
+            }
+            let waited = started.elapsed();
+            let mut result = Ok(());
+            if let Some(engine) = handle.as_ref().and_then(|h| h.engine()) {
+                if let Err(e) = engine.stop(&r.id, grace).await {
+                    tracing::debug!(replica = r.name, error = %e, "stop failed; removing anyway");
+                }
+                result = engine.remove(&r.id).await;
+            }
+            match result {
+                Ok(()) => {
+                    if let Some(h) = &handle {
+                        h.adjust_containers(-1);
+                    }
+                    rt.update(|st| st.replicas.remove(&r.id));
+                    journal.record(NewEvent {
+                        service: &rt.name,
+                        action: Action::ReplicaRemoved,
+                        reason: format!(
+                            "{} removed ({why}) after draining {:.1}s{}",
+                            r.name,
+                            waited.as_secs_f64(),
+                            if timed_out {
+                                "; drain_timeout ran out, its sessions were shut down"
+                            } else {
+                                ""
+                            }
+                        ),
+                        replica: Some(&r.name),
+                        server: Some(&r.server),
+                        ..Default::default()
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(replica = r.name, error = %e, "removing container failed; will retry");
+                    // Back to the pool: a later pass retries.
+                    rt.update(|st| {
+                        if let Some(x) = st.replicas.get_mut(&r.id) {
+                            x.phase = Phase::Ready;
+                        }
+                    });
+                }
+            }
+            rt.wake.notify_one();
+        });
+    }
+}
+
+/// `drain`, then waits until the server has no sessions or `max_wait` ran out. Returns
+/// whether it ran out.
+async fn drain(
+    lb: &dyn LoadBalancer,
+    backend: &str,
+    name: &str,
+    max_wait: Duration,
+) -> Result<bool, LbError> {
+    let start = Instant::now();
+    lb.drain(backend, name).await?;
+    loop {
+        let left = lb.sessions(backend, name).await?;
+        let elapsed = start.elapsed();
+        if left == 0 {
+            return Ok(false);
+        }
+        if elapsed >= max_wait {
+            tracing::warn!(
+                backend,
+                server = name,
+                sessions_left = left,
+                "drain timed out; shutting the remaining sessions down"
+            );
+            return Ok(true);
+        }
+        tokio::time::sleep(timings::DRAIN_POLL.min(max_wait.saturating_sub(elapsed))).await;
+    }
+}
+
+/// 8 random hex characters for container names.
+fn short_id() -> String {
+    let mut b = [0u8; 4];
+    if getrandom::fill(&mut b).is_err() {
+        // No OS randomness: fall back to the clock's nanoseconds (names need only differ).
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        b = n.to_le_bytes();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

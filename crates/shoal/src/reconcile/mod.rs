@@ -1,0 +1,25 @@
+//! The control loop, one task per service: **observe** ([`observe`]: Docker, HAProxy,
+//! probes) → **plan** ([`plan`]: pure, every decision) → **execute** ([`execute`]: the only
+//! caller of the engine, the load balancer and the journal). The loop ([`runner`]) sleeps
+//! for the plan's requeue delay or until woken.
+//!
+//! IO goes through the small traits of [`ports`]; [`adapters`] implements them for bollard,
+//! HAProxy and HTTP. The loop's tests run over in-memory fakes on paused Tokio time.
+
+pub mod adapters;
+pub mod execute;
+pub mod observe;
+pub mod plan;
+pub mod ports;
+pub mod runner;
+pub mod state;
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod loop_tests;
+#[cfg(test)]
+mod plan_tests;
+
+pub use runner::run_service;
+pub use state::{Phase, Replica, Rollout, ServiceRuntime, ServiceState};

@@ -1,0 +1,126 @@
+//! Observation: what is true right now of one service, from Docker (its labelled
+//! containers on every up server), the load balancer (its backend's servers) and health
+//! probes. Gathered concurrently, each call bounded; no decisions.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use crate::engine::{ContainerInfo, EngineError};
+use crate::fleet::Fleet;
+use crate::placement::ServerLoad;
+use crate::reconcile::ports::{LbServer, LoadBalancer, Prober};
+use crate::timings;
+
+/// One pass's view of a service.
+#[derive(Clone, Debug, Default)]
+pub struct Observation {
+    /// Servers up when the listing ended.
+    pub up: BTreeSet<String>,
+    /// Servers whose listing answered.
+    pub answered: BTreeSet<String>,
+    /// Every configured server.
+    pub servers: BTreeSet<String>,
+    /// The service's containers on the servers that answered.
+    pub containers: Vec<ContainerInfo>,
+    /// Address HAProxy reaches each server's replicas on (its `host`).
+    pub hosts: BTreeMap<String, String>,
+    /// Loads of the servers (containers of all services; `replicas` left at 0).
+    pub loads: Vec<ServerLoad>,
+    /// The backend's servers; `None` when the load balancer did not answer.
+    pub lb: Option<Vec<LbServer>>,
+    /// Why the load balancer did not answer.
+    pub lb_error: Option<String>,
+    /// Probe results by container id, for the replicas probed this pass.
+    pub probes: BTreeMap<String, Result<(), String>>,
+}
+
+impl Observation {
+    /// Whether the load balancer lists a server named `name`.
+    #[must_use]
+    pub fn in_lb(&self, name: &str) -> bool {
+        self.lb
+            .as_ref()
+            .is_some_and(|v| v.iter().any(|s| s.name == name))
+    }
+}
+
+/// Lists `service`'s containers on every up server and reads its backend, concurrently. A
+/// server whose listing fails or exceeds [`timings::LIST_TIMEOUT`] is reported to the fleet
+/// (so a dead server is noticed between monitor passes) and is absent from `answered`.
+pub async fn containers_and_lb(
+    fleet: &Fleet,
+    lb: &dyn LoadBalancer,
+    service: &str,
+    backend: &str,
+    rise: u32,
+) -> Observation {
+    let servers: Vec<_> = fleet
+        .all()
+        .into_iter()
+        .filter_map(|s| s.engine().map(|e| (s, e)))
+        .collect();
+    let listings =
+        futures_util::future::join_all(servers.iter().map(|(server, engine)| async move {
+            match tokio::time::timeout(timings::LIST_TIMEOUT, engine.list_managed(Some(service)))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(EngineError::Timeout {
+                    server: server.name().to_owned(),
+                    op: "list containers",
+                    secs: timings::LIST_TIMEOUT.as_secs(),
+                }),
+            }
+        }));
+    let (listed, lb_view) = tokio::join!(listings, lb.servers(backend, rise));
+    let mut obs = Observation::default();
+    for ((server, _), result) in servers.iter().zip(listed) {
+        match result {
+            Ok(list) => {
+                obs.answered.insert(server.name().to_owned());
+                obs.containers.extend(list);
+            }
+            Err(e) => {
+                tracing::warn!(service, error = %e, "listing containers failed");
+                server.report_failure(&e);
+            }
+        }
+    }
+    match lb_view {
+        Ok(v) => obs.lb = Some(v),
+        Err(e) => {
+            tracing::warn!(service, error = %e, "load balancer did not answer");
+            obs.lb_error = Some(format!("HAProxy: {e}"));
+        }
+    }
+    for s in fleet.all() {
+        obs.servers.insert(s.name().to_owned());
+        obs.hosts
+            .insert(s.name().to_owned(), s.config.host.value.clone());
+        if s.status().up {
+            obs.up.insert(s.name().to_owned());
+        }
+    }
+    obs.loads = fleet.loads(&BTreeMap::new());
+    obs
+}
+
+/// Probes each `(id, host, port)` at `path`, concurrently, each bounded by `timeout`.
+pub async fn probe(
+    prober: &dyn Prober,
+    due: &[(String, String, u16)],
+    path: &str,
+    timeout: Duration,
+) -> BTreeMap<String, Result<(), String>> {
+    let results = futures_util::future::join_all(due.iter().map(|(_, host, port)| async move {
+        match tokio::time::timeout(timeout, prober.probe(host, *port, path, timeout)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "http://{host}:{port}{path}: no answer within {}s",
+                timeout.as_secs_f64()
+            )),
+        }
+    }))
+    .await;
+    due.iter().map(|(id, ..)| id.clone()).zip(results).collect()
+}

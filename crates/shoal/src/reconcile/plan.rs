@@ -1,0 +1,650 @@
+//! The planner: from what the service should be, what the loop knows and what was just
+//! observed, to the steps that move it closer. A pure function: no IO, no clock (`now` is an
+//! argument), no locks. Every decision of the loop is here, placement included.
+//!
+//! Order of a plan: bookkeeping (adopt, track, forget, lost), replacements of failed
+//! replicas (removed before anything is started, so Docker's restart policy can never bring
+//! one back beside its replacement), HAProxy membership (register, promote, repair drift),
+//! the count (start or drain), then the rollout.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::ServiceConfig;
+use crate::engine::{ContainerInfo, ContainerState};
+use crate::placement::{self, Candidate, ServerLoad};
+use crate::reconcile::observe::Observation;
+use crate::reconcile::state::{Phase, Replica, ServiceState};
+use crate::timings;
+
+/// What one pass will do, and when the loop wants to run again.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// Steps, in the order they are carried out.
+    pub steps: Vec<Step>,
+    /// Delay until the next pass (sooner if something wakes the loop).
+    pub requeue: Duration,
+}
+
+/// Why a replica is replaced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailureReason {
+    /// The container exited or is dead.
+    Exited {
+        /// Docker's state.
+        state: ContainerState,
+        /// Docker's status text.
+        status: String,
+    },
+    /// Docker is restarting it (its restart policy; shoal replaces it instead).
+    Restarting,
+    /// The container never reached `running` within the start period.
+    NeverStarted,
+    /// Running, but no passing health check within the start period.
+    NeverHealthy {
+        /// The start period.
+        start_period: Duration,
+        /// The last probe's error.
+        last_error: Option<String>,
+    },
+    /// Registered in HAProxy, but HAProxy's own check did not pass within the start period.
+    LbCheckNeverPassed {
+        /// The start period.
+        start_period: Duration,
+    },
+    /// Failed `unhealthy_threshold` probes in a row.
+    Unhealthy {
+        /// Failures in a row.
+        failures: u32,
+        /// The last probe's error.
+        last_error: Option<String>,
+    },
+}
+
+impl FailureReason {
+    /// The label of `shoal_replica_replacements_total{reason}`: `exited` when the container
+    /// stopped, `unhealthy` when it runs but fails its checks.
+    #[must_use]
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Exited { .. } | Self::Restarting | Self::NeverStarted => "exited",
+            Self::NeverHealthy { .. }
+            | Self::LbCheckNeverPassed { .. }
+            | Self::Unhealthy { .. } => "unhealthy",
+        }
+    }
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let err = |e: &Option<String>| e.clone().unwrap_or_default();
+        match self {
+            Self::Exited { state, status } => {
+                write!(f, "container {} ({status})", state.as_str())
+            }
+            Self::Restarting => f.write_str("Docker is restarting it"),
+            Self::NeverStarted => f.write_str("container never started"),
+            Self::NeverHealthy {
+                start_period,
+                last_error,
+            } => write!(
+                f,
+                "no passing health check within start_period {}s ({})",
+                start_period.as_secs(),
+                err(last_error)
+            ),
+            Self::LbCheckNeverPassed { start_period } => write!(
+                f,
+                "HAProxy's health check did not pass within start_period {}s",
+                start_period.as_secs()
+            ),
+            Self::Unhealthy {
+                failures,
+                last_error,
+            } => write!(
+                f,
+                "{failures} failed health checks in a row ({})",
+                err(last_error)
+            ),
+        }
+    }
+}
+
+/// Why a replica is drained.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DrainReason {
+    /// More replicas than wanted.
+    Surplus {
+        /// Active replicas.
+        active: u32,
+        /// Wanted (desired, plus a rollout's surge replica).
+        target: u32,
+    },
+    /// Its rollout replacement is in rotation.
+    ReplacedByRollout,
+}
+
+impl fmt::Display for DrainReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Surplus { active, target } => {
+                write!(f, "{active} replicas for a desired {target}")
+            }
+            Self::ReplacedByRollout => f.write_str("replaced by rollout"),
+        }
+    }
+}
+
+/// One thing a pass does.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// First complete listing: adopt what runs and set the desired count.
+    Adopt {
+        /// Replicas found running.
+        running: u32,
+        /// The desired count from now on.
+        desired: u32,
+        /// The desired count saved before the restart, if any.
+        saved: Option<u32>,
+    },
+    /// A container of the service the loop does not know yet: track it as `Starting`.
+    Track(Box<Replica>),
+    /// A draining replica whose container is gone: forget it.
+    Forget {
+        /// Container id.
+        id: String,
+    },
+    /// A replica gone with its server (or removed behind shoal's back): out of HAProxy,
+    /// forgotten.
+    Lost {
+        /// Container id.
+        id: String,
+        /// Whether HAProxy still lists it.
+        in_lb: bool,
+    },
+    /// A failed replica: out of HAProxy, container removed; the count brings a new one.
+    Replace {
+        /// Container id.
+        id: String,
+        /// Why.
+        reason: FailureReason,
+        /// Whether HAProxy lists it.
+        in_lb: bool,
+        /// It was a rollout's new replica: the rollout stops.
+        rollout_surge: bool,
+    },
+    /// Healthy by shoal's probe (or missing from HAProxy): add it in maintenance, checks on.
+    Register {
+        /// Container id.
+        id: String,
+        /// It was in HAProxy before and went missing (HAProxy restarted).
+        drift: bool,
+    },
+    /// In maintenance and HAProxy's check passes: put it in rotation.
+    Promote {
+        /// Container id.
+        id: String,
+    },
+    /// HAProxy sends to another address: correct it.
+    SetAddr {
+        /// Container id.
+        id: String,
+    },
+    /// HAProxy reports it in rotation.
+    MarkReady {
+        /// Container id.
+        id: String,
+    },
+    /// HAProxy has it but not in rotation (checks not passing yet).
+    MarkJoining {
+        /// Container id.
+        id: String,
+        /// HAProxy's status word.
+        status: String,
+    },
+    /// HAProxy has a server that matches no replica: remove it.
+    RemoveStray {
+        /// HAProxy server name.
+        name: String,
+    },
+    /// Start a replica on a server (placement chose it).
+    Start {
+        /// Server.
+        server: String,
+        /// A rollout's surge replica, replacing this replica once it is in rotation.
+        surge_for: Option<String>,
+    },
+    /// Fewer servers can take a replica than wanted.
+    CapacityShort {
+        /// Replicas wanted.
+        wanted: u32,
+        /// Replicas placed.
+        placed: u32,
+    },
+    /// Drain a replica gracefully and remove it.
+    Drain {
+        /// Container id.
+        id: String,
+        /// Why.
+        why: DrainReason,
+    },
+    /// The rollout's new replica is in rotation: count it; its old one is drained.
+    RolloutAdvance {
+        /// The new replica.
+        new: String,
+        /// The replica it replaces.
+        old: String,
+    },
+    /// The rollout's new replica vanished before it was ready: start another later.
+    RolloutSurgeGone,
+    /// Nothing left to replace.
+    RolloutDone {
+        /// Replicas replaced.
+        replaced: u32,
+    },
+}
+
+impl Step {
+    /// The replica this step acts on, for steps that act on one.
+    #[must_use]
+    pub fn replica(&self) -> Option<&str> {
+        match self {
+            Self::Forget { id }
+            | Self::Lost { id, .. }
+            | Self::Replace { id, .. }
+            | Self::Register { id, .. }
+            | Self::Promote { id }
+            | Self::SetAddr { id }
+            | Self::MarkReady { id }
+            | Self::MarkJoining { id, .. }
+            | Self::Drain { id, .. } => Some(id),
+            Self::Track(r) => Some(&r.id),
+            _ => None,
+        }
+    }
+}
+
+/// What the planner is given.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    /// The service's spec (its last known one when it was removed from the config).
+    pub spec: &'a ServiceConfig,
+    /// The loop's state, observation facts already absorbed.
+    pub state: &'a ServiceState,
+    /// This pass's observation.
+    pub obs: &'a Observation,
+    /// The service was removed from the config: the count is 0.
+    pub removed: bool,
+    /// Now, on the loop's monotonic clock.
+    pub now: Instant,
+}
+
+/// The lowest desired count the loop itself enforces: `min_replicas`, or
+/// `off_hours_replicas` when lower for a business-hours service (the autoscaler applies the
+/// window; nothing else may raise a held service to `min_replicas` at night).
+#[must_use]
+pub fn lower_bound(svc: &ServiceConfig) -> u32 {
+    if svc.business_hours_only {
+        svc.off_hours_replicas().min(*svc.min_replicas)
+    } else {
+        *svc.min_replicas
+    }
+}
+
+/// Replicas due for a health probe: running, not draining, with a port, not probed within
+/// the interval (new replicas every pass, so they join quickly). `(id, host, port)`.
+#[must_use]
+pub fn probes_due(
+    state: &ServiceState,
+    spec: &ServiceConfig,
+    now: Instant,
+) -> Vec<(String, String, u16)> {
+    let interval = Duration::from_secs(*spec.health_check.interval);
+    state
+        .replicas
+        .values()
+        .filter(|r| r.container_state == ContainerState::Running && r.active())
+        .filter(|r| {
+            r.last_probe
+                .is_none_or(|t| now.saturating_duration_since(t) >= interval)
+                || (r.phase == Phase::Starting && r.healthy != Some(true))
+        })
+        .filter_map(|r| Some((r.id.clone(), r.host.clone(), r.port?)))
+        .collect()
+}
+
+/// Why `r` must be replaced, if it must.
+#[must_use]
+pub fn failure(r: &Replica, spec: &ServiceConfig, now: Instant) -> Option<FailureReason> {
+    let start_period = Duration::from_secs(*spec.health_check.start_period);
+    let threshold = *spec.health_check.unhealthy_threshold;
+    let since = |t: Instant| now.saturating_duration_since(t);
+    match r.container_state {
+        ContainerState::Exited | ContainerState::Dead => Some(FailureReason::Exited {
+            state: r.container_state,
+            status: r.status.clone(),
+        }),
+        ContainerState::Restarting => Some(FailureReason::Restarting),
+        ContainerState::Created | ContainerState::Unknown if since(r.first_seen) > start_period => {
+            Some(FailureReason::NeverStarted)
+        }
+        ContainerState::Running if r.phase == Phase::Starting => (since(r.first_seen)
+            > start_period
+            && r.health_failures >= threshold)
+            .then(|| FailureReason::NeverHealthy {
+                start_period,
+                last_error: r.last_probe_error.clone(),
+            }),
+        ContainerState::Running
+            if r.phase == Phase::Joining
+                && r.joined_at.is_some_and(|t| since(t) > start_period) =>
+        {
+            Some(FailureReason::LbCheckNeverPassed { start_period })
+        }
+        ContainerState::Running if r.health_failures >= threshold => {
+            Some(FailureReason::Unhealthy {
+                failures: r.health_failures,
+                last_error: r.last_probe_error.clone(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Plans one pass.
+#[must_use]
+pub fn plan(input: &Input<'_>) -> Plan {
+    let Input {
+        spec,
+        state,
+        obs,
+        removed,
+        now,
+        ..
+    } = *input;
+    let mut steps = Vec::new();
+    if !state.adopted && !obs.up.is_subset(&obs.answered) {
+        // Not every up server answered the first listing: adopt nothing yet, so a replica is
+        // never started beside one that is merely slow to be listed.
+        return Plan {
+            steps,
+            requeue: timings::RETRY_REQUEUE,
+        };
+    }
+
+    // Bookkeeping: what the listing says of the replicas known and unknown.
+    let listed: BTreeSet<&str> = obs.containers.iter().map(|c| c.id.as_str()).collect();
+    let mut gone: BTreeSet<String> = BTreeSet::new();
+    for r in state.replicas.values() {
+        if listed.contains(r.id.as_str()) {
+            continue;
+        }
+        // Not listed: gone if its server answered; if its server did not answer, kept as it
+        // was while the server still counts as up, lost once it is down.
+        let unknown = !obs.answered.contains(&r.server) && obs.up.contains(&r.server);
+        if unknown {
+            continue;
+        }
+        if r.phase == Phase::Draining {
+            if obs.answered.contains(&r.server) {
+                gone.insert(r.id.clone());
+                steps.push(Step::Forget { id: r.id.clone() });
+            }
+            continue;
+        }
+        gone.insert(r.id.clone());
+        steps.push(Step::Lost {
+            id: r.id.clone(),
+            in_lb: obs.in_lb(&r.name),
+        });
+    }
+    let tracked: Vec<Replica> = obs
+        .containers
+        .iter()
+        .filter(|c| !state.replicas.contains_key(&c.id))
+        .map(|c| track(c, obs, now))
+        .collect();
+    let mut desired = state.desired;
+    if !state.adopted {
+        let running = tracked
+            .iter()
+            .filter(|r| r.container_state == ContainerState::Running)
+            .count() as u32;
+        // Within the bounds; the autoscaler moves it to off_hours_replicas outside the window.
+        // The desired count saved before the restart wins (replicas may have died while shoal
+        // was down); without one, what runs is what was wanted.
+        desired = state
+            .saved_desired
+            .unwrap_or(running)
+            .clamp(lower_bound(spec), *spec.max_replicas);
+        steps.push(Step::Adopt {
+            running,
+            desired,
+            saved: state.saved_desired,
+        });
+    }
+    if removed {
+        desired = 0;
+    }
+    steps.extend(tracked.iter().cloned().map(|r| Step::Track(Box::new(r))));
+
+    // The replicas this pass works on: known, still there, not draining.
+    let working: Vec<&Replica> = state
+        .replicas
+        .values()
+        .filter(|r| r.active() && !gone.contains(&r.id))
+        .collect();
+    let surge_new = state
+        .rollout
+        .as_ref()
+        .and_then(|ro| ro.surge.as_ref().map(|s| s.0.clone()));
+
+    // Failed replicas.
+    let mut replaced: BTreeSet<String> = BTreeSet::new();
+    for r in &working {
+        if let Some(reason) = failure(r, spec, now) {
+            replaced.insert(r.id.clone());
+            steps.push(Step::Replace {
+                id: r.id.clone(),
+                reason,
+                in_lb: r.in_lb || obs.in_lb(&r.name),
+                rollout_surge: surge_new.as_deref() == Some(r.id.as_str()),
+            });
+        }
+    }
+    let alive: Vec<&Replica> = working
+        .iter()
+        .copied()
+        .filter(|r| !replaced.contains(&r.id))
+        .collect();
+
+    // HAProxy membership (skipped when HAProxy did not answer).
+    if let Some(view) = &obs.lb {
+        for r in &alive {
+            let Some(port) = r.port else { continue };
+            match (r.phase, view.iter().find(|s| s.name == r.name)) {
+                (Phase::Starting, None) if r.healthy == Some(true) => steps.push(Step::Register {
+                    id: r.id.clone(),
+                    drift: false,
+                }),
+                (Phase::Joining | Phase::Ready, None) => steps.push(Step::Register {
+                    id: r.id.clone(),
+                    drift: true,
+                }),
+                (_, Some(s)) => {
+                    let addr_differs = s.port != port
+                        || (r.host.parse::<std::net::IpAddr>().is_ok() && s.addr != r.host);
+                    if addr_differs {
+                        steps.push(Step::SetAddr { id: r.id.clone() });
+                    } else if s.maint && s.check_passing {
+                        // Admit only once HAProxy's check passes: leaving maintenance makes
+                        // a server UP at once, whatever its checks say.
+                        steps.push(Step::Promote { id: r.id.clone() });
+                    } else if s.in_rotation && r.phase != Phase::Ready {
+                        steps.push(Step::MarkReady { id: r.id.clone() });
+                    } else if !s.in_rotation && r.phase != Phase::Joining {
+                        steps.push(Step::MarkJoining {
+                            id: r.id.clone(),
+                            status: s.status.clone(),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Servers that match no replica (lost and replaced ones are handled above).
+        for s in view {
+            let known = state.replicas.values().any(|r| r.name == s.name)
+                || tracked.iter().any(|r| r.name == s.name);
+            if !known {
+                steps.push(Step::RemoveStray {
+                    name: s.name.clone(),
+                });
+            }
+        }
+    }
+
+    // The count: desired, plus the rollout's surge replica while it is on its way.
+    let surge_alive = surge_new
+        .as_ref()
+        .is_some_and(|id| alive.iter().any(|r| &r.id == id));
+    let mut counted: Vec<&Replica> = alive.clone();
+    counted.extend(tracked.iter());
+    let active = counted.len() as u32;
+    let target = desired.saturating_add(u32::from(surge_alive));
+    let mut loads = loads_for(obs, state, &counted, &replaced);
+    let mut starting = false;
+    if active < target {
+        let wanted = target - active;
+        let chosen = placement::place(&mut loads, wanted);
+        if (chosen.len() as u32) < wanted {
+            steps.push(Step::CapacityShort {
+                wanted,
+                placed: chosen.len() as u32,
+            });
+        }
+        starting |= !chosen.is_empty();
+        steps.extend(chosen.into_iter().map(|server| Step::Start {
+            server,
+            surge_for: None,
+        }));
+    } else if active > target {
+        let candidates: Vec<Candidate> = alive
+            .iter()
+            .filter(|r| Some(&r.id) != surge_new.as_ref())
+            .map(|r| Candidate {
+                id: r.id.clone(),
+                server: r.server.clone(),
+                serving: r.phase == Phase::Ready,
+                created: r.created,
+            })
+            .collect();
+        let why = DrainReason::Surplus { active, target };
+        for id in placement::choose_victims(&candidates, &loads, (active - target) as usize) {
+            steps.push(Step::Drain {
+                id,
+                why: why.clone(),
+            });
+        }
+    }
+
+    // The rollout: one replica at a time, new before old.
+    if let Some(ro) = state.rollout.as_ref().filter(|_| !removed) {
+        let busy = counted
+            .iter()
+            .any(|r| matches!(r.phase, Phase::Starting | Phase::Joining))
+            || starting;
+        let is_alive = |id: &str| alive.iter().any(|r| r.id == id);
+        match &ro.surge {
+            Some((new, _)) if replaced.contains(new) => {
+                // Replace { rollout_surge } stops the rollout.
+            }
+            Some((new, old)) => match alive.iter().find(|r| &r.id == new) {
+                Some(n) if n.phase == Phase::Ready => {
+                    steps.push(Step::RolloutAdvance {
+                        new: new.clone(),
+                        old: old.clone(),
+                    });
+                    let draining_already = steps
+                        .iter()
+                        .any(|s| matches!(s, Step::Drain { id, .. } if id == old));
+                    if is_alive(old) && !draining_already {
+                        steps.push(Step::Drain {
+                            id: old.clone(),
+                            why: DrainReason::ReplacedByRollout,
+                        });
+                    }
+                }
+                Some(_) => {}
+                None => steps.push(Step::RolloutSurgeGone),
+            },
+            None => {
+                let left: Vec<&String> = ro.replace_ids.iter().filter(|id| is_alive(id)).collect();
+                match left.first() {
+                    None => steps.push(Step::RolloutDone {
+                        replaced: ro.replaced,
+                    }),
+                    Some(old) if !busy => match placement::place(&mut loads, 1).pop() {
+                        Some(server) => steps.push(Step::Start {
+                            server,
+                            surge_for: Some((*old).clone()),
+                        }),
+                        None => steps.push(Step::CapacityShort {
+                            wanted: 1,
+                            placed: 0,
+                        }),
+                    },
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+
+    // While a replica is on its way in (or a rollout waits for one), look often.
+    let transitioning = steps.iter().any(|s| matches!(s, Step::Start { .. }))
+        || (state.rollout.is_some() && !removed)
+        || counted
+            .iter()
+            .any(|r| matches!(r.phase, Phase::Starting | Phase::Joining));
+    let requeue = if transitioning {
+        timings::TRANSITION_REQUEUE
+    } else {
+        Duration::from_secs(*spec.health_check.interval)
+            .clamp(Duration::from_millis(100), timings::MAX_PASS_INTERVAL)
+    };
+    Plan { steps, requeue }
+}
+
+/// A container seen for the first time, as a `Starting` replica.
+fn track(c: &ContainerInfo, obs: &Observation, now: Instant) -> Replica {
+    let host = obs.hosts.get(&c.server).cloned().unwrap_or_default();
+    Replica::new(c, host, now)
+}
+
+/// Server loads for placement: containers as the fleet counts them, less the ones this pass
+/// removes, and this service's replicas per server.
+fn loads_for(
+    obs: &Observation,
+    state: &ServiceState,
+    counted: &[&Replica],
+    replaced: &BTreeSet<String>,
+) -> Vec<ServerLoad> {
+    obs.loads
+        .iter()
+        .map(|l| {
+            let removed = state
+                .replicas
+                .values()
+                .filter(|r| r.server == l.name && replaced.contains(&r.id))
+                .count() as u32;
+            ServerLoad {
+                containers: l.containers.saturating_sub(removed),
+                replicas: counted.iter().filter(|r| r.server == l.name).count() as u32,
+                ..l.clone()
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,144 @@
+//! The loop of one service: observe → plan → execute, then sleep for the plan's requeue
+//! delay or until something wakes it (a command, a finished drain). A pass that panics is
+//! caught, journaled and retried: one service's failure stays in its own task.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::time::Instant;
+
+use crate::app::App;
+use crate::journal::{Action, NewEvent};
+use crate::reconcile::execute::{ExecError, Executor};
+use crate::reconcile::observe;
+use crate::reconcile::plan::{self, Input};
+use crate::reconcile::state::ServiceRuntime;
+use crate::timings;
+
+/// What one pass ended with.
+#[derive(Debug)]
+pub struct PassOutcome {
+    /// When the loop wants to run again.
+    pub requeue: Duration,
+    /// A removed service has no container left anywhere: its loop may end.
+    pub drained: bool,
+    /// Steps that failed.
+    pub errors: Vec<ExecError>,
+}
+
+/// Runs the loop of `rt` until its service is removed and drained.
+pub async fn run_service(app: Arc<App>, rt: Arc<ServiceRuntime>) {
+    loop {
+        let started = Instant::now();
+        let outcome = match AssertUnwindSafe(pass(&app, &rt)).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                tracing::error!(service = rt.name, "reconcile pass panicked: {what}");
+                app.journal.record(NewEvent {
+                    service: &rt.name,
+                    action: Action::Error,
+                    reason: format!("reconcile pass failed unexpectedly ({what}); retrying"),
+                    ..Default::default()
+                });
+                rt.update(|st| st.last_error = Some(format!("reconcile pass panicked: {what}")));
+                PassOutcome {
+                    requeue: timings::RETRY_REQUEUE,
+                    drained: false,
+                    errors: Vec::new(),
+                }
+            }
+        };
+        let _pass_seconds = started.elapsed().as_secs_f64();
+        if outcome.drained && app.forget_if_removed(&rt) {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(outcome.requeue) => {}
+            () = rt.wake.notified() => {}
+        }
+    }
+}
+
+/// One pass over `rt`'s service.
+pub async fn pass(app: &Arc<App>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
+    let cfg = app.config();
+    // A removed service runs the same pass with desired 0, on its last known spec, until
+    // every one of its containers on every server is gone.
+    let (removed, spec) = rt.update(|st| {
+        let current = cfg.service(&rt.name).filter(|_| !st.removed);
+        match current {
+            Some(svc) => st.spec = Some(svc.clone()),
+            None => {
+                st.desired = 0;
+                st.rollout = None;
+            }
+        }
+        (current.is_none(), st.spec.clone())
+    });
+    let Some(spec) = spec else {
+        return PassOutcome {
+            requeue: timings::RETRY_REQUEUE,
+            drained: removed,
+            errors: Vec::new(),
+        };
+    };
+    let backend = crate::lb::backend_name(&rt.name);
+    let rise = crate::lb::HealthCheck::from_config(&spec.health_check).rise;
+    let lb = app.lb();
+
+    // Observe: containers and HAProxy, then probes of the replicas due.
+    let mut obs =
+        observe::containers_and_lb(&app.fleet, lb.as_ref(), &rt.name, &backend, rise).await;
+    let now = Instant::now();
+    rt.update(|st| st.absorb(&obs, now));
+    let due = rt.update(|st| plan::probes_due(st, &spec, now));
+    obs.probes = observe::probe(
+        app.prober.as_ref(),
+        &due,
+        &spec.health_check.path,
+        Duration::from_secs(*spec.health_check.timeout),
+    )
+    .await;
+    let now = Instant::now();
+    rt.update(|st| st.absorb(&obs, now));
+
+    // Plan on a snapshot, then execute.
+    let state = rt.snapshot();
+    let plan = plan::plan(&Input {
+        spec: &spec,
+        state: &state,
+        obs: &obs,
+        removed,
+        now,
+    });
+    let errors = Executor::new(app, rt, &spec).run(&plan).await;
+    let short = plan
+        .steps
+        .iter()
+        .any(|s| matches!(s, plan::Step::CapacityShort { .. }));
+    rt.update(|st| {
+        if let Some(e) = errors.first() {
+            st.last_error = Some(e.to_string());
+        } else if let Some(e) = &obs.lb_error {
+            st.last_error = Some(e.clone());
+        } else if !short {
+            st.last_error = None;
+        }
+    });
+    app.write_lb_config().await;
+    let drained = removed
+        && obs.servers.iter().all(|s| obs.answered.contains(s))
+        && rt.update(|st| st.replicas.is_empty());
+    PassOutcome {
+        requeue: plan.requeue,
+        drained,
+        errors,
+    }
+}

@@ -1,0 +1,261 @@
+//! What the loop knows of one service: its replicas, desired count, rollout and counters.
+//!
+//! The state lives behind [`ServiceRuntime`]. The loop, the autoscaler and the commands
+//! change it through [`ServiceRuntime::update`], a synchronous closure, so no lock can be
+//! held across an await; everybody else reads a [`ServiceRuntime::snapshot`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::config::ServiceConfig;
+use crate::engine::ContainerState;
+use crate::reconcile::observe::Observation;
+
+/// Where a replica is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Container started; waiting for its first passing health check.
+    Starting,
+    /// Passed shoal's check; added to HAProxy, waiting for HAProxy's check.
+    Joining,
+    /// In rotation: HAProxy reports it UP.
+    Ready,
+    /// Being drained and removed.
+    Draining,
+}
+
+/// One replica as the loop tracks it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Replica {
+    /// Container id.
+    pub id: String,
+    /// Container name, also its HAProxy server name.
+    pub name: String,
+    /// Server it runs on.
+    pub server: String,
+    /// Address HAProxy reaches it on (the server's `host`).
+    pub host: String,
+    /// Published host port.
+    pub port: Option<u16>,
+    /// Spec revision it was created from.
+    pub revision: String,
+    /// Docker's state.
+    pub container_state: ContainerState,
+    /// Docker's status text.
+    pub status: String,
+    /// Lifecycle phase.
+    pub phase: Phase,
+    /// Creation time (unix seconds).
+    pub created: i64,
+    /// Consecutive failed health probes.
+    pub health_failures: u32,
+    /// Whether the last probe passed.
+    pub healthy: Option<bool>,
+    /// Last probe's error, if it failed.
+    pub last_probe_error: Option<String>,
+    /// Whether HAProxy currently has it as a server.
+    pub in_lb: bool,
+    /// HAProxy's view: `UP`, `DOWN`, `DRAIN`, `MAINT`.
+    pub lb_status: Option<String>,
+    /// When the loop first saw it (start period counts from here).
+    #[serde(skip)]
+    pub first_seen: Instant,
+    /// When it was registered in HAProxy.
+    #[serde(skip)]
+    pub joined_at: Option<Instant>,
+    /// When it was last probed.
+    #[serde(skip)]
+    pub last_probe: Option<Instant>,
+}
+
+impl Replica {
+    /// A replica just seen (adopted) or just started: `Starting`, not yet probed.
+    #[must_use]
+    pub fn new(c: &crate::engine::ContainerInfo, host: String, now: Instant) -> Self {
+        Replica {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            server: c.server.clone(),
+            host,
+            port: c.host_port,
+            revision: c.revision.clone(),
+            container_state: c.state,
+            status: c.status.clone(),
+            phase: Phase::Starting,
+            created: c.created,
+            health_failures: 0,
+            healthy: None,
+            last_probe_error: None,
+            in_lb: false,
+            lb_status: None,
+            first_seen: now,
+            joined_at: None,
+            last_probe: None,
+        }
+    }
+
+    /// Whether it counts toward the service's replicas (everything but draining).
+    #[must_use]
+    pub fn active(&self) -> bool {
+        self.phase != Phase::Draining
+    }
+}
+
+/// A rollout in progress: replicas of other revisions are replaced one at a time.
+#[derive(Clone, Debug, Serialize)]
+pub struct Rollout {
+    /// Revision rolled to.
+    pub revision: String,
+    /// Replicas still to replace.
+    pub replace_ids: BTreeSet<String>,
+    /// The surge replica being started and the one it replaces.
+    pub surge: Option<(String, String)>,
+    /// Replicas replaced so far.
+    pub replaced: u32,
+}
+
+/// Mutable state of one service. Readers outside the loop get a copy
+/// ([`ServiceRuntime::snapshot`]).
+#[derive(Clone, Debug, Default)]
+pub struct ServiceState {
+    /// Replicas the loop converges to.
+    pub desired: u32,
+    /// Whether the first observation (adoption) happened.
+    pub adopted: bool,
+    /// Replicas by container id.
+    pub replicas: BTreeMap<String, Replica>,
+    /// Last scale action (manual or automatic), for the cooldown. Persisted.
+    pub last_action: Option<jiff::Timestamp>,
+    /// The policy's memory (stabilization window).
+    pub policy: crate::policy::PolicyState,
+    /// Last evaluation of the autoscaler.
+    pub last_decision: Option<crate::policy::Decision>,
+    /// Mean utilization of the last evaluation (percent), when there were samples.
+    pub utilization: Option<f64>,
+    /// Memory of the ready replicas at the last evaluation (bytes, summed).
+    pub memory_bytes: Option<u64>,
+    /// Autoscaler evaluations that acted or were held, by (direction, reason).
+    pub decisions: BTreeMap<(String, String), u64>,
+    /// The hold last journaled; the same hold again is counted, not journaled again.
+    pub last_hold: Option<String>,
+    /// Desired count saved before the last restart, used once at adoption.
+    pub saved_desired: Option<u32>,
+    /// The service's config as last seen, so a removed service can still be drained.
+    pub spec: Option<ServiceConfig>,
+    /// Rollout in progress.
+    pub rollout: Option<Rollout>,
+    /// Last error of a pass, cleared by a clean pass.
+    pub last_error: Option<String>,
+    /// Scale actions by (direction, trigger: manual or autoscaler).
+    pub scale_actions: BTreeMap<(String, String), u64>,
+    /// Replacements by reason (`exited`, `unhealthy`).
+    pub replacements: BTreeMap<String, u64>,
+    /// The service was removed from the config; drain to zero, then forget.
+    pub removed: bool,
+}
+
+impl ServiceState {
+    /// Replicas in `phase`.
+    #[must_use]
+    pub fn count(&self, phase: Phase) -> usize {
+        self.replicas.values().filter(|r| r.phase == phase).count()
+    }
+
+    /// Replica counts per server (draining ones excluded).
+    #[must_use]
+    pub fn replicas_per_server(&self) -> BTreeMap<String, u32> {
+        let mut m = BTreeMap::new();
+        for r in self.replicas.values().filter(|r| r.active()) {
+            *m.entry(r.server.clone()).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Records the facts of an observation on the replicas already known: Docker's state,
+    /// probe results, HAProxy's view. No decision: what to do about them is the planner's.
+    pub fn absorb(&mut self, obs: &Observation, now: Instant) {
+        for c in &obs.containers {
+            if let Some(r) = self.replicas.get_mut(&c.id) {
+                r.container_state = c.state;
+                r.status.clone_from(&c.status);
+                r.port = c.host_port;
+                if let Some(host) = obs.hosts.get(&c.server) {
+                    r.host.clone_from(host);
+                }
+            }
+        }
+        for (id, result) in &obs.probes {
+            if let Some(r) = self.replicas.get_mut(id) {
+                r.last_probe = Some(now);
+                match result {
+                    Ok(()) => {
+                        r.healthy = Some(true);
+                        r.health_failures = 0;
+                        r.last_probe_error = None;
+                    }
+                    Err(e) => {
+                        r.healthy = Some(false);
+                        r.health_failures = r.health_failures.saturating_add(1);
+                        r.last_probe_error = Some(e.clone());
+                    }
+                }
+            }
+        }
+        if let Some(view) = &obs.lb {
+            for r in self.replicas.values_mut().filter(|r| r.active()) {
+                match view.iter().find(|s| s.name == r.name) {
+                    Some(s) => {
+                        r.in_lb = true;
+                        r.lb_status = Some(s.status.clone());
+                    }
+                    None => r.in_lb = false,
+                }
+            }
+        }
+    }
+}
+
+/// One service's runtime: its state and the means to wake its loop.
+#[derive(Debug)]
+pub struct ServiceRuntime {
+    /// Service name.
+    pub name: String,
+    state: Mutex<ServiceState>,
+    /// Wakes the loop for an immediate pass.
+    pub wake: Notify,
+}
+
+impl ServiceRuntime {
+    /// A runtime starting from `state`.
+    #[must_use]
+    pub fn new(name: &str, state: ServiceState) -> Self {
+        Self {
+            name: name.to_owned(),
+            state: Mutex::new(state),
+            wake: Notify::new(),
+        }
+    }
+
+    /// A copy of the service's state as it is now. Never blocks on a pass and never fails:
+    /// a task that panicked while changing the state leaves it readable.
+    #[must_use]
+    pub fn snapshot(&self) -> ServiceState {
+        self.update(|st| st.clone())
+    }
+
+    /// Changes the state. The closure is synchronous, so the lock is never held across an
+    /// await. A poisoned lock (a panic in another task) is recovered, so one service's
+    /// failure cannot take the API or other services down.
+    pub fn update<R>(&self, f: impl FnOnce(&mut ServiceState) -> R) -> R {
+        let mut guard = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard)
+    }
+}

@@ -1,0 +1,53 @@
+//! Every timing of the control loop that is not in the config, in one place.
+//!
+//! Config-derived timings (health-check interval, start period, drain and stop timeouts,
+//! cooldowns, `check_interval`) come from the service's config; these are shoal's own.
+
+use std::time::Duration;
+
+/// Requeue delay while a replica is on its way in (`Starting` or `Joining`): look often so it
+/// joins as soon as it can.
+pub const TRANSITION_REQUEUE: Duration = Duration::from_millis(250);
+
+/// Longest delay between two passes of a service at rest (the health-check interval when
+/// shorter).
+pub const MAX_PASS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Requeue delay when the first listing was incomplete or the service has no spec yet.
+pub const RETRY_REQUEUE: Duration = Duration::from_secs(1);
+
+/// Bound on one Docker Engine call.
+pub const ENGINE_CALL: Duration = Duration::from_secs(10);
+
+/// Bound on listing one server's containers and on the monitor's liveness call: a server
+/// slower than this is not answering.
+pub const LIST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Interval of the fleet monitor's passes.
+pub const MONITOR_EVERY: Duration = Duration::from_secs(2);
+
+/// Failed monitor passes (or failed calls) in a row before a server counts as down.
+pub const DOWN_AFTER_FAILURES: u32 = 2;
+
+/// Wait after a failed image pull before the next attempt.
+pub const PULL_RETRY: Duration = Duration::from_secs(60);
+
+/// Delay before a service's first autoscaler evaluation, so the loop adopts what runs first.
+pub const AUTOSCALER_FIRST_DELAY: Duration = Duration::from_secs(1);
+
+/// How often an autoscaler whose service is being removed checks whether it came back.
+pub const AUTOSCALER_IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// Lower and upper bound on sampling the Docker stats of one replica (the API measures over
+/// about a second); half the `check_interval` in between.
+pub const STATS_BOUND: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(5));
+
+/// Slack after a business-hours window edge before the autoscaler evaluates, so the edge has
+/// passed for sure.
+pub const WINDOW_EDGE_SLACK: Duration = Duration::from_millis(50);
+
+/// Poll interval while a draining replica still has sessions in HAProxy.
+pub const DRAIN_POLL: Duration = Duration::from_millis(100);
+
+/// How long `del server` is retried while HAProxy still has connections attached.
+pub const DEL_RETRY_FOR: Duration = Duration::from_secs(3);
