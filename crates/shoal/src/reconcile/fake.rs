@@ -1,1 +1,437 @@
+//! In-memory fakes of the loop's IO traits (a fake fleet of Docker Engines, a fake load
+//! balancer, a fake prober), sharing one [`World`]. Named as fakes: the real-part tests under
+//! `tests/` run the same loop against real Docker and HAProxy. These exist so that the loop's
+//! time-based behaviour runs on paused Tokio time, in milliseconds.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::config::ServerConfig;
+use crate::engine::{ContainerInfo, ContainerSpec, ContainerState, EngineError};
+use crate::lb::{HealthCheck, LbError};
+use crate::reconcile::ports::{Connector, DockerApi, LbServer, LoadBalancer, Prober};
+
+/// One fake container.
+#[derive(Clone, Debug)]
+pub struct FakeContainer {
+    /// As the engine lists it.
+    pub info: ContainerInfo,
+    /// Whether its health endpoint answers 2xx.
+    pub healthy: bool,
+}
+
+/// One fake server.
+#[derive(Clone, Debug)]
+pub struct FakeServer {
+    /// `false`: every call hangs (a partition, a wedged engine).
+    pub answering: bool,
+    /// Containers by id.
+    pub containers: BTreeMap<String, FakeContainer>,
+}
+
+/// One fake load-balancer server.
+#[derive(Clone, Debug)]
+pub struct FakeLbServer {
+    /// Where it sends.
+    pub port: u16,
+    /// In maintenance.
+    pub maint: bool,
+    /// Draining.
+    pub drain: bool,
+}
+
+/// Everything the fakes share.
+#[derive(Debug, Default)]
+pub struct WorldState {
+    /// Servers by name.
+    pub servers: BTreeMap<String, FakeServer>,
+    /// Backends: server name → server.
+    pub backends: BTreeMap<String, BTreeMap<String, FakeLbServer>>,
+    /// Sessions per HAProxy server name that never end (a stuck client).
+    pub stuck_sessions: BTreeMap<String, u64>,
+    /// New containers start healthy.
+    pub new_healthy: bool,
+    /// CPU percent every container reports.
+    pub cpu: f64,
+    /// Containers ever created.
+    pub created: u32,
+    next_port: u16,
+}
+
+/// The shared fake world.
+#[derive(Debug, Clone)]
+pub struct World(pub Arc<Mutex<WorldState>>);
+
+impl World {
+    /// A world with `servers` (all answering), new containers healthy.
+    pub fn new(servers: &[&str]) -> Self {
+        let st = WorldState {
+            servers: servers
+                .iter()
+                .map(|s| {
+                    (
+                        (*s).to_owned(),
+                        FakeServer {
+                            answering: true,
+                            containers: BTreeMap::new(),
+                        },
+                    )
+                })
+                .collect(),
+            new_healthy: true,
+            next_port: 20000,
+            ..Default::default()
+        };
+        Self(Arc::new(Mutex::new(st)))
+    }
+
+    /// Runs `f` on the state.
+    pub fn with<R>(&self, f: impl FnOnce(&mut WorldState) -> R) -> R {
+        f(&mut self.0.lock().unwrap())
+    }
+
+    /// Running containers of `service`.
+    pub fn running(&self, service: &str) -> Vec<ContainerInfo> {
+        self.with(|w| {
+            w.servers
+                .values()
+                .flat_map(|s| s.containers.values())
+                .filter(|c| c.info.service == service && c.info.state == ContainerState::Running)
+                .map(|c| c.info.clone())
+                .collect()
+        })
+    }
+
+    /// Names in `backend` that take traffic.
+    pub fn in_rotation(&self, backend: &str) -> BTreeSet<String> {
+        self.with(|w| {
+            let Some(b) = w.backends.get(backend) else {
+                return BTreeSet::new();
+            };
+            b.iter()
+                .filter(|(_, s)| !s.maint && !s.drain && w.healthy_port(s.port))
+                .map(|(n, _)| n.clone())
+                .collect()
+        })
+    }
+}
+
+impl WorldState {
+    fn healthy_port(&self, port: u16) -> bool {
+        self.servers
+            .values()
+            .flat_map(|s| s.containers.values())
+            .any(|c| {
+                c.info.host_port == Some(port)
+                    && c.healthy
+                    && c.info.state == ContainerState::Running
+            })
+    }
+
+    fn server(&mut self, name: &str) -> Result<&mut FakeServer, EngineError> {
+        self.servers
+            .get_mut(name)
+            .ok_or_else(|| EngineError::Unreachable {
+                server: name.to_owned(),
+                reason: "no such fake server".into(),
+            })
+    }
+}
+
+/// A fake engine of one server.
+#[derive(Debug)]
+pub struct FakeEngine {
+    world: World,
+    server: String,
+}
+
+impl FakeEngine {
+    /// Waits forever when the server does not answer (callers bound every call).
+    async fn gate(&self) {
+        let answering = self
+            .world
+            .with(|w| w.servers.get(&self.server).is_some_and(|s| s.answering));
+        if !answering {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    fn not_found(&self, id: &str) -> EngineError {
+        EngineError::Docker {
+            server: self.server.clone(),
+            op: "inspect container",
+            status: Some(404),
+            message: format!("no such container: {id}"),
+        }
+    }
+}
+
+#[async_trait]
+impl DockerApi for FakeEngine {
+    fn server(&self) -> &str {
+        &self.server
+    }
+    fn api_version(&self) -> &str {
+        "1.41"
+    }
+    async fn version(&self) -> Result<String, EngineError> {
+        self.gate().await;
+        Ok("fake".into())
+    }
+    async fn list_managed(&self, service: Option<&str>) -> Result<Vec<ContainerInfo>, EngineError> {
+        self.gate().await;
+        self.world.with(|w| {
+            Ok(w.server(&self.server)?
+                .containers
+                .values()
+                .filter(|c| service.is_none_or(|s| c.info.service == s))
+                .map(|c| c.info.clone())
+                .collect())
+        })
+    }
+    async fn create_replica(
+        &self,
+        service: &str,
+        name: &str,
+        spec: &ContainerSpec,
+    ) -> Result<String, EngineError> {
+        self.gate().await;
+        self.world.with(|w| {
+            w.created += 1;
+            w.next_port += 1;
+            let (port, healthy, n) = (w.next_port, w.new_healthy, w.created);
+            let id = format!("{:064x}", n);
+            let info = ContainerInfo {
+                id: id.clone(),
+                name: name.to_owned(),
+                service: service.to_owned(),
+                server: self.server.clone(),
+                revision: spec.revision.clone(),
+                state: ContainerState::Running,
+                status: "Up".into(),
+                host_port: Some(port),
+                created: i64::from(n),
+            };
+            w.server(&self.server)?
+                .containers
+                .insert(id.clone(), FakeContainer { info, healthy });
+            Ok(id)
+        })
+    }
+    async fn host_port(&self, id: &str, _container_port: u16) -> Result<Option<u16>, EngineError> {
+        self.gate().await;
+        self.world.with(|w| {
+            let c = w
+                .server(&self.server)?
+                .containers
+                .get(id)
+                .map(|c| c.info.host_port);
+            c.ok_or_else(|| self.not_found(id))
+        })
+    }
+    async fn has_image(&self, _image: &str) -> Result<bool, EngineError> {
+        self.gate().await;
+        Ok(true)
+    }
+    async fn pull(&self, _image: &str) -> Result<(), EngineError> {
+        self.gate().await;
+        Ok(())
+    }
+    async fn stop(&self, id: &str, _grace: Duration) -> Result<(), EngineError> {
+        self.gate().await;
+        self.world.with(|w| {
+            let c = w
+                .server(&self.server)?
+                .containers
+                .get_mut(id)
+                .ok_or_else(|| self.not_found(id))?;
+            c.info.state = ContainerState::Exited;
+            Ok(())
+        })
+    }
+    async fn remove(&self, id: &str) -> Result<(), EngineError> {
+        self.gate().await;
+        self.world.with(|w| {
+            w.server(&self.server)?.containers.remove(id);
+            Ok(())
+        })
+    }
+    async fn stats(&self, _id: &str) -> Result<(f64, u64), EngineError> {
+        self.gate().await;
+        Ok((self.world.with(|w| w.cpu), 1 << 20))
+    }
+}
+
+/// Connects to fake engines; a server that does not answer cannot be connected to.
+#[derive(Debug)]
+pub struct FakeConnector(pub World);
+
+#[async_trait]
+impl Connector for FakeConnector {
+    async fn connect(
+        &self,
+        server: &ServerConfig,
+        _timeout: Duration,
+    ) -> Result<Arc<dyn DockerApi>, EngineError> {
+        let name = server.name.value.clone();
+        let answering = self
+            .0
+            .with(|w| w.servers.get(&name).is_some_and(|s| s.answering));
+        if !answering {
+            return Err(EngineError::Unreachable {
+                server: name,
+                reason: "fake server does not answer".into(),
+            });
+        }
+        Ok(Arc::new(FakeEngine {
+            world: self.0.clone(),
+            server: name,
+        }))
+    }
+}
+
+/// A fake load balancer: a server's check passes when a healthy running container listens
+/// on its port.
+#[derive(Debug)]
+pub struct FakeLb(pub World);
+
+fn no_such(backend: &str, name: &str) -> LbError {
+    LbError::NoSuchServer {
+        backend: backend.to_owned(),
+        server: name.to_owned(),
+    }
+}
+
+impl FakeLb {
+    fn with_server<R>(
+        &self,
+        backend: &str,
+        name: &str,
+        f: impl FnOnce(&mut FakeLbServer) -> R,
+    ) -> Result<R, LbError> {
+        self.0.with(|w| {
+            w.backends
+                .get_mut(backend)
+                .and_then(|b| b.get_mut(name))
+                .map(f)
+                .ok_or_else(|| no_such(backend, name))
+        })
+    }
+}
+
+#[async_trait]
+impl LoadBalancer for FakeLb {
+    async fn servers(&self, backend: &str, _rise: u32) -> Result<Vec<LbServer>, LbError> {
+        Ok(self.0.with(|w| {
+            let Some(b) = w.backends.get(backend) else {
+                return Vec::new();
+            };
+            b.iter()
+                .map(|(name, s)| {
+                    let passing = w.healthy_port(s.port);
+                    let status = if s.maint {
+                        "MAINT"
+                    } else if !passing {
+                        "DOWN"
+                    } else if s.drain {
+                        "DRAIN"
+                    } else {
+                        "UP"
+                    };
+                    LbServer {
+                        name: name.clone(),
+                        addr: "10.0.0.1".into(),
+                        port: s.port,
+                        status: status.into(),
+                        in_rotation: !s.maint && !s.drain && passing,
+                        maint: s.maint,
+                        check_passing: passing,
+                    }
+                })
+                .collect()
+        }))
+    }
+    async fn register(
+        &self,
+        backend: &str,
+        name: &str,
+        _host: &str,
+        port: u16,
+        _check: &HealthCheck,
+    ) -> Result<(), LbError> {
+        self.0.with(|w| {
+            w.backends.entry(backend.to_owned()).or_default().insert(
+                name.to_owned(),
+                FakeLbServer {
+                    port,
+                    maint: true,
+                    drain: false,
+                },
+            );
+        });
+        Ok(())
+    }
+    async fn promote(&self, backend: &str, name: &str) -> Result<(), LbError> {
+        self.with_server(backend, name, |s| {
+            s.maint = false;
+            s.drain = false;
+        })
+    }
+    async fn set_addr(
+        &self,
+        backend: &str,
+        name: &str,
+        _host: &str,
+        port: u16,
+    ) -> Result<(), LbError> {
+        self.with_server(backend, name, |s| s.port = port)
+    }
+    async fn drain(&self, backend: &str, name: &str) -> Result<(), LbError> {
+        self.with_server(backend, name, |s| s.drain = true)
+    }
+    async fn sessions(&self, backend: &str, name: &str) -> Result<u64, LbError> {
+        self.with_server(backend, name, |_| ())?;
+        Ok(self
+            .0
+            .with(|w| w.stuck_sessions.get(name).copied().unwrap_or(0)))
+    }
+    async fn remove(&self, backend: &str, name: &str, kill_sessions: bool) -> Result<(), LbError> {
+        self.0.with(|w| {
+            if kill_sessions {
+                w.stuck_sessions.remove(name);
+            }
+            w.backends
+                .get_mut(backend)
+                .and_then(|b| b.remove(name))
+                .map(|_| ())
+                .ok_or_else(|| no_such(backend, name))
+        })
+    }
+    async fn backend_load(&self, _backend: &str) -> Result<Option<f64>, LbError> {
+        Ok(None)
+    }
+}
+
+/// A fake prober: healthy when a healthy running container listens on the port.
+#[derive(Debug)]
+pub struct FakeProber(pub World);
+
+#[async_trait]
+impl Prober for FakeProber {
+    async fn probe(
+        &self,
+        _host: &str,
+        port: u16,
+        path: &str,
+        _timeout: Duration,
+    ) -> Result<(), String> {
+        if self.0.with(|w| w.healthy_port(port)) {
+            Ok(())
+        } else {
+            Err(format!("fake:{port}{path} answered 503"))
+        }
+    }
+}
