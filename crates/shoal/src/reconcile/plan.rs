@@ -461,52 +461,9 @@ pub fn plan(input: &Input<'_>) -> Plan {
         .filter(|r| !replaced.contains(&r.id))
         .collect();
 
-    // HAProxy membership (skipped when HAProxy did not answer).
-    if let Some(view) = &obs.lb {
-        for r in &alive {
-            let Some(port) = r.port else { continue };
-            match (r.phase, view.iter().find(|s| s.name == r.name)) {
-                (Phase::Starting, None) if r.healthy == Some(true) => steps.push(Step::Register {
-                    id: r.id.clone(),
-                    drift: false,
-                }),
-                (Phase::Joining | Phase::Ready, None) => steps.push(Step::Register {
-                    id: r.id.clone(),
-                    drift: true,
-                }),
-                (_, Some(s)) => {
-                    let addr_differs = s.port != port
-                        || (r.host.parse::<std::net::IpAddr>().is_ok() && s.addr != r.host);
-                    if addr_differs {
-                        steps.push(Step::SetAddr { id: r.id.clone() });
-                    } else if s.maint && s.check_passing {
-                        // Admit only once HAProxy's check passes: leaving maintenance makes
-                        // a server UP at once, whatever its checks say.
-                        steps.push(Step::Promote { id: r.id.clone() });
-                    } else if s.in_rotation && r.phase != Phase::Ready {
-                        steps.push(Step::MarkReady { id: r.id.clone() });
-                    } else if !s.in_rotation && r.phase != Phase::Joining {
-                        steps.push(Step::MarkJoining {
-                            id: r.id.clone(),
-                            status: s.status.clone(),
-                        });
-                    }
-                }
-                _ => {}
-            }
-        }
-        // Servers that match no replica (lost and replaced ones are handled above).
-        for s in view {
-            let known = state.replicas.values().any(|r| r.name == s.name)
-                || tracked.iter().any(|r| r.name == s.name);
-            if !known {
-                steps.push(Step::RemoveStray {
-                    name: s.name.clone(),
-                });
-            }
-        }
-    }
-
+    // The count and the rollout are decided first, so that a replica on its way out gets no
+    // membership step; their steps run after the membership ones.
+    let tail = steps.len();
     // The count: desired, plus the rollout's surge replica while it is on its way.
     let surge_alive = surge_new
         .as_ref()
@@ -563,7 +520,16 @@ pub fn plan(input: &Input<'_>) -> Plan {
                 // Replace { rollout_surge } stops the rollout.
             }
             Some((new, old)) => match alive.iter().find(|r| &r.id == new) {
-                Some(n) if n.phase == Phase::Ready => {
+                // Unavailable 0: the old one goes only when the others in rotation already
+                // make the desired count (a replica lost meanwhile is started first).
+                Some(n)
+                    if n.phase == Phase::Ready
+                        && alive
+                            .iter()
+                            .filter(|r| r.phase == Phase::Ready && &r.id != old)
+                            .count() as u32
+                            >= desired =>
+                {
                     steps.push(Step::RolloutAdvance {
                         new: new.clone(),
                         old: old.clone(),
@@ -602,6 +568,65 @@ pub fn plan(input: &Input<'_>) -> Plan {
             }
         }
     }
+
+    let leaving: BTreeSet<String> = steps[tail..]
+        .iter()
+        .filter_map(|s| match s {
+            Step::Drain { id, .. } => Some(id.clone()),
+            _ => None,
+        })
+        .collect();
+
+    // HAProxy membership (skipped when HAProxy did not answer).
+    let mut membership = Vec::new();
+    if let Some(view) = &obs.lb {
+        for r in alive.iter().filter(|r| !leaving.contains(&r.id)) {
+            let Some(port) = r.port else { continue };
+            match (r.phase, view.iter().find(|s| s.name == r.name)) {
+                (Phase::Starting, None) if r.healthy == Some(true) => {
+                    membership.push(Step::Register {
+                        id: r.id.clone(),
+                        drift: false,
+                    })
+                }
+                (Phase::Joining | Phase::Ready, None) => membership.push(Step::Register {
+                    id: r.id.clone(),
+                    drift: true,
+                }),
+                (_, Some(s)) => {
+                    let addr_differs = s.port != port
+                        || (r.host.parse::<std::net::IpAddr>().is_ok() && s.addr != r.host);
+                    if addr_differs {
+                        membership.push(Step::SetAddr { id: r.id.clone() });
+                    } else if s.maint && s.check_passing {
+                        // Admit only once HAProxy's check passes: leaving maintenance makes
+                        // a server UP at once, whatever its checks say.
+                        membership.push(Step::Promote { id: r.id.clone() });
+                    } else if s.in_rotation && r.phase != Phase::Ready {
+                        membership.push(Step::MarkReady { id: r.id.clone() });
+                    } else if !s.in_rotation && r.phase != Phase::Joining {
+                        membership.push(Step::MarkJoining {
+                            id: r.id.clone(),
+                            status: s.status.clone(),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Servers that match no replica (lost and replaced ones are handled above).
+        for s in view {
+            let known = state.replicas.values().any(|r| r.name == s.name)
+                || tracked.iter().any(|r| r.name == s.name);
+            if !known {
+                membership.push(Step::RemoveStray {
+                    name: s.name.clone(),
+                });
+            }
+        }
+    }
+
+    steps.splice(tail..tail, membership);
 
     // While a replica is on its way in (or a rollout waits for one), look often.
     let transitioning = steps.iter().any(|s| matches!(s, Step::Start { .. }))

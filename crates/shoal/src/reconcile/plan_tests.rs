@@ -1,1 +1,311 @@
+//! Properties of the planner over generated states and observations.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use tokio::time::Instant;
+
+use super::observe::Observation;
+use super::plan::{plan, Input, Plan, Step};
+use super::ports::LbServer;
+use super::state::{Phase, Replica, Rollout, ServiceState};
+use crate::config::{Config, ServiceConfig};
+use crate::engine::{ContainerInfo, ContainerState};
+use crate::placement::ServerLoad;
+
+const SERVERS: [&str; 3] = ["s1", "s2", "s3"];
+
+fn spec(min: u32, max: u32) -> ServiceConfig {
+    let text = format!(
+        "servers:\n  - name: s1\n    host: 10.0.0.1\n    docker_host: unix:///x.sock\n\
+         services:\n  web:\n    image: web:1\n    port: 80\n    min_replicas: {min}\n    max_replicas: {max}\n\
+         \x20   health_check:\n      path: /h\n      interval: 1\n      start_period: 30\n      unhealthy_threshold: 3\n"
+    );
+    Config::parse(&text, "t.yaml").unwrap().services["web"].clone()
+}
+
+/// A generated replica: (server, phase, container state, health failures, healthy, age s).
+type Gen = (usize, u8, bool, u32, bool, u64);
+
+fn replica(i: usize, g: &Gen, now: Instant) -> Replica {
+    let (server, phase, running, failures, healthy, age) = *g;
+    let phase = match phase % 4 {
+        0 => Phase::Starting,
+        1 => Phase::Joining,
+        2 => Phase::Ready,
+        _ => Phase::Draining,
+    };
+    let info = ContainerInfo {
+        id: format!("id{i}"),
+        name: format!("web-{i}"),
+        service: "web".into(),
+        server: SERVERS[server % 3].into(),
+        revision: "r1".into(),
+        state: if running {
+            ContainerState::Running
+        } else {
+            ContainerState::Exited
+        },
+        status: String::new(),
+        host_port: Some(30000 + i as u16),
+        created: i as i64,
+    };
+    let mut r = Replica::new(
+        &info,
+        "10.0.0.1".into(),
+        now.checked_sub(Duration::from_secs(age)).unwrap_or(now),
+    );
+    r.phase = phase;
+    r.health_failures = failures;
+    r.healthy = Some(healthy && failures == 0);
+    r.in_lb = matches!(phase, Phase::Joining | Phase::Ready);
+    r.joined_at = r.in_lb.then_some(r.first_seen);
+    r
+}
+
+fn world(
+    gens: &[Gen],
+    desired: u32,
+    rollout: Option<(usize, bool)>,
+) -> (ServiceState, Observation, Instant) {
+    let now = Instant::now() + Duration::from_secs(1000);
+    let replicas: BTreeMap<String, Replica> = gens
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (format!("id{i}"), replica(i, g, now)))
+        .collect();
+    let obs = Observation {
+        up: SERVERS.iter().map(|s| (*s).to_owned()).collect(),
+        answered: SERVERS.iter().map(|s| (*s).to_owned()).collect(),
+        servers: SERVERS.iter().map(|s| (*s).to_owned()).collect(),
+        containers: replicas
+            .values()
+            .map(|r| ContainerInfo {
+                id: r.id.clone(),
+                name: r.name.clone(),
+                service: "web".into(),
+                server: r.server.clone(),
+                revision: r.revision.clone(),
+                state: r.container_state,
+                status: String::new(),
+                host_port: r.port,
+                created: r.created,
+            })
+            .collect(),
+        hosts: SERVERS
+            .iter()
+            .map(|s| ((*s).to_owned(), "10.0.0.1".to_owned()))
+            .collect(),
+        loads: SERVERS
+            .iter()
+            .map(|s| ServerLoad {
+                name: (*s).to_owned(),
+                up: true,
+                max_containers: 10,
+                containers: replicas.values().filter(|r| r.server == *s).count() as u32,
+                replicas: 0,
+            })
+            .collect(),
+        lb: Some(
+            replicas
+                .values()
+                .filter(|r| r.in_lb)
+                .map(|r| LbServer {
+                    name: r.name.clone(),
+                    addr: "10.0.0.1".into(),
+                    port: r.port.unwrap(),
+                    status: if r.phase == Phase::Ready {
+                        "UP"
+                    } else {
+                        "MAINT"
+                    }
+                    .into(),
+                    in_rotation: r.phase == Phase::Ready,
+                    maint: r.phase != Phase::Ready,
+                    check_passing: r.healthy == Some(true),
+                })
+                .collect(),
+        ),
+        lb_error: None,
+        probes: BTreeMap::new(),
+    };
+    let rollout = rollout.map(|(k, with_surge)| {
+        let ids: Vec<String> = replicas.keys().cloned().collect();
+        let surge = (with_surge && ids.len() >= 2).then(|| (ids[0].clone(), ids[1].clone()));
+        Rollout {
+            revision: "r2".into(),
+            replace_ids: ids.iter().skip(1).take(k).cloned().collect(),
+            surge,
+            replaced: 0,
+        }
+    });
+    let state = ServiceState {
+        desired,
+        adopted: true,
+        replicas,
+        rollout,
+        ..ServiceState::default()
+    };
+    (state, obs, now)
+}
+
+fn run(spec: &ServiceConfig, state: &ServiceState, obs: &Observation, now: Instant) -> Plan {
+    plan(&Input {
+        spec,
+        state,
+        obs,
+        removed: false,
+        now,
+    })
+}
+
+fn gen_replica() -> impl Strategy<Value = Gen> {
+    (
+        0usize..3,
+        0u8..4,
+        prop::bool::weighted(0.85),
+        0u32..5,
+        prop::bool::weighted(0.8),
+        0u64..100,
+    )
+}
+
+fn healthy_replica() -> impl Strategy<Value = Gen> {
+    (
+        0usize..3,
+        0u8..3,
+        Just(true),
+        Just(0u32),
+        Just(true),
+        0u64..100,
+    )
+}
+
+/// Active replicas after the plan: active before, less replaced, lost and drained, plus
+/// started.
+fn active_after(state: &ServiceState, p: &Plan) -> i64 {
+    let active = state.replicas.values().filter(|r| r.active()).count() as i64;
+    let removed = p
+        .steps
+        .iter()
+        .filter(|s| {
+            matches!(
+                s,
+                Step::Replace { .. } | Step::Lost { .. } | Step::Drain { .. }
+            )
+        })
+        .count() as i64;
+    let started = p
+        .steps
+        .iter()
+        .filter(|s| matches!(s, Step::Start { .. }))
+        .count() as i64;
+    active - removed + started
+}
+
+proptest! {
+    #[test]
+    fn never_two_steps_on_one_replica(
+        gens in prop::collection::vec(gen_replica(), 0..8),
+        desired in 1u32..6,
+        rollout in prop::option::of((0usize..5, any::<bool>())),
+    ) {
+        let spec = spec(1, 6);
+        let (state, obs, now) = world(&gens, desired, rollout);
+        let p = run(&spec, &state, &obs, now);
+        let mut seen = BTreeSet::new();
+        for s in &p.steps {
+            if let Some(id) = s.replica() {
+                prop_assert!(seen.insert(id.to_owned()), "two steps on {id}: {:#?}", p.steps);
+            }
+        }
+    }
+
+    #[test]
+    fn desired_count_is_reached_when_there_is_room(
+        gens in prop::collection::vec(gen_replica(), 0..8),
+        desired in 1u32..6,
+    ) {
+        let spec = spec(1, 6);
+        let (state, obs, now) = world(&gens, desired, None);
+        let p = run(&spec, &state, &obs, now);
+        prop_assert_eq!(active_after(&state, &p), i64::from(desired), "{:#?}", p.steps);
+    }
+
+    #[test]
+    fn every_failed_replica_is_replaced_exactly_once(
+        gens in prop::collection::vec(gen_replica(), 1..8),
+        desired in 1u32..6,
+    ) {
+        let spec = spec(1, 6);
+        let (state, obs, now) = world(&gens, desired, None);
+        let p = run(&spec, &state, &obs, now);
+        let failed: BTreeSet<&str> = state
+            .replicas
+            .values()
+            .filter(|r| r.active() && super::plan::failure(r, &spec, now).is_some())
+            .map(|r| r.id.as_str())
+            .collect();
+        let replaced: Vec<&str> = p
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Replace { id, .. } => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        prop_assert_eq!(replaced.len(), failed.len());
+        prop_assert_eq!(replaced.into_iter().collect::<BTreeSet<_>>(), failed);
+    }
+
+    #[test]
+    fn a_rollout_never_takes_ready_replicas_below_min(
+        gens in prop::collection::vec(healthy_replica(), 2..8),
+        min in 1u32..4,
+        rollout in (0usize..6, any::<bool>()),
+    ) {
+        let spec = spec(min, 6);
+        let (state, obs, now) = world(&gens, min.max(2), Some(rollout));
+        let p = run(&spec, &state, &obs, now);
+        let ready_before = state.count(Phase::Ready) as u32;
+        let ready_drained = p
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Drain { id, .. } | Step::Replace { id, .. }
+                if state.replicas[id].phase == Phase::Ready))
+            .count() as u32;
+        let ready_after = ready_before - ready_drained;
+        prop_assert!(ready_after >= ready_before.min(min), "{ready_before} -> {ready_after}: {:#?}", p.steps);
+    }
+}
+
+#[test]
+fn the_first_listing_waits_for_every_up_server() {
+    let spec = spec(1, 4);
+    let (mut state, mut obs, now) = world(&[(0, 2, true, 0, true, 50)], 1, None);
+    state.adopted = false;
+    state.replicas.clear();
+    obs.answered.remove("s2");
+    let p = run(&spec, &state, &obs, now);
+    assert!(p.steps.is_empty(), "{:#?}", p.steps);
+    obs.answered.insert("s2".into());
+    let p = run(&spec, &state, &obs, now);
+    assert!(
+        matches!(
+            p.steps[0],
+            Step::Adopt {
+                running: 1,
+                desired: 1,
+                ..
+            }
+        ),
+        "{:#?}",
+        p.steps
+    );
+    assert!(
+        !p.steps.iter().any(|s| matches!(s, Step::Start { .. })),
+        "adopted replica counts: {:#?}",
+        p.steps
+    );
+}
