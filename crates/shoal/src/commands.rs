@@ -298,7 +298,7 @@ pub fn apply_config(app: &Arc<App>, config: Config) -> Result<Vec<String>, Comma
         let (was_removed, clamp) = rt.update(|st| {
             let was_removed = std::mem::replace(&mut st.removed, false);
             let clamped = st.desired.clamp(lower_bound(svc), *svc.max_replicas);
-            let clamp = (clamped != st.desired).then(|| (st.desired, clamped, st.last_action));
+            let clamp = (clamped != st.desired).then_some((st.desired, clamped, st.last_action));
             st.desired = clamped;
             (was_removed, clamp)
         });
