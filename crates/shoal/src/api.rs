@@ -18,10 +18,11 @@ use subtle::ConstantTimeEq;
 
 use crate::app::App;
 use crate::autoscale::cooldown_left;
-use crate::commands::{self, CommandError, Trigger};
+use crate::commands::{self, CommandError};
 use crate::config::{Config, DockerEndpoint};
 use crate::engine::ContainerSpec;
 use crate::reconcile::Phase;
+use crate::reconcile::Trigger;
 
 /// Shared state of the handlers.
 #[derive(Debug)]
@@ -438,7 +439,7 @@ async fn deploy(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> Api
 
 async fn rolling_update(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> ApiResult {
     known_service(&s.app, &name)?;
-    let update = commands::rolling_update(&s.app, &name)?;
+    let update = commands::rolling_update(s.app.context(), &name)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({

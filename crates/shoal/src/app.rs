@@ -1,95 +1,33 @@
-//! What `serve` shares between the loops, the autoscalers, the commands and the API: the
-//! config in force, the fleet, the load balancer, the services' runtimes, the journal.
+//! `serve`'s composition root: builds the [`Context`] over the production IO parts and starts
+//! the fleet monitor, one control loop and one autoscaler per service.
 
-use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use crate::clock::Clock;
-use crate::config::{Config, LoadBalancerConfig};
-use crate::fleet::Fleet;
-use crate::journal::{Action, Journal, NewEvent};
-use crate::lb::{self, HaproxyClient};
-use crate::reconcile::adapters::{BollardConnector, HttpProber};
-use crate::reconcile::ports::{Connector, DockerApi, LoadBalancer, Prober};
-use crate::reconcile::{Phase, ServiceRuntime, ServiceState};
+use crate::autoscale::Autoscaler;
+use crate::config::Config;
+use crate::context::{Context, Parts};
+use crate::reconcile::{self, ServiceRuntime, ServiceState};
 use crate::timings;
 
-/// Builds the load-balancer client for a `load_balancer` section (again on reload).
-pub type LbFactory =
-    Arc<dyn Fn(&LoadBalancerConfig) -> anyhow::Result<Arc<dyn LoadBalancer>> + Send + Sync>;
-
-/// The IO parts an [`App`] works through: real ones in production, fakes in the loop's tests.
-pub struct Parts {
-    /// Connects to servers' engines.
-    pub connector: Arc<dyn Connector>,
-    /// Builds the load-balancer client.
-    pub make_lb: LbFactory,
-    /// Probes replicas' health.
-    pub prober: Arc<dyn Prober>,
-    /// The journal.
-    pub journal: Journal,
-    /// Wall-clock time.
-    pub clock: Clock,
-}
-
-impl Parts {
-    /// Docker over bollard, HAProxy's runtime API, HTTP probes, the journal of the config's
-    /// `autoscaler.state_file`, the system clock.
-    pub fn production(config: &Config) -> anyhow::Result<Self> {
-        Ok(Self {
-            connector: Arc::new(BollardConnector),
-            make_lb: Arc::new(|lb: &LoadBalancerConfig| {
-                Ok(Arc::new(HaproxyClient::from_config(lb)?) as Arc<dyn LoadBalancer>)
-            }),
-            prober: Arc::new(HttpProber::new()?),
-            journal: Journal::open(&config.autoscaler.state_file)?,
-            clock: Clock::System,
-        })
-    }
-}
-
-/// Image pulls by (server, image): `None` in flight, `Some(t)` failed at `t`.
-type PullBook = BTreeMap<(String, String), Option<Instant>>;
-
-/// Everything `serve` shares between the loops and the API.
+/// The running control plane.
+#[derive(Debug)]
 pub struct App {
+    ctx: Arc<Context>,
     /// The config file `reload` reads again.
     pub config_path: PathBuf,
-    config: RwLock<Arc<Config>>,
-    /// Servers.
-    pub fleet: Arc<Fleet>,
-    lb: RwLock<Arc<dyn LoadBalancer>>,
-    make_lb: LbFactory,
-    services: Mutex<BTreeMap<String, Arc<ServiceRuntime>>>,
-    /// What happened and why.
-    pub journal: Arc<Journal>,
-    /// Health prober.
-    pub prober: Arc<dyn Prober>,
-    /// Wall-clock time for cooldowns and business hours.
-    pub clock: Clock,
     /// When `serve` started.
     pub started: Instant,
-    /// Image pulls run in the background, never in a pass, at most once at a time per
-    /// server and image, and not again within [`timings::PULL_RETRY`] of a failure.
-    pulls: Arc<Mutex<PullBook>>,
-    cfg_write: tokio::sync::Mutex<()>,
 }
 
-impl std::fmt::Debug for App {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App")
-            .field("config_path", &self.config_path)
-            .field("fleet", &self.fleet)
-            .finish_non_exhaustive()
+impl Deref for App {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        &self.ctx
     }
-}
-
-/// Locks `m`, recovering it if a task panicked while holding it.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl App {
@@ -106,73 +44,22 @@ impl App {
         config_path: PathBuf,
         parts: Parts,
     ) -> anyhow::Result<Arc<Self>> {
-        let lb = (parts.make_lb)(&config.load_balancer)?;
-        let fleet = Arc::new(Fleet::new(&config, parts.connector));
         Ok(Arc::new(Self {
+            ctx: Arc::new(Context::new(config, parts)?),
             config_path,
-            config: RwLock::new(Arc::new(config)),
-            fleet,
-            lb: RwLock::new(lb),
-            make_lb: parts.make_lb,
-            services: Mutex::new(BTreeMap::new()),
-            journal: Arc::new(parts.journal),
-            prober: parts.prober,
-            clock: parts.clock,
             started: Instant::now(),
-            pulls: Arc::new(Mutex::new(BTreeMap::new())),
-            cfg_write: tokio::sync::Mutex::new(()),
         }))
     }
 
-    /// The config in force.
+    /// The shared context.
     #[must_use]
-    pub fn config(&self) -> Arc<Config> {
-        self.config
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Puts a new, validated config in force: the load-balancer client and the server set
-    /// follow it. Services are the caller's ([`crate::commands::reload`]).
-    pub(crate) fn set_config(&self, config: Config) -> anyhow::Result<()> {
-        let lb = (self.make_lb)(&config.load_balancer)?;
-        *self
-            .lb
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = lb;
-        self.fleet.apply(&config);
-        *self
-            .config
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
-        Ok(())
-    }
-
-    /// The load balancer in force.
-    #[must_use]
-    pub fn lb(&self) -> Arc<dyn LoadBalancer> {
-        self.lb
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// The runtime of `service`, if it is managed.
-    #[must_use]
-    pub fn service(&self, name: &str) -> Option<Arc<ServiceRuntime>> {
-        lock(&self.services).get(name).cloned()
-    }
-
-    /// All service runtimes.
-    #[must_use]
-    pub fn services(&self) -> Vec<Arc<ServiceRuntime>> {
-        lock(&self.services).values().cloned().collect()
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
     }
 
     /// Checks the fleet once, then starts the fleet monitor and one loop and one autoscaler
     /// per service.
-    pub async fn start(self: &Arc<Self>) {
+    pub async fn start(&self) {
         self.fleet.check_all(timings::ENGINE_CALL).await;
         tokio::spawn(
             self.fleet
@@ -186,7 +73,7 @@ impl App {
     }
 
     /// Starts the loop and the autoscaler of `name`, from its saved state if it has one.
-    pub(crate) fn spawn_service(self: &Arc<Self>, name: &str) -> Arc<ServiceRuntime> {
+    pub(crate) fn spawn_service(&self, name: &str) -> Arc<ServiceRuntime> {
         let saved = self.journal.load_service_states().remove(name);
         let state = ServiceState {
             last_action: saved.and_then(|s| s.last_action),
@@ -194,162 +81,9 @@ impl App {
             ..ServiceState::default()
         };
         let rt = Arc::new(ServiceRuntime::new(name, state));
-        lock(&self.services).insert(name.to_owned(), rt.clone());
-        tokio::spawn(crate::reconcile::run_service(self.clone(), rt.clone()));
-        tokio::spawn(crate::autoscale::Autoscaler::new(self.clone(), rt.clone()).run());
+        self.insert_service(rt.clone());
+        tokio::spawn(reconcile::run_service(self.ctx.clone(), rt.clone()));
+        tokio::spawn(Autoscaler::new(self.ctx.clone(), rt.clone()).run());
         rt
-    }
-
-    /// Forgets a service that was removed from the config and drained, unless it was added
-    /// back meanwhile. Returns whether it was forgotten.
-    pub(crate) fn forget_if_removed(&self, rt: &Arc<ServiceRuntime>) -> bool {
-        let mut map = lock(&self.services);
-        let still_removed = rt.update(|st| st.removed) || self.config().service(&rt.name).is_none();
-        if still_removed && map.get(&rt.name).is_some_and(|x| Arc::ptr_eq(x, rt)) {
-            map.remove(&rt.name);
-            drop(map);
-            self.journal.forget_service_state(&rt.name);
-            tracing::info!(service = rt.name, "service removed and drained");
-            return true;
-        }
-        false
-    }
-
-    /// Whether `rt` is still the runtime of its service.
-    #[must_use]
-    pub fn is_current(&self, rt: &Arc<ServiceRuntime>) -> bool {
-        self.service(&rt.name).is_some_and(|x| Arc::ptr_eq(&x, rt))
-    }
-
-    /// Why servers cannot take more replicas, server by server.
-    #[must_use]
-    pub fn capacity_report(&self) -> String {
-        self.fleet
-            .all()
-            .iter()
-            .map(|s| {
-                let st = s.status();
-                if st.up {
-                    format!(
-                        "{} has {}/{} containers",
-                        s.name(),
-                        st.containers,
-                        *s.config.max_containers
-                    )
-                } else {
-                    format!(
-                        "{} is down ({})",
-                        s.name(),
-                        st.reason.unwrap_or_else(|| "not checked yet".into())
-                    )
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    /// Pulls `image` on the engine's server in a background task, unless one already runs
-    /// or the last one failed less than [`timings::PULL_RETRY`] ago.
-    pub(crate) fn pull_in_background(
-        &self,
-        service: &str,
-        engine: Arc<dyn DockerApi>,
-        image: &str,
-    ) {
-        let key = (engine.server().to_owned(), image.to_owned());
-        {
-            let mut pulls = lock(&self.pulls);
-            match pulls.get(&key) {
-                Some(None) => return,
-                Some(Some(failed)) if failed.elapsed() < timings::PULL_RETRY => return,
-                _ => {}
-            }
-            pulls.insert(key.clone(), None);
-        }
-        let (pulls, journal, service) =
-            (self.pulls.clone(), self.journal.clone(), service.to_owned());
-        journal.record(NewEvent {
-            service: &service,
-            action: Action::Pull,
-            reason: format!("{} has no {}: pulling it", key.0, key.1),
-            server: Some(&key.0),
-            ..Default::default()
-        });
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let result = engine.pull(&key.1).await;
-            let reason = match &result {
-                Ok(()) => {
-                    lock(&pulls).remove(&key);
-                    format!(
-                        "pulled {} on {} in {:.1}s",
-                        key.1,
-                        key.0,
-                        started.elapsed().as_secs_f64()
-                    )
-                }
-                Err(e) => {
-                    lock(&pulls).insert(key.clone(), Some(Instant::now()));
-                    format!(
-                        "pulling {} on {} failed: {e}; retrying in {}s",
-                        key.1,
-                        key.0,
-                        timings::PULL_RETRY.as_secs()
-                    )
-                }
-            };
-            journal.record(NewEvent {
-                service: &service,
-                action: Action::Pull,
-                reason,
-                server: Some(&key.0),
-                ..Default::default()
-            });
-        });
-    }
-
-    /// Writes haproxy.cfg with the current members when `load_balancer.config_file` is set
-    /// (and only when its text changed), atomically.
-    pub async fn write_lb_config(&self) {
-        let cfg = self.config();
-        let Some(path) = cfg.load_balancer.config_file.clone() else {
-            return;
-        };
-        let _guard = self.cfg_write.lock().await;
-        let text = match lb::render(&cfg, &self.members(), None) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "rendering haproxy.cfg failed");
-                return;
-            }
-        };
-        if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
-            return;
-        }
-        let tmp = path.with_extension("tmp");
-        let result = std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, &path));
-        if let Err(e) = result {
-            tracing::warn!(path = %path.display(), error = %e, "writing haproxy.cfg failed");
-        }
-    }
-
-    /// Current HAProxy members (replicas that joined), by service.
-    #[must_use]
-    pub fn members(&self) -> BTreeMap<String, Vec<lb::Member>> {
-        self.services()
-            .iter()
-            .map(|rt| {
-                let members = rt.update(|st| {
-                    st.replicas
-                        .values()
-                        .filter(|r| matches!(r.phase, Phase::Joining | Phase::Ready))
-                        .filter_map(|r| {
-                            Some(lb::Member::new(r.name.clone(), r.host.clone(), r.port?))
-                        })
-                        .collect()
-                });
-                (rt.name.clone(), members)
-            })
-            .collect()
     }
 }

@@ -13,15 +13,14 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::json;
 
-use crate::app::App;
-use crate::commands::Trigger;
 use crate::config::{Config, ServiceConfig};
+use crate::context::Context;
 use crate::engine::ContainerState;
 use crate::journal::{Action, NewEvent, SavedState};
 use crate::lb;
 use crate::policy::{self, Direction, Inputs, PolicyConfig};
-use crate::reconcile::{Phase, ServiceRuntime};
 use crate::schedule::WindowState;
+use crate::service::{Phase, ServiceRuntime, Trigger};
 use crate::timings;
 
 /// Seconds of cooldown left at `now` for a service whose last action was `last_action`.
@@ -49,14 +48,14 @@ pub fn window_state(cfg: &Config, svc: &ServiceConfig, now: Timestamp) -> Option
 /// journals and applies, every `check_interval` and exactly at window edges.
 #[derive(Debug)]
 pub struct Autoscaler {
-    app: Arc<App>,
+    app: Arc<Context>,
     rt: Arc<ServiceRuntime>,
 }
 
 impl Autoscaler {
     /// The autoscaler of `rt`'s service.
     #[must_use]
-    pub fn new(app: Arc<App>, rt: Arc<ServiceRuntime>) -> Self {
+    pub fn new(app: Arc<Context>, rt: Arc<ServiceRuntime>) -> Self {
         Self { app, rt }
     }
 

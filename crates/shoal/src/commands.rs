@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use crate::app::App;
 use crate::config::Config;
+use crate::context::Context;
 use crate::engine::ContainerSpec;
 use crate::journal::{Action, NewEvent, SavedState};
 use crate::placement;
 use crate::reconcile::plan::lower_bound;
-use crate::reconcile::{Phase, Rollout};
+use crate::service::{Phase, Rollout, Trigger};
 
 /// Why a command was refused.
 #[derive(Debug, thiserror::Error)]
@@ -59,26 +60,6 @@ pub enum CommandError {
     /// The new config could not be put in force (e.g. an unusable runtime API address).
     #[error("config not reloaded: {0}")]
     NotApplied(String),
-}
-
-/// Who asked for a scale change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trigger {
-    /// An operator (API or CLI).
-    Manual,
-    /// The autoscaler.
-    Autoscaler,
-}
-
-impl Trigger {
-    /// The `trigger` label of `shoal_scale_actions_total`.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Manual => "manual",
-            Self::Autoscaler => "autoscaler",
-        }
-    }
 }
 
 /// Changes the desired count of `service` by one, within its bounds, and starts the
@@ -174,7 +155,7 @@ pub fn scale(
 /// Starts a rollout of `service` to its current spec: replicas of another revision are
 /// replaced one at a time, new before old. With `replace_all`, replicas that already run the
 /// current spec are replaced too (a rolling update after pulling the image again).
-pub fn deploy(app: &App, service: &str, replace_all: bool) -> Result<Rollout, CommandError> {
+pub fn deploy(app: &Context, service: &str, replace_all: bool) -> Result<Rollout, CommandError> {
     let cfg = app.config();
     let (Some(svc), Some(rt)) = (cfg.service(service), app.service(service)) else {
         return Err(CommandError::UnknownService(service.to_owned()));
@@ -222,7 +203,7 @@ pub struct RollingUpdate {
 
 /// Pulls the service's image again on every up server (in the background: a pull can take
 /// minutes), then replaces every replica one at a time, so new replicas get the newest build.
-pub fn rolling_update(app: &Arc<App>, service: &str) -> Result<RollingUpdate, CommandError> {
+pub fn rolling_update(app: &Arc<Context>, service: &str) -> Result<RollingUpdate, CommandError> {
     let cfg = app.config();
     if cfg.service(service).is_none() || app.service(service).is_none() {
         return Err(CommandError::UnknownService(service.to_owned()));

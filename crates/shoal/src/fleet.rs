@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::config::{Config, DockerEndpoint, ServerConfig};
 use crate::engine::EngineError;
 use crate::placement::ServerLoad;
-use crate::reconcile::ports::{Connector, DockerApi};
+use crate::ports::{Connector, DockerApi};
 use crate::timings::{DOWN_AFTER_FAILURES, LIST_TIMEOUT};
 
 /// What is known about a server right now.

@@ -5,6 +5,7 @@
 //! `cli` are the HTTP and command-line faces. See ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
+pub mod adapters;
 pub mod api;
 pub mod app;
 pub mod autoscale;
@@ -12,13 +13,16 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod context;
 pub mod engine;
 pub mod fleet;
 pub mod journal;
 pub mod lb;
 pub mod placement;
 pub mod policy;
+pub mod ports;
 pub mod reconcile;
 pub mod schedule;
+pub mod service;
 pub mod sim;
 pub mod timings;

@@ -4,20 +4,18 @@
 //! runs or what HAProxy serves; errors are typed and returned.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::app::App;
 use crate::config::ServiceConfig;
+use crate::context::Context;
 use crate::engine::{ContainerInfo, ContainerSpec, ContainerState, EngineError};
 use crate::fleet::unix_now;
 use crate::journal::{Action, NewEvent};
 use crate::lb::{HealthCheck, LbError};
-use crate::reconcile::plan::{DrainReason, Plan, Step};
-use crate::reconcile::ports::LoadBalancer;
-use crate::reconcile::state::{Phase, Replica, ServiceRuntime};
-use crate::timings;
+use crate::ports::LoadBalancer;
+use crate::reconcile::plan::{Plan, Step};
+use crate::service::{Phase, Replica, ServiceRuntime};
 
 /// A step that failed; the next pass plans it again.
 #[derive(Debug, thiserror::Error)]
@@ -44,25 +42,29 @@ pub enum ExecError {
 
 /// Carries out the steps of one service's plans.
 pub struct Executor<'a> {
-    app: &'a Arc<App>,
-    rt: &'a Arc<ServiceRuntime>,
-    spec: &'a ServiceConfig,
+    pub(super) ctx: &'a Arc<Context>,
+    pub(super) rt: &'a Arc<ServiceRuntime>,
+    pub(super) spec: &'a ServiceConfig,
     container: ContainerSpec,
-    backend: String,
-    lb: Arc<dyn LoadBalancer>,
+    pub(super) backend: String,
+    pub(super) lb: Arc<dyn LoadBalancer>,
 }
 
 impl<'a> Executor<'a> {
     /// An executor for `rt` with its spec `spec`.
     #[must_use]
-    pub fn new(app: &'a Arc<App>, rt: &'a Arc<ServiceRuntime>, spec: &'a ServiceConfig) -> Self {
+    pub fn new(
+        ctx: &'a Arc<Context>,
+        rt: &'a Arc<ServiceRuntime>,
+        spec: &'a ServiceConfig,
+    ) -> Self {
         Self {
-            app,
+            ctx,
             rt,
             spec,
             container: ContainerSpec::from_service(spec),
             backend: crate::lb::backend_name(&rt.name),
-            lb: app.lb(),
+            lb: ctx.lb(),
         }
     }
 
@@ -91,7 +93,7 @@ impl<'a> Executor<'a> {
     }
 
     fn journal(&self, action: Action, reason: String, replica: Option<&Replica>) {
-        self.app.journal.record(NewEvent {
+        self.ctx.journal.record(NewEvent {
             service: &self.rt.name,
             action,
             reason,
@@ -121,7 +123,7 @@ impl<'a> Executor<'a> {
                     st.adopted = true;
                     st.desired = *desired;
                 });
-                self.app.journal.record(NewEvent {
+                self.ctx.journal.record(NewEvent {
                     service: &self.rt.name,
                     action: Action::Adopted,
                     reason: format!(
@@ -192,7 +194,7 @@ impl<'a> Executor<'a> {
                 }
                 // Remove before a replacement is created: Docker's restart policy can then
                 // never bring this one back next to its replacement.
-                let handle = self.app.fleet.get(&r.server);
+                let handle = self.ctx.fleet.get(&r.server);
                 if let Some(engine) = handle.as_ref().and_then(|h| h.engine()) {
                     engine
                         .remove(&r.id)
@@ -339,7 +341,7 @@ impl<'a> Executor<'a> {
             Step::CapacityShort { wanted, placed } => {
                 let why = format!(
                     "wanted {wanted} more replica(s), capacity for {placed}: {}",
-                    self.app.capacity_report()
+                    self.ctx.capacity_report()
                 );
                 let new = self.rt.update(|st| {
                     let new = st.last_error.as_deref() != Some(why.as_str());
@@ -415,7 +417,7 @@ impl<'a> Executor<'a> {
     /// Starts one replica on `server` (pulling the image in the background first if the
     /// server lacks it; the replica is then placed on a later pass).
     async fn start(&self, server: &str, surge_for: Option<&str>) -> Result<(), ExecError> {
-        let Some(handle) = self.app.fleet.get(server) else {
+        let Some(handle) = self.ctx.fleet.get(server) else {
             return Ok(());
         };
         let Some(engine) = handle.engine() else {
@@ -425,7 +427,7 @@ impl<'a> Executor<'a> {
         match engine.has_image(&spec.image).await {
             Ok(true) => {}
             Ok(false) => {
-                self.app
+                self.ctx
                     .pull_in_background(&self.rt.name, engine, &spec.image);
                 return Ok(());
             }
@@ -444,7 +446,7 @@ impl<'a> Executor<'a> {
                 handle.adjust_containers(-1);
                 handle.report_failure(&e);
                 self.rt.update(|st| st.last_error = Some(e.to_string()));
-                self.app.journal.record(NewEvent {
+                self.ctx.journal.record(NewEvent {
                     service: &self.rt.name,
                     action: Action::Error,
                     reason: format!("starting a replica on {server} failed: {e}"),
@@ -480,7 +482,7 @@ impl<'a> Executor<'a> {
                 ro.surge = Some((id.clone(), old.to_owned()));
             }
         });
-        self.app.journal.record(NewEvent {
+        self.ctx.journal.record(NewEvent {
             service: &self.rt.name,
             action: Action::ReplicaStarted,
             reason: format!("started {name} on {server} (revision {})", spec.revision),
@@ -489,104 +491,6 @@ impl<'a> Executor<'a> {
             ..Default::default()
         });
         Ok(())
-    }
-
-    /// Drains `r` in the background: HAProxy `drain`, wait for its sessions to end (at most
-    /// `drain_timeout`; then they are shut down), remove it from HAProxy, stop the container
-    /// (at most `stop_timeout`), remove it.
-    fn spawn_drain(&self, r: Replica, why: DrainReason) {
-        let max_wait = Duration::from_secs(*self.app.config().load_balancer.drain_timeout);
-        let grace = Duration::from_secs(*self.spec.stop_timeout);
-        let (lb, backend) = (self.lb.clone(), self.backend.clone());
-        let handle = self.app.fleet.get(&r.server);
-        let (rt, journal) = (self.rt.clone(), self.app.journal.clone());
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let mut timed_out = false;
-            if r.in_lb {
-                match drain(lb.as_ref(), &backend, &r.name, max_wait).await {
-                    Ok(t) => timed_out = t,
-                    Err(e) => {
-                        tracing::warn!(replica = r.name, error = %e, "drain failed; removing anyway")
-                    }
-                }
-                if let Err(e) = lb.remove(&backend, &r.name, timed_out).await {
-                    tracing::warn!(replica = r.name, error = %e, "removing from HAProxy failed");
-                }
-            }
-            let waited = started.elapsed();
-            let mut result = Ok(());
-            if let Some(engine) = handle.as_ref().and_then(|h| h.engine()) {
-                if let Err(e) = engine.stop(&r.id, grace).await {
-                    tracing::debug!(replica = r.name, error = %e, "stop failed; removing anyway");
-                }
-                result = engine.remove(&r.id).await;
-            }
-            match result {
-                Ok(()) => {
-                    if let Some(h) = &handle {
-                        h.adjust_containers(-1);
-                    }
-                    rt.update(|st| st.replicas.remove(&r.id));
-                    journal.record(NewEvent {
-                        service: &rt.name,
-                        action: Action::ReplicaRemoved,
-                        reason: format!(
-                            "{} removed ({why}) after draining {:.1}s{}",
-                            r.name,
-                            waited.as_secs_f64(),
-                            if timed_out {
-                                "; drain_timeout ran out, its sessions were shut down"
-                            } else {
-                                ""
-                            }
-                        ),
-                        replica: Some(&r.name),
-                        server: Some(&r.server),
-                        ..Default::default()
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(replica = r.name, error = %e, "removing container failed; will retry");
-                    // Back to the pool: a later pass retries.
-                    rt.update(|st| {
-                        if let Some(x) = st.replicas.get_mut(&r.id) {
-                            x.phase = Phase::Ready;
-                        }
-                    });
-                }
-            }
-            rt.wake.notify_one();
-        });
-    }
-}
-
-/// `drain`, then waits until the server has no sessions or `max_wait` ran out. Returns
-/// whether it ran out.
-async fn drain(
-    lb: &dyn LoadBalancer,
-    backend: &str,
-    name: &str,
-    max_wait: Duration,
-) -> Result<bool, LbError> {
-    let start = Instant::now();
-    lb.drain(backend, name).await?;
-    loop {
-        let left = lb.sessions(backend, name).await?;
-        let elapsed = start.elapsed();
-        if left == 0 {
-            return Ok(false);
-        }
-        if elapsed >= max_wait {
-            tracing::warn!(
-                backend,
-                server = name,
-                sessions_left = left,
-                "drain timed out; shutting the remaining sessions down"
-            );
-            return Ok(true);
-        }
-        tokio::time::sleep(timings::DRAIN_POLL.min(max_wait.saturating_sub(elapsed))).await;
     }
 }
 

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use crate::config::ServerConfig;
 use crate::engine::{ContainerInfo, ContainerSpec, ContainerState, EngineError};
 use crate::lb::{HealthCheck, LbError};
-use crate::reconcile::ports::{Connector, DockerApi, LbServer, LoadBalancer, Prober};
+use crate::ports::{Connector, DockerApi, LbServer, LoadBalancer, Prober};
 
 /// One fake container.
 #[derive(Clone, Debug)]

@@ -9,13 +9,15 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::fake::{FakeConnector, FakeLb, FakeProber, World};
-use crate::app::{App, Parts};
+use crate::app::App;
 use crate::clock::Clock;
-use crate::commands::{self, Trigger};
+use crate::commands;
 use crate::config::Config;
+use crate::context::Parts;
 use crate::journal::{Event, Journal};
-use crate::reconcile::ports::LoadBalancer;
+use crate::ports::LoadBalancer;
 use crate::reconcile::Phase;
+use crate::reconcile::Trigger;
 
 const BACKEND: &str = "web_backend";
 

@@ -3,16 +3,15 @@
 //! caller of the engine, the load balancer and the journal). The loop ([`runner`]) sleeps
 //! for the plan's requeue delay or until woken.
 //!
-//! IO goes through the small traits of [`ports`]; [`adapters`] implements them for bollard,
-//! HAProxy and HTTP. The loop's tests run over in-memory fakes on paused Tokio time.
+//! IO goes through the small traits of [`crate::ports`]; [`crate::adapters`] implements
+//! them for bollard, HAProxy and HTTP. The state a loop works on is [`crate::service`]. The loop's tests run over in-memory fakes on paused Tokio time.
 
-pub mod adapters;
+mod drain;
 pub mod execute;
 pub mod observe;
 pub mod plan;
-pub mod ports;
+pub mod reasons;
 pub mod runner;
-pub mod state;
 
 #[cfg(test)]
 mod fake;
@@ -21,5 +20,5 @@ mod loop_tests;
 #[cfg(test)]
 mod plan_tests;
 
+pub use crate::service::{Phase, Replica, Rollout, ServiceRuntime, ServiceState, Trigger};
 pub use runner::run_service;
-pub use state::{Phase, Replica, Rollout, ServiceRuntime, ServiceState};

@@ -8,8 +8,10 @@ use std::time::Duration;
 use crate::engine::{ContainerInfo, EngineError};
 use crate::fleet::Fleet;
 use crate::placement::ServerLoad;
-use crate::reconcile::ports::{LbServer, LoadBalancer, Prober};
+use crate::ports::{LbServer, LoadBalancer, Prober};
+use crate::service::ServiceState;
 use crate::timings;
+use tokio::time::Instant;
 
 /// One pass's view of a service.
 #[derive(Clone, Debug, Default)]
@@ -123,4 +125,47 @@ pub async fn probe(
     }))
     .await;
     due.iter().map(|(id, ..)| id.clone()).zip(results).collect()
+}
+
+/// Records the facts of an observation on the replicas already known: Docker's state,
+/// probe results, HAProxy's view. No decision: what to do about them is the planner's.
+pub fn absorb(state: &mut ServiceState, obs: &Observation, now: Instant) {
+    for c in &obs.containers {
+        if let Some(r) = state.replicas.get_mut(&c.id) {
+            r.container_state = c.state;
+            r.status.clone_from(&c.status);
+            r.port = c.host_port;
+            if let Some(host) = obs.hosts.get(&c.server) {
+                r.host.clone_from(host);
+            }
+        }
+    }
+    for (id, result) in &obs.probes {
+        if let Some(r) = state.replicas.get_mut(id) {
+            r.last_probe = Some(now);
+            match result {
+                Ok(()) => {
+                    r.healthy = Some(true);
+                    r.health_failures = 0;
+                    r.last_probe_error = None;
+                }
+                Err(e) => {
+                    r.healthy = Some(false);
+                    r.health_failures = r.health_failures.saturating_add(1);
+                    r.last_probe_error = Some(e.clone());
+                }
+            }
+        }
+    }
+    if let Some(view) = &obs.lb {
+        for r in state.replicas.values_mut().filter(|r| r.active()) {
+            match view.iter().find(|s| s.name == r.name) {
+                Some(s) => {
+                    r.in_lb = true;
+                    r.lb_status = Some(s.status.clone());
+                }
+                None => r.in_lb = false,
+            }
+        }
+    }
 }

@@ -8,11 +8,11 @@ use tokio::time::Instant;
 
 use super::observe::Observation;
 use super::plan::{plan, Input, Plan, Step};
-use super::ports::LbServer;
-use super::state::{Phase, Replica, Rollout, ServiceState};
 use crate::config::{Config, ServiceConfig};
 use crate::engine::{ContainerInfo, ContainerState};
 use crate::placement::ServerLoad;
+use crate::ports::LbServer;
+use crate::service::{Phase, Replica, Rollout, ServiceState};
 
 const SERVERS: [&str; 3] = ["s1", "s2", "s3"];
 

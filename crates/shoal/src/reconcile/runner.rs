@@ -9,12 +9,12 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::time::Instant;
 
-use crate::app::App;
+use crate::context::Context;
 use crate::journal::{Action, NewEvent};
 use crate::reconcile::execute::{ExecError, Executor};
 use crate::reconcile::observe;
 use crate::reconcile::plan::{self, Input};
-use crate::reconcile::state::ServiceRuntime;
+use crate::service::ServiceRuntime;
 use crate::timings;
 
 /// What one pass ended with.
@@ -29,7 +29,7 @@ pub struct PassOutcome {
 }
 
 /// Runs the loop of `rt` until its service is removed and drained.
-pub async fn run_service(app: Arc<App>, rt: Arc<ServiceRuntime>) {
+pub async fn run_service(app: Arc<Context>, rt: Arc<ServiceRuntime>) {
     loop {
         let started = Instant::now();
         let outcome = match AssertUnwindSafe(pass(&app, &rt)).catch_unwind().await {
@@ -67,7 +67,7 @@ pub async fn run_service(app: Arc<App>, rt: Arc<ServiceRuntime>) {
 }
 
 /// One pass over `rt`'s service.
-pub async fn pass(app: &Arc<App>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
+pub async fn pass(app: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
     let cfg = app.config();
     // A removed service runs the same pass with desired 0, on its last known spec, until
     // every one of its containers on every server is gone.
@@ -97,7 +97,7 @@ pub async fn pass(app: &Arc<App>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
     let mut obs =
         observe::containers_and_lb(&app.fleet, lb.as_ref(), &rt.name, &backend, rise).await;
     let now = Instant::now();
-    rt.update(|st| st.absorb(&obs, now));
+    rt.update(|st| observe::absorb(st, &obs, now));
     let due = rt.update(|st| plan::probes_due(st, &spec, now));
     obs.probes = observe::probe(
         app.prober.as_ref(),
@@ -107,7 +107,7 @@ pub async fn pass(app: &Arc<App>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
     )
     .await;
     let now = Instant::now();
-    rt.update(|st| st.absorb(&obs, now));
+    rt.update(|st| observe::absorb(st, &obs, now));
 
     // Plan on a snapshot, then execute.
     let state = rt.snapshot();

@@ -1,6 +1,6 @@
 //! The small traits the control loop does its IO through: one server's Docker Engine, the
 //! load balancer, the health prober. Production implements them with bollard, HAProxy's
-//! runtime API and reqwest ([`crate::reconcile::adapters`]); the loop's tests with in-memory
+//! runtime API and reqwest ([`crate::adapters`]); the loop's tests with in-memory
 //! fakes on paused time.
 
 use std::fmt::Debug;

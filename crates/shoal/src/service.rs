@@ -13,7 +13,6 @@ use tokio::time::Instant;
 
 use crate::config::ServiceConfig;
 use crate::engine::ContainerState;
-use crate::reconcile::observe::Observation;
 
 /// Where a replica is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -106,6 +105,26 @@ impl Replica {
     }
 }
 
+/// Who asked for a scale change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// An operator (API or CLI).
+    Manual,
+    /// The autoscaler.
+    Autoscaler,
+}
+
+impl Trigger {
+    /// The `trigger` label of `shoal_scale_actions_total`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::Autoscaler => "autoscaler",
+        }
+    }
+}
+
 /// A rollout in progress: replicas of other revisions are replaced one at a time.
 #[derive(Clone, Debug, Serialize)]
 pub struct Rollout {
@@ -174,49 +193,6 @@ impl ServiceState {
             *m.entry(r.server.clone()).or_insert(0) += 1;
         }
         m
-    }
-
-    /// Records the facts of an observation on the replicas already known: Docker's state,
-    /// probe results, HAProxy's view. No decision: what to do about them is the planner's.
-    pub fn absorb(&mut self, obs: &Observation, now: Instant) {
-        for c in &obs.containers {
-            if let Some(r) = self.replicas.get_mut(&c.id) {
-                r.container_state = c.state;
-                r.status.clone_from(&c.status);
-                r.port = c.host_port;
-                if let Some(host) = obs.hosts.get(&c.server) {
-                    r.host.clone_from(host);
-                }
-            }
-        }
-        for (id, result) in &obs.probes {
-            if let Some(r) = self.replicas.get_mut(id) {
-                r.last_probe = Some(now);
-                match result {
-                    Ok(()) => {
-                        r.healthy = Some(true);
-                        r.health_failures = 0;
-                        r.last_probe_error = None;
-                    }
-                    Err(e) => {
-                        r.healthy = Some(false);
-                        r.health_failures = r.health_failures.saturating_add(1);
-                        r.last_probe_error = Some(e.clone());
-                    }
-                }
-            }
-        }
-        if let Some(view) = &obs.lb {
-            for r in self.replicas.values_mut().filter(|r| r.active()) {
-                match view.iter().find(|s| s.name == r.name) {
-                    Some(s) => {
-                        r.in_lb = true;
-                        r.lb_status = Some(s.status.clone());
-                    }
-                    None => r.in_lb = false,
-                }
-            }
-        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! The production side of [`crate::reconcile::ports`]: bollard ([`crate::engine::Engine`]),
+//! The production side of [`crate::ports`]: bollard ([`crate::engine::Engine`]),
 //! HAProxy's runtime API ([`crate::lb::HaproxyClient`]) and HTTP health probes (reqwest).
 
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use crate::config::ServerConfig;
 use crate::engine::{ContainerInfo, ContainerSpec, Engine, EngineError};
 use crate::lb::{self, AdminState, HaproxyClient, HealthCheck, LbError};
-use crate::reconcile::ports::{Connector, DockerApi, LbServer, LoadBalancer, Prober};
+use crate::ports::{Connector, DockerApi, LbServer, LoadBalancer, Prober};
 use crate::timings;
 
 #[async_trait]
