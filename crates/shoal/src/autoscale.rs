@@ -7,9 +7,11 @@
 //! held (a hold once when it starts or its reason changes; metrics count every one), and
 //! applies a new desired count.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use jiff::Timestamp;
 use serde_json::json;
 
@@ -76,7 +78,23 @@ impl Autoscaler {
                 continue;
             };
             let now = self.app.clock.now();
-            self.evaluate(&cfg, &svc, now).await;
+            // A panic in one evaluation is journaled and the next one runs as usual.
+            if let Err(panic) = AssertUnwindSafe(self.evaluate(&cfg, &svc, now))
+                .catch_unwind()
+                .await
+            {
+                let what = crate::reconcile::runner::panic_message(panic.as_ref());
+                tracing::error!(
+                    service = self.rt.name,
+                    "autoscaler evaluation panicked: {what}"
+                );
+                self.app.journal.record(NewEvent {
+                    service: &self.rt.name,
+                    action: Action::Error,
+                    reason: format!("autoscaler evaluation failed unexpectedly ({what})"),
+                    ..Default::default()
+                });
+            }
             tokio::time::sleep(next_wait(&cfg, &svc, self.app.clock.now())).await;
         }
     }
@@ -155,18 +173,22 @@ impl Autoscaler {
                 } else {
                     "down"
                 };
-                *st.scale_actions
+                let n = st
+                    .scale_actions
                     .entry((dir.to_owned(), Trigger::Autoscaler.as_str().to_owned()))
-                    .or_default() += 1;
+                    .or_default();
+                *n = n.saturating_add(1);
             }
             if decision.noteworthy() {
                 let reason_key = decision
                     .held
                     .map_or(decision.rule, crate::policy::Held::as_str)
                     .to_owned();
-                *st.decisions
+                let n = st
+                    .decisions
                     .entry((decision.direction.to_string(), reason_key))
-                    .or_default() += 1;
+                    .or_default();
+                *n = n.saturating_add(1);
             }
             // A hold is journaled when it starts or its reason changes, not at every
             // evaluation (an idle service at min_replicas would write one every interval).

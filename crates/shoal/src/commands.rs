@@ -121,9 +121,11 @@ pub fn scale(
         st.desired = after;
         st.last_action = Some(now);
         let dir = if up { "up" } else { "down" };
-        *st.scale_actions
+        let n = st
+            .scale_actions
             .entry((dir.to_owned(), trigger.as_str().to_owned()))
-            .or_default() += 1;
+            .or_default();
+        *n = n.saturating_add(1);
         Ok((before, after))
     })?;
     app.journal.save_service_state(

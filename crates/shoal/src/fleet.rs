@@ -80,7 +80,7 @@ impl ServerHandle {
     /// noticed between monitor passes too.
     pub fn report_failure(&self, err: &EngineError) {
         let mut st = lock(&self.status);
-        st.failures += 1;
+        st.failures = st.failures.saturating_add(1);
         if st.failures >= DOWN_AFTER_FAILURES && st.up {
             tracing::warn!(server = self.name(), error = %err, "server is down");
             st.up = false;
@@ -150,7 +150,7 @@ impl ServerHandle {
             Err(e) => {
                 let permanent = matches!(self.config.endpoint(), DockerEndpoint::Ssh { .. });
                 let mut st = lock(&self.status);
-                st.failures += 1;
+                st.failures = st.failures.saturating_add(1);
                 if permanent || st.failures >= DOWN_AFTER_FAILURES || !st.up {
                     if st.up {
                         tracing::warn!(server = self.name(), error = %e, "server is down");

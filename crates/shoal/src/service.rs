@@ -190,7 +190,8 @@ impl ServiceState {
     pub fn replicas_per_server(&self) -> BTreeMap<String, u32> {
         let mut m = BTreeMap::new();
         for r in self.replicas.values().filter(|r| r.active()) {
-            *m.entry(r.server.clone()).or_insert(0) += 1;
+            let n = m.entry(r.server.clone()).or_insert(0u32);
+            *n = n.saturating_add(1);
         }
         m
     }

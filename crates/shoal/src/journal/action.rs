@@ -13,6 +13,9 @@ pub enum Action {
     ScaleHeld,
     /// First complete listing after start: what runs was adopted.
     Adopted,
+    /// A container of the service the loop did not know was found (at start, or on a
+    /// server that came back).
+    ReplicaFound,
     /// A replica was created and started.
     ReplicaStarted,
     /// A replica was added to HAProxy (in maintenance, checks running).
@@ -44,11 +47,12 @@ pub enum Action {
 
 impl Action {
     /// Every action, for documentation and tests.
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 18] = [
         Self::ScaleUp,
         Self::ScaleDown,
         Self::ScaleHeld,
         Self::Adopted,
+        Self::ReplicaFound,
         Self::ReplicaStarted,
         Self::ReplicaRegistered,
         Self::ReplicaReady,
@@ -72,6 +76,7 @@ impl Action {
             Self::ScaleDown => "scale_down",
             Self::ScaleHeld => "scale_held",
             Self::Adopted => "adopted",
+            Self::ReplicaFound => "replica_found",
             Self::ReplicaStarted => "replica_started",
             Self::ReplicaRegistered => "replica_registered",
             Self::ReplicaReady => "replica_ready",

@@ -137,14 +137,17 @@ impl<'a> Executor<'a> {
                 });
             }
             Step::Track(r) => {
-                if r.container_state == ContainerState::Running {
-                    tracing::info!(
-                        service = self.rt.name,
-                        replica = r.name,
-                        server = r.server,
-                        "adopted"
-                    );
-                }
+                self.journal(
+                    Action::ReplicaFound,
+                    format!(
+                        "found {} on {} ({}, revision {}): tracking it",
+                        r.name,
+                        r.server,
+                        r.container_state.as_str(),
+                        r.revision
+                    ),
+                    Some(r),
+                );
                 self.rt.update(|st| {
                     st.replicas
                         .entry(r.id.clone())
@@ -209,9 +212,11 @@ impl<'a> Executor<'a> {
                 }
                 self.rt.update(|st| {
                     st.replicas.remove(id);
-                    *st.replacements
+                    let n = st
+                        .replacements
                         .entry(reason.metric_label().to_owned())
-                        .or_default() += 1;
+                        .or_default();
+                    *n = n.saturating_add(1);
                     if *rollout_surge {
                         st.rollout = None;
                     }
@@ -368,7 +373,7 @@ impl<'a> Executor<'a> {
                 self.spawn_drain(r, why.clone());
             }
             Step::RolloutAdvance { new, old } => {
-                self.rt.update(|st| {
+                let (new, old, left) = self.rt.update(|st| {
                     let present: Vec<String> = st.replicas.keys().cloned().collect();
                     if let Some(ro) = st.rollout.as_mut() {
                         ro.surge = None;
@@ -377,7 +382,21 @@ impl<'a> Executor<'a> {
                         ro.replace_ids
                             .retain(|id| present.contains(id) && id != new);
                     }
+                    let name = |id: &str| {
+                        st.replicas
+                            .get(id)
+                            .map_or_else(|| id.to_owned(), |r| r.name.clone())
+                    };
+                    let left = st.rollout.as_ref().map_or(0, |ro| ro.replace_ids.len());
+                    (name(new), name(old), left)
                 });
+                self.journal(
+                    Action::Rollout,
+                    format!(
+                        "rollout: {new} is in rotation and replaces {old}; {left} replica(s) left"
+                    ),
+                    None,
+                );
             }
             Step::RolloutSurgeGone => {
                 self.rt.update(|st| {

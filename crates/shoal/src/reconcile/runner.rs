@@ -35,11 +35,7 @@ pub async fn run_service(app: Arc<Context>, rt: Arc<ServiceRuntime>) {
         let outcome = match AssertUnwindSafe(pass(&app, &rt)).catch_unwind().await {
             Ok(outcome) => outcome,
             Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
+                let what = panic_message(panic.as_ref());
                 tracing::error!(service = rt.name, "reconcile pass panicked: {what}");
                 app.journal.record(NewEvent {
                     service: &rt.name,
@@ -141,4 +137,14 @@ pub async fn pass(app: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
         drained,
         errors,
     }
+}
+
+/// The message a panic carried.
+#[must_use]
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
