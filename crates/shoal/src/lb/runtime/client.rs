@@ -41,19 +41,7 @@ impl HaproxyClient {
 
     /// A client for `load_balancer.runtime_api` with `load_balancer.timeout`.
     pub fn from_config(lb: &LoadBalancerConfig) -> Result<Self> {
-        Self::new(&lb.runtime_api, Duration::from_secs(*lb.timeout))
-    }
-
-    /// Where the runtime API is.
-    #[must_use]
-    pub const fn addr(&self) -> &RuntimeAddr {
-        &self.addr
-    }
-
-    /// The per-command timeout.
-    #[must_use]
-    pub const fn timeout(&self) -> Duration {
-        self.timeout
+        Self::new(&lb.runtime_api, lb.timeout())
     }
 
     /// Sends one raw command and returns HAProxy's answer as received. The command must be a
@@ -213,7 +201,7 @@ impl HaproxyClient {
                     waited: elapsed,
                 });
             }
-            tokio::time::sleep(POLL.min(max_wait - elapsed)).await;
+            tokio::time::sleep(POLL.min(max_wait.saturating_sub(elapsed))).await;
         }
     }
 
@@ -261,10 +249,10 @@ impl HaproxyClient {
     pub async fn remove_dead(&self, backend: &str, name: &str) -> Result<()> {
         self.set_state(backend, name, AdminState::Maint).await?;
         self.shutdown_sessions(backend, name).await?;
-        let retry_until = Instant::now() + DEL_RETRY_FOR;
+        let retrying = Instant::now();
         loop {
             match self.del_in_maint(backend, name).await {
-                Err(LbError::StillConnected { .. }) if Instant::now() < retry_until => {
+                Err(LbError::StillConnected { .. }) if retrying.elapsed() < DEL_RETRY_FOR => {
                     tokio::time::sleep(POLL).await;
                 }
                 other => return other,
@@ -302,7 +290,7 @@ impl HaproxyClient {
             if elapsed >= max_wait {
                 break (true, left);
             }
-            tokio::time::sleep(POLL.min(max_wait - elapsed)).await;
+            tokio::time::sleep(POLL.min(max_wait.saturating_sub(elapsed))).await;
         };
         let waited = start.elapsed();
         self.set_state(backend, name, AdminState::Maint).await?;
@@ -315,10 +303,10 @@ impl HaproxyClient {
             );
             self.shutdown_sessions(backend, name).await?;
         }
-        let retry_until = Instant::now() + DEL_RETRY_FOR;
+        let retrying = Instant::now();
         loop {
             match self.del_in_maint(backend, name).await {
-                Err(LbError::StillConnected { .. }) if Instant::now() < retry_until => {
+                Err(LbError::StillConnected { .. }) if retrying.elapsed() < DEL_RETRY_FOR => {
                     tokio::time::sleep(POLL).await;
                 }
                 other => break other?,

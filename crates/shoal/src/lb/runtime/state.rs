@@ -207,14 +207,6 @@ impl ServerState {
             && self.admin.state() == AdminState::Ready
     }
 
-    /// Whether HAProxy counts it as up: not in maintenance and not DOWN by its checks
-    /// (a draining or soft-stopping server is up but takes no new traffic; see
-    /// [`ServerState::in_rotation`]).
-    #[must_use]
-    pub fn is_up(&self) -> bool {
-        !self.admin.in_maintenance() && self.op_state != OpState::Stopped
-    }
-
     /// Whether it is in maintenance (no traffic; required before deletion).
     #[must_use]
     pub const fn is_maint(&self) -> bool {
