@@ -1,11 +1,10 @@
 //! What shoal did and why: scale actions, replicas started, replaced and removed; and the
 //! per-service state the control loop needs back after a restart (the cooldown).
 //!
-//! Stored in an embedded SQLite database ([`Journal::open`]), or in memory
-//! ([`Journal::in_memory`]) for tests and for `serve` runs without a path. Events are read
-//! newest first. At most [`DEFAULT_RETENTION`] events are kept per service (see
-//! [`Journal::with_retention`]); the oldest are pruned every [`PRUNE_EVERY`] inserts, so the
-//! journal is not a source for counters.
+//! Stored in an embedded SQLite database ([`Journal::open`]; unit tests also use one in
+//! memory). Events are read newest first. At most [`DEFAULT_RETENTION`] events are kept per
+//! service; the oldest are pruned every [`PRUNE_EVERY`] inserts, so the journal is not a
+//! source for counters.
 //!
 //! Schema (version [`SCHEMA_VERSION`], kept in `PRAGMA user_version`):
 //!
@@ -49,7 +48,7 @@ pub use error::JournalError;
 pub use schema::SCHEMA_VERSION;
 pub use store::Journal;
 
-/// Events kept per service unless [`Journal::with_retention`] says otherwise.
+/// Events kept per service (unit tests lower it to exercise pruning).
 pub const DEFAULT_RETENTION: usize = 10_000;
 
 /// Inserts between two prunings of old events (the first insert after opening prunes too).

@@ -40,13 +40,6 @@ impl fmt::Debug for Journal {
     }
 }
 
-impl Default for Journal {
-    /// Same as [`Journal::in_memory`].
-    fn default() -> Self {
-        Self::in_memory()
-    }
-}
-
 impl Journal {
     /// Opens the journal at `path`, creating the file, its parent directory and the schema
     /// when missing. WAL mode, `synchronous=NORMAL`, busy timeout 5 s.
@@ -82,10 +75,11 @@ impl Journal {
         Ok(Self::from_conn(conn, Some(path.to_owned())))
     }
 
-    /// A journal in memory, lost when dropped: for tests and `serve` runs without a path.
+    /// A journal in memory, lost when dropped (unit tests).
     ///
     /// # Panics
     /// Only when SQLite cannot allocate an in-memory database.
+    #[cfg(test)]
     #[must_use]
     pub fn in_memory() -> Self {
         let mut conn = Connection::open_in_memory().expect("in-memory SQLite database");
@@ -107,19 +101,15 @@ impl Journal {
 
     /// Keeps at most `max_per_service` events per service (at least 1) instead of
     /// [`DEFAULT_RETENTION`].
+    #[cfg(test)]
     #[must_use]
     pub fn with_retention(mut self, max_per_service: usize) -> Self {
         self.retention = max_per_service.max(1);
         self
     }
 
-    /// Database path; `None` in memory.
-    #[must_use]
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
-    }
-
     /// Events kept per service.
+    #[cfg(test)]
     #[must_use]
     pub fn retention(&self) -> usize {
         self.retention

@@ -32,7 +32,7 @@ fn events_survive_reopen_and_seq_keeps_increasing() {
     let path = dir.path().join("state").join("sub").join("journal.db");
     let last_seq = {
         let j = Journal::open(&path).unwrap();
-        assert_eq!(j.path(), Some(path.as_path()));
+        assert!(path.is_file());
         j.record(NewEvent {
             desired: Some((1, 2)),
             ..ev("web", "scale_up", "cpu high")
