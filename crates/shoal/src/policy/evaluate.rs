@@ -15,7 +15,8 @@ pub fn evaluate(
 ) -> Decision {
     let current = inp.current;
     let cooldown_left = inp.last_action.map_or(0.0, |t| {
-        (cfg.cooldown - now.duration_since(t))
+        cfg.cooldown
+            .saturating_sub(now.duration_since(t))
             .as_secs_f64()
             .max(0.0)
     });

@@ -1,5 +1,7 @@
 //! A service's scaling parameters, taken from its config section.
 
+use std::time::Duration;
+
 use jiff::SignedDuration;
 use serde::Serialize;
 
@@ -62,10 +64,10 @@ impl PolicyConfig {
             max: *svc.max_replicas,
             up_threshold: *svc.scale_up_threshold,
             down_threshold: *svc.scale_down_threshold,
-            cooldown: SignedDuration::from_secs(*svc.cooldown_period as i64),
+            cooldown: signed(svc.cooldown_period()),
             target: *svc.target_utilization,
             tolerance: *svc.target_tolerance,
-            stabilization: SignedDuration::from_secs(*svc.scale_down_stabilization as i64),
+            stabilization: signed(svc.scale_down_stabilization()),
             max_step: *svc.max_scale_step,
             target_sessions: svc.target_sessions_per_replica.as_ref().map(|t| t.value),
             business_hours_only: svc.business_hours_only,
@@ -73,4 +75,10 @@ impl PolicyConfig {
             dry_run: svc.dry_run.unwrap_or(global_dry_run),
         }
     }
+}
+
+/// A config duration (bounded by the config's limits) as a [`SignedDuration`]; saturates
+/// rather than wrapping to a negative value.
+fn signed(d: Duration) -> SignedDuration {
+    SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
 }

@@ -4,7 +4,7 @@
 /// The seed's rule: one step past a threshold.
 pub(super) fn step(current: u32, value: f64, up: f64, down: f64) -> u32 {
     if value > up {
-        current + 1
+        current.saturating_add(1)
     } else if value < down {
         current.saturating_sub(1)
     } else {

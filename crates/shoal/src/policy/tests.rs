@@ -374,3 +374,40 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn config_durations_convert_without_wrapping() {
+    let yaml = "servers:\n  - host: 127.0.0.1\n    name: local\nservices:\n  web:\n    image: img\n    port: 8080\n    cooldown_period: 120\n    scale_down_stabilization: 600\n";
+    let mut config = crate::config::Config::parse(yaml, "t.yaml").unwrap();
+    let svc = config.services.get_mut("web").unwrap();
+    let p = PolicyConfig::from_service(svc, false);
+    assert_eq!(p.cooldown, SignedDuration::from_secs(120));
+    assert_eq!(p.stabilization, SignedDuration::from_secs(600));
+    // A config that skipped validation: u64::MAX seconds used to wrap to -1 s.
+    svc.cooldown_period.value = u64::MAX;
+    svc.scale_down_stabilization.value = u64::MAX;
+    let p = PolicyConfig::from_service(svc, false);
+    let secs = |s: u64| SignedDuration::from_secs(i64::try_from(s).unwrap());
+    assert_eq!(p.cooldown, secs(crate::config::MAX_HOLD_SECS));
+    assert_eq!(p.stabilization, secs(crate::config::MAX_STABILIZATION_SECS));
+}
+
+#[test]
+fn cooldown_arithmetic_saturates_at_the_ends_of_time() {
+    let mut c = cfg(PolicyKind::Threshold);
+    c.cooldown = SignedDuration::MIN;
+    let mut i = inputs(2, &[90.0, 90.0]);
+    i.last_action = Some(Timestamp::MIN);
+    let d = evaluate(&c, &mut PolicyState::default(), &i, Timestamp::MAX);
+    assert_eq!((d.desired, d.cooldown_left), (3, 0.0), "{d:?}");
+
+    c.cooldown = SignedDuration::MAX;
+    i.last_action = Some(Timestamp::MAX);
+    let d = evaluate(&c, &mut PolicyState::default(), &i, Timestamp::MIN);
+    assert_eq!((d.desired, d.held), (2, Some(Held::Cooldown)), "{d:?}");
+}
+
+#[test]
+fn threshold_step_saturates_at_the_largest_count() {
+    assert_eq!(super::rules::step(u32::MAX, 90.0, 75.0, 25.0), u32::MAX);
+}
