@@ -87,11 +87,13 @@ pub fn simulate(policy: &PolicyConfig, trace: &[TracePoint], model: &Model) -> S
     let (mut unserved, mut util_sum, mut ready_ms) = (0.0f64, 0.0f64, 0i64);
 
     let mut k: i64 = 0;
-    loop {
-        let t = start + k * interval;
-        if t >= end {
-            break;
-        }
+    // Evaluations at start + k x interval, before the end (and before the virtual clock
+    // would overflow).
+    while let Some(t) = k
+        .checked_mul(interval)
+        .and_then(|o| start.checked_add(o))
+        .filter(|&t| t < end)
+    {
         k += 1;
         while starting.front().is_some_and(|&at| at <= t) {
             starting.pop_front();
@@ -118,7 +120,7 @@ pub fn simulate(policy: &PolicyConfig, trace: &[TracePoint], model: &Model) -> S
                     if delay == 0 {
                         ready += 1;
                     } else {
-                        starting.push_back(t + delay);
+                        starting.push_back(t.saturating_add(delay));
                     }
                 }
                 report.ups += 1;
@@ -154,7 +156,7 @@ pub fn simulate(policy: &PolicyConfig, trace: &[TracePoint], model: &Model) -> S
         });
 
         // Integrate over [t, next evaluation), split where the load or `ready` changes.
-        let step_end = (t + interval).min(end);
+        let step_end = t.saturating_add(interval).min(end);
         let mut a = t;
         while a < step_end {
             while starting.front().is_some_and(|&at| at <= a) {
@@ -186,7 +188,7 @@ pub fn simulate(policy: &PolicyConfig, trace: &[TracePoint], model: &Model) -> S
         }
     }
 
-    report.duration_s = (end - start) as f64 / 1000.0;
+    report.duration_s = end.saturating_sub(start) as f64 / 1000.0;
     report.steps = report.timeline.len();
     report.replica_minutes = round_to(replica_ms / 60_000.0, 3);
     report.ideal_replica_minutes = round_to(ideal_ms / 60_000.0, 3);

@@ -299,3 +299,24 @@ fn model_check_names_the_bad_number() {
     m.interval = 0.0;
     assert!(m.check().unwrap_err().contains("interval"));
 }
+
+#[test]
+fn virtual_time_near_its_end_does_not_overflow() {
+    // Times close to i64::MAX milliseconds, with an interval and a start delay so long that
+    // `t + interval` and `t + start_delay` pass the end of the virtual clock.
+    let m = Model {
+        capacity: 1.0,
+        start_delay: 5e15,
+        interval: 5e15,
+    };
+    let mut c = cfg(PolicyKind::Threshold);
+    c.cooldown = SignedDuration::ZERO;
+    let r = simulate(&c, &trace(&[(0.0, 10.0), (9.2e15, 10.0)]), &m);
+    assert_eq!(r.steps, 2, "{:?}", r.timeline);
+    assert_eq!(r.ups, 2);
+    assert_eq!(r.duration_s, 9.2e15);
+    // The first added replica is ready one delay later; the second would be ready past the
+    // end of the virtual clock.
+    let ready: Vec<u32> = r.timeline.iter().map(|s| s.ready).collect();
+    assert_eq!(ready, [1, 2]);
+}
