@@ -138,11 +138,13 @@ impl BusinessHours {
     }
 
     /// The opening wall-clock time.
+    #[cfg(test)]
     pub fn start(&self) -> Time {
         self.start
     }
 
     /// The closing wall-clock time (on the next day when it is before [`Self::start`]).
+    #[cfg(test)]
     pub fn end(&self) -> Time {
         self.end
     }
@@ -153,11 +155,13 @@ impl BusinessHours {
     }
 
     /// The time zone the wall-clock times are in.
+    #[cfg(test)]
     pub fn time_zone(&self) -> &TimeZone {
         &self.tz
     }
 
     /// The days the window opens on, Monday first.
+    #[cfg(test)]
     pub fn days(&self) -> Vec<Weekday> {
         (0..7i8)
             .filter(|&i| self.days[i as usize])
