@@ -140,7 +140,8 @@ impl ServiceConfig {
             .map_or(*self.min_replicas, |o| o.value)
     }
 
-    /// Memory limit in bytes, if set. Valid after [`Config::validate`].
+    /// Memory limit in bytes, if set. Valid after
+    /// [`Config::validate`](crate::config::Config::validate).
     #[must_use]
     pub fn memory_bytes(&self) -> Option<i64> {
         self.memory.as_ref().and_then(|m| parse_memory(m).ok())

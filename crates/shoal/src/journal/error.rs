@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::ErrorCode;
 
-/// Why [`Journal::open`] failed. Every variant names the database path.
+/// Why [`Journal::open`](super::Journal::open) failed. Every variant names the database path.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     /// The parent directory could not be created.

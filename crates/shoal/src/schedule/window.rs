@@ -17,7 +17,8 @@ const HORIZON_DAYS: usize = 400;
 
 /// A business-hours window: `start`–`end` wall-clock time in a time zone, on some weekdays.
 ///
-/// See the [module documentation](self) for the exact semantics (midnight crossing, DST).
+/// See the [module documentation](crate::schedule) for the exact semantics (midnight
+/// crossing, DST).
 #[derive(Clone, Debug)]
 pub struct BusinessHours {
     start: Time,

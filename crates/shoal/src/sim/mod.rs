@@ -1,7 +1,7 @@
 //! `shoal simulate`: replays a load trace through the scaling policy in virtual time.
 //!
-//! The policy is [`policy::evaluate`] itself, called with the inputs the control loop would
-//! give it; only the world around it is modelled, and simply:
+//! The policy is [`policy::evaluate`](crate::policy::evaluate) itself, called with the inputs the
+//! control loop would give it; only the world around it is modelled, and simply:
 //!
 //! - **Load** is a step function of the trace: between two points it is the value of the
 //!   earlier one. The simulation spans from the first point's time to the last point's

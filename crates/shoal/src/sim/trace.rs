@@ -11,7 +11,8 @@ use serde::Serialize;
 pub struct TracePoint {
     /// Seconds from the start of the trace.
     pub time: f64,
-    /// Offered load, in the unit of [`Model::capacity`] (e.g. requests per second).
+    /// Offered load, in the unit of [`Model::capacity`](super::Model::capacity) (e.g.
+    /// requests per second).
     pub load: f64,
 }
 
