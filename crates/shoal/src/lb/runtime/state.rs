@@ -89,12 +89,6 @@ impl AdminFlags {
         self.contains(Self::MAINT_MASK)
     }
 
-    /// Whether the server is draining (and not in maintenance).
-    #[must_use]
-    pub const fn draining(self) -> bool {
-        !self.in_maintenance() && self.contains(Self::DRAIN_MASK)
-    }
-
     /// The resulting administrative state, as HAProxy derives it.
     #[must_use]
     pub const fn state(self) -> AdminState {

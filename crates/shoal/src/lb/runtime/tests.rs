@@ -66,7 +66,7 @@ fn parses_servers_state() {
     assert_eq!(s[3].member(), None);
 
     assert_eq!(s[4].addr, "::1");
-    assert!(s[4].admin.draining());
+    assert!(s[4].admin.contains(AdminFlags::FDRAIN));
     assert_eq!(s[4].admin.state(), AdminState::Drain);
     assert!(!s[4].in_rotation());
     assert!(!s[4].is_maint());
