@@ -186,11 +186,11 @@ impl HealthCheck {
     #[must_use]
     pub fn from_config(hc: &HealthCheckConfig) -> Self {
         Self {
-            inter: Duration::from_secs(*hc.interval),
+            inter: hc.interval(),
             fall: *hc.unhealthy_threshold,
             rise: DEFAULT_RISE,
-            timeout: Duration::from_secs(*hc.timeout),
-            start_period: Duration::from_secs(*hc.start_period),
+            timeout: hc.timeout(),
+            start_period: hc.start_period(),
         }
     }
 

@@ -1,0 +1,331 @@
+//! The configuration model: the top-level [`Config`] and every section but the services
+//! (those are in `service.rs`), with their defaults.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Located, ServiceConfig};
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// HAProxy settings.
+    #[serde(default)]
+    pub load_balancer: LoadBalancerConfig,
+    /// The fleet. At least one server.
+    pub servers: Vec<ServerConfig>,
+    /// Services by name. Names become part of container and HAProxy names.
+    pub services: BTreeMap<String, ServiceConfig>,
+    /// Prometheus / Grafana integration (used by the monitoring files, not by `serve`).
+    #[serde(default)]
+    pub monitoring: MonitoringConfig,
+    /// Control-loop settings.
+    #[serde(default)]
+    pub autoscaler: AutoscalerConfig,
+    /// The HTTP API of `shoal serve` (a shoal addition).
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+/// HAProxy settings. `stats_port` and `https_enabled` are the seed's; the rest are additions.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancerConfig {
+    /// Port of HAProxy's stats page and Prometheus exporter (`/metrics`).
+    #[serde(default = "default_stats_port")]
+    pub stats_port: Located<u32>,
+    /// Accepted for seed compatibility; TLS termination is not implemented yet.
+    #[serde(default)]
+    pub https_enabled: bool,
+    /// HAProxy runtime API: `unix:/path/to/sock`, a bare absolute path, or `host:port`.
+    #[serde(default = "default_runtime_api")]
+    pub runtime_api: Located<String>,
+    /// Where `serve` writes the rendered haproxy.cfg after membership changes, so a restarted
+    /// HAProxy comes back populated. Unset: the file is not written.
+    #[serde(default)]
+    pub config_file: Option<PathBuf>,
+    /// Address HAProxy frontends bind to.
+    #[serde(default = "default_bind_address")]
+    pub bind_address: String,
+    /// Longest wait for a draining replica's sessions to end before it is removed anyway.
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout: Located<u64>,
+    /// Timeout for one runtime-API command, in seconds.
+    #[serde(default = "default_lb_timeout")]
+    pub timeout: Located<u64>,
+}
+
+impl Default for LoadBalancerConfig {
+    fn default() -> Self {
+        Self {
+            stats_port: default_stats_port(),
+            https_enabled: false,
+            runtime_api: default_runtime_api(),
+            config_file: None,
+            bind_address: default_bind_address(),
+            drain_timeout: default_drain_timeout(),
+            timeout: default_lb_timeout(),
+        }
+    }
+}
+
+fn default_stats_port() -> Located<u32> {
+    Located::unlocated(8404)
+}
+fn default_runtime_api() -> Located<String> {
+    Located::unlocated("unix:/run/haproxy/admin.sock".to_owned())
+}
+fn default_bind_address() -> String {
+    "*".to_owned()
+}
+fn default_drain_timeout() -> Located<u64> {
+    Located::unlocated(30)
+}
+fn default_lb_timeout() -> Located<u64> {
+    Located::unlocated(5)
+}
+
+/// One server of the fleet.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address HAProxy uses to reach the replicas' published ports, and the SSH host.
+    pub host: Located<String>,
+    /// Unique name; stored in the `io.shoal.server` label.
+    pub name: Located<String>,
+    /// SSH user (used when `docker_host` is unset).
+    #[serde(default)]
+    pub ssh_user: Option<String>,
+    /// SSH private key (used when `docker_host` is unset).
+    #[serde(default)]
+    pub ssh_key: Option<PathBuf>,
+    /// SSH port (a shoal addition).
+    #[serde(default)]
+    pub ssh_port: Option<Located<u32>>,
+    /// Most containers shoal may run there (all services together).
+    #[serde(default = "default_max_containers")]
+    pub max_containers: Located<u32>,
+    /// Free-form role; the seed marks the control server with `control`.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Docker Engine endpoint: `unix:///path` or `tcp://host:port` (a shoal addition).
+    /// Unset: the engine is reached over SSH.
+    #[serde(default)]
+    pub docker_host: Option<Located<String>>,
+}
+
+fn default_max_containers() -> Located<u32> {
+    Located::unlocated(12)
+}
+
+/// How shoal reaches a server's Docker Engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DockerEndpoint {
+    /// A unix socket on this machine.
+    Unix(PathBuf),
+    /// A plain TCP endpoint (`host:port`).
+    Tcp(String),
+    /// Over SSH (not implemented yet).
+    Ssh {
+        /// SSH user.
+        user: Option<String>,
+        /// SSH host.
+        host: String,
+        /// SSH port.
+        port: u16,
+        /// Private key.
+        key: Option<PathBuf>,
+    },
+}
+
+impl ServerConfig {
+    /// The engine endpoint this server is reached through. Valid after [`Config::validate`].
+    #[must_use]
+    pub fn endpoint(&self) -> DockerEndpoint {
+        match self.docker_host.as_deref().map(String::as_str) {
+            Some(h) if h.starts_with("unix://") => {
+                DockerEndpoint::Unix(PathBuf::from(&h["unix://".len()..]))
+            }
+            Some(h) if h.starts_with("tcp://") => {
+                DockerEndpoint::Tcp(h["tcp://".len()..].to_owned())
+            }
+            _ => DockerEndpoint::Ssh {
+                user: self.ssh_user.clone(),
+                host: self.host.value.clone(),
+                port: self.ssh_port.as_ref().map_or(22, |p| p.value as u16),
+                key: self.ssh_key.clone(),
+            },
+        }
+    }
+}
+
+/// Monitoring section (seed). Read by the Prometheus/Grafana files; `serve` only validates it.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringConfig {
+    /// Prometheus settings.
+    #[serde(default)]
+    pub prometheus: Option<PrometheusConfig>,
+    /// Grafana settings.
+    #[serde(default)]
+    pub grafana: Option<GrafanaConfig>,
+}
+
+/// Prometheus settings (seed).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusConfig {
+    /// Whether Prometheus is run.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Port of Prometheus.
+    #[serde(default)]
+    pub port: Option<Located<u32>>,
+    /// Retention such as `7d`.
+    #[serde(default)]
+    pub retention: Option<Located<String>>,
+}
+
+/// Grafana settings (seed).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrafanaConfig {
+    /// Whether Grafana is run.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Port of Grafana.
+    #[serde(default)]
+    pub port: Option<Located<u32>>,
+}
+
+/// Control-loop settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoscalerConfig {
+    /// Seconds between policy evaluations.
+    #[serde(default = "default_check_interval")]
+    pub check_interval: Located<u64>,
+    /// The window in which `business_hours_only` services may scale.
+    #[serde(default)]
+    pub business_hours: BusinessHoursConfig,
+    /// `TRACE`, `DEBUG`, `INFO`, `WARN` or `ERROR` (any case). `RUST_LOG` overrides it.
+    #[serde(default = "default_log_level")]
+    pub log_level: Located<String>,
+    /// Journal decisions but change nothing, for every service (a shoal addition).
+    #[serde(default)]
+    pub dry_run: bool,
+    /// SQLite file of the decision journal and cooldowns (a shoal addition; relative to the
+    /// config file's directory).
+    #[serde(default = "default_state_file")]
+    pub state_file: PathBuf,
+}
+
+fn default_state_file() -> PathBuf {
+    PathBuf::from("shoal-state.db")
+}
+
+impl Default for AutoscalerConfig {
+    fn default() -> Self {
+        Self {
+            check_interval: default_check_interval(),
+            business_hours: BusinessHoursConfig::default(),
+            log_level: default_log_level(),
+            dry_run: false,
+            state_file: default_state_file(),
+        }
+    }
+}
+
+fn default_check_interval() -> Located<u64> {
+    Located::unlocated(30)
+}
+fn default_log_level() -> Located<String> {
+    Located::unlocated("INFO".to_owned())
+}
+
+/// Business-hours window, `HH:MM` in an IANA timezone.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusinessHoursConfig {
+    /// Opening time `HH:MM`.
+    #[serde(default = "default_bh_start")]
+    pub start: Located<String>,
+    /// Closing time `HH:MM`; earlier than `start` means the window crosses midnight.
+    #[serde(default = "default_bh_end")]
+    pub end: Located<String>,
+    /// IANA timezone name.
+    #[serde(default = "default_bh_tz")]
+    pub timezone: Located<String>,
+    /// Days the window opens on: `mon`, `tuesday`, ranges like `mon-fri` (a shoal
+    /// addition; default all seven).
+    #[serde(default)]
+    pub days: Located<Vec<String>>,
+}
+
+impl BusinessHoursConfig {
+    /// The window. Valid after [`Config::validate`].
+    pub fn window(&self) -> Result<crate::schedule::BusinessHours, crate::schedule::ScheduleError> {
+        crate::schedule::BusinessHours::parse(&self.start, &self.end, &self.timezone, &self.days)
+    }
+}
+
+impl Default for BusinessHoursConfig {
+    fn default() -> Self {
+        Self {
+            start: default_bh_start(),
+            end: default_bh_end(),
+            timezone: default_bh_tz(),
+            days: Located::default(),
+        }
+    }
+}
+
+fn default_bh_start() -> Located<String> {
+    Located::unlocated("09:00".to_owned())
+}
+fn default_bh_end() -> Located<String> {
+    Located::unlocated("17:00".to_owned())
+}
+fn default_bh_tz() -> Located<String> {
+    Located::unlocated("UTC".to_owned())
+}
+
+/// The HTTP API of `shoal serve` (a shoal addition).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Listen address.
+    #[serde(default = "default_api_bind")]
+    pub bind: Located<String>,
+    /// Bearer token for mutating endpoints. `SHOAL_API_TOKEN` overrides it.
+    #[serde(default, skip_serializing)]
+    pub token: Option<String>,
+    /// Serve mutating endpoints without a token even beyond loopback.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            bind: default_api_bind(),
+            token: None,
+            allow_unauthenticated: false,
+        }
+    }
+}
+
+fn default_api_bind() -> Located<String> {
+    Located::unlocated("127.0.0.1:8000".to_owned())
+}
+
+impl Config {
+    /// The service named `name`.
+    #[must_use]
+    pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
+        self.services.get(name)
+    }
+}
