@@ -19,8 +19,8 @@ impl Executor<'_> {
     /// `drain_timeout`; then they are shut down), remove it from HAProxy, stop the container
     /// (at most `stop_timeout`), remove it.
     pub(super) fn spawn_drain(&self, r: Replica, why: DrainReason) {
-        let max_wait = Duration::from_secs(*self.ctx.config().load_balancer.drain_timeout);
-        let grace = Duration::from_secs(*self.spec.stop_timeout);
+        let max_wait = self.ctx.config().load_balancer.drain_timeout();
+        let grace = self.spec.stop_timeout();
         let (lb, backend) = (self.lb.clone(), self.backend.clone());
         let handle = self.ctx.fleet.get(&r.server);
         let (rt, journal) = (self.rt.clone(), self.ctx.journal.clone());

@@ -194,7 +194,7 @@ pub fn probes_due(
     spec: &ServiceConfig,
     now: Instant,
 ) -> Vec<(String, String, u16)> {
-    let interval = Duration::from_secs(*spec.health_check.interval);
+    let interval = spec.health_check.interval();
     state
         .replicas
         .values()
@@ -211,7 +211,7 @@ pub fn probes_due(
 /// Why `r` must be replaced, if it must.
 #[must_use]
 pub fn failure(r: &Replica, spec: &ServiceConfig, now: Instant) -> Option<FailureReason> {
-    let start_period = Duration::from_secs(*spec.health_check.start_period);
+    let start_period = spec.health_check.start_period();
     let threshold = *spec.health_check.unhealthy_threshold;
     let since = |t: Instant| now.saturating_duration_since(t);
     match r.container_state {
@@ -529,7 +529,8 @@ pub fn plan(input: &Input<'_>) -> Plan {
     let requeue = if transitioning {
         timings::TRANSITION_REQUEUE
     } else {
-        Duration::from_secs(*spec.health_check.interval)
+        spec.health_check
+            .interval()
             .clamp(Duration::from_millis(100), timings::MAX_PASS_INTERVAL)
     };
     Plan { steps, requeue }

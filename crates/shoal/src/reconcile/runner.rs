@@ -99,7 +99,7 @@ pub async fn pass(app: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
         app.prober.as_ref(),
         &due,
         &spec.health_check.path,
-        Duration::from_secs(*spec.health_check.timeout),
+        spec.health_check.timeout(),
     )
     .await;
     let now = Instant::now();
