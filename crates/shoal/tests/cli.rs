@@ -1,17 +1,8 @@
 //! The CLI's offline commands: `config check` and `haproxy render`.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-fn shoal() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_shoal"))
-}
-
-fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-}
+use common::{haproxy, repo, shoal};
 
 #[test]
 fn seed_config_validates_offline() {
@@ -104,16 +95,7 @@ fn haproxy_render_passes_haproxy_check() {
     let text = std::fs::read_to_string(&cfg).unwrap();
     assert!(text.contains("backend ollama_backend"));
     assert!(text.contains("option httpchk GET /api/tags"));
-    let check = Command::new("haproxy")
-        .args(["-c", "-f"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    haproxy::check(&cfg);
 }
 
 #[test]
