@@ -60,6 +60,28 @@ services:
 }
 
 impl Lab {
+    /// A lab with HAProxy running, no server in the backend.
+    fn started() -> Self {
+        let mut lab = Self::new();
+        lab.start(&[]);
+        lab
+    }
+
+    /// Adds `r` to the backend as server `r.name` with [`fast_check`] and waits until it
+    /// is UP.
+    async fn add(&self, r: &Replica) {
+        self.client
+            .add_server(
+                &self.backend(),
+                r.name,
+                "127.0.0.1",
+                r.port(),
+                &fast_check(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.log()));
+    }
+
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("admin.sock");
@@ -210,8 +232,7 @@ fn rendered_seed_config_passes_haproxy_check() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn add_server_goes_up_and_serves() {
-    let mut lab = Lab::new();
-    lab.start(&[]);
+    let lab = Lab::started();
     let be = lab.backend();
     let http = http();
     // No member yet: HAProxy answers 503.
@@ -220,11 +241,8 @@ async fn add_server_goes_up_and_serves() {
         .unwrap_err()
         .starts_with("503"));
 
-    let a = Replica::start("a", 200, Duration::ZERO).await;
-    lab.client
-        .add_server(&be, "a", "127.0.0.1", a.port(), &fast_check())
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", lab.log()));
+    let a = Replica::healthy("a").await;
+    lab.add(&a).await;
 
     let st = lab.client.server_state(&be, "a").await.unwrap();
     assert_eq!(st.op_state, OpState::Running, "{st:?}");
@@ -268,10 +286,9 @@ async fn add_server_goes_up_and_serves() {
 async fn long_check_interval_still_admits_quickly() {
     // With `inter 10s` alone HAProxy would run a new server's first check ~10 s after
     // `enable health`; `downinter`/`fastinter` of 1 s bring rise=2 passes within ~2 s.
-    let mut lab = Lab::new();
-    lab.start(&[]);
+    let lab = Lab::started();
     let be = lab.backend();
-    let a = Replica::start("a", 200, Duration::ZERO).await;
+    let a = Replica::healthy("a").await;
     let check = HealthCheck {
         inter: Duration::from_secs(10),
         fall: 3,
@@ -293,10 +310,9 @@ async fn long_check_interval_still_admits_quickly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn registered_server_takes_no_traffic_until_ready() {
-    let mut lab = Lab::new();
-    lab.start(&[]);
+    let lab = Lab::started();
     let be = lab.backend();
-    let a = Replica::start("a", 200, Duration::ZERO).await;
+    let a = Replica::healthy("a").await;
     lab.client
         .register_server(&be, "a", "127.0.0.1", a.port(), &fast_check())
         .await
@@ -324,15 +340,11 @@ async fn registered_server_takes_no_traffic_until_ready() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unhealthy_server_never_receives_traffic() {
-    let mut lab = Lab::new();
-    lab.start(&[]);
+    let lab = Lab::started();
     let be = lab.backend();
-    let good = Replica::start("good", 200, Duration::ZERO).await;
+    let good = Replica::healthy("good").await;
     let bad = Replica::start("bad", 500, Duration::ZERO).await;
-    lab.client
-        .add_server(&be, "good", "127.0.0.1", good.port(), &fast_check())
-        .await
-        .unwrap();
+    lab.add(&good).await;
 
     let load = load(&lab, 4);
     let check = HealthCheck {
@@ -403,16 +415,12 @@ async fn unhealthy_server_never_receives_traffic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failing_check_takes_a_server_down_and_back_up() {
-    let mut lab = Lab::new();
-    lab.start(&[]);
+    let lab = Lab::started();
     let be = lab.backend();
-    let a = Replica::start("a", 200, Duration::ZERO).await;
-    let b = Replica::start("b", 200, Duration::ZERO).await;
+    let a = Replica::healthy("a").await;
+    let b = Replica::healthy("b").await;
     for r in [&a, &b] {
-        lab.client
-            .add_server(&be, r.name, "127.0.0.1", r.port(), &fast_check())
-            .await
-            .unwrap();
+        lab.add(r).await;
     }
     b.health.store(500, Ordering::SeqCst);
     let client = &lab.client;
@@ -437,16 +445,12 @@ async fn failing_check_takes_a_server_down_and_back_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn drain_then_remove_loses_no_requests() {
-    let mut lab = Lab::new();
-    lab.start(&[]);
+    let lab = Lab::started();
     let be = lab.backend();
     let a = Replica::start("a", 200, Duration::from_millis(20)).await;
     let b = Replica::start("b", 200, Duration::from_millis(150)).await;
     for r in [&a, &b] {
-        lab.client
-            .add_server(&be, r.name, "127.0.0.1", r.port(), &fast_check())
-            .await
-            .unwrap();
+        lab.add(r).await;
     }
     let load = load(&lab, 8);
     let client = &lab.client;
@@ -491,14 +495,10 @@ async fn drain_then_remove_loses_no_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn drain_timeout_shuts_sessions_and_removes() {
-    let mut lab = Lab::new();
-    lab.start(&[]);
+    let lab = Lab::started();
     let be = lab.backend();
     let slow = Replica::start("slow", 200, Duration::from_secs(5)).await;
-    lab.client
-        .add_server(&be, "slow", "127.0.0.1", slow.port(), &fast_check())
-        .await
-        .unwrap();
+    lab.add(&slow).await;
     let url = lab.url("/");
     let pending = tokio::spawn(async move { get(&http(), &url).await });
     let client = &lab.client;
@@ -524,11 +524,10 @@ async fn drain_timeout_shuts_sessions_and_removes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn set_addr_moves_a_server_to_another_port() {
-    let mut lab = Lab::new();
-    lab.start(&[]);
+    let lab = Lab::started();
     let be = lab.backend();
-    let a = Replica::start("a", 200, Duration::ZERO).await;
-    let b = Replica::start("b", 200, Duration::ZERO).await;
+    let a = Replica::healthy("a").await;
+    let b = Replica::healthy("b").await;
     lab.client
         .add_server(&be, "s1", "127.0.0.1", a.port(), &fast_check())
         .await
@@ -563,16 +562,12 @@ async fn set_addr_moves_a_server_to_another_port() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restart_with_rendered_members_restores_servers() {
-    let mut lab = Lab::new();
-    lab.start(&[]);
+    let mut lab = Lab::started();
     let be = lab.backend();
-    let a = Replica::start("a", 200, Duration::ZERO).await;
-    let b = Replica::start("b", 200, Duration::ZERO).await;
+    let a = Replica::healthy("a").await;
+    let b = Replica::healthy("b").await;
     for r in [&a, &b] {
-        lab.client
-            .add_server(&be, r.name, "127.0.0.1", r.port(), &fast_check())
-            .await
-            .unwrap();
+        lab.add(r).await;
     }
     let members: Vec<Member> = lab
         .client
@@ -627,8 +622,7 @@ async fn restart_with_rendered_members_restores_servers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn haproxy_errors_are_typed() {
-    let mut lab = Lab::new();
-    lab.start(&[]);
+    let mut lab = Lab::started();
     let be = lab.backend();
     let c = &lab.client;
 
@@ -654,7 +648,7 @@ async fn haproxy_errors_are_typed() {
     let e = c.set_addr(&be, "ghost", "127.0.0.1", 80).await.unwrap_err();
     assert!(e.is_not_found(), "{e}");
 
-    let a = Replica::start("a", 200, Duration::ZERO).await;
+    let a = Replica::healthy("a").await;
     c.add_server(&be, "a", "127.0.0.1", a.port(), &fast_check())
         .await
         .unwrap();
@@ -694,11 +688,8 @@ async fn tcp_runtime_api_works() {
     assert!(text.contains(&format!("stats socket ipv4@{runtime_api} level admin")));
     assert!(!lab.socket.exists());
     let be = lab.backend();
-    let a = Replica::start("a", 200, Duration::ZERO).await;
-    lab.client
-        .add_server(&be, "a", "127.0.0.1", a.port(), &fast_check())
-        .await
-        .unwrap();
+    let a = Replica::healthy("a").await;
+    lab.add(&a).await;
     assert!(lab
         .client
         .server_state(&be, "a")

@@ -23,6 +23,11 @@ pub struct Replica {
 }
 
 impl Replica {
+    /// A replica answering its health checks with 200 and requests at once.
+    pub async fn healthy(name: &'static str) -> Self {
+        Self::start(name, 200, Duration::ZERO).await
+    }
+
     pub async fn start(name: &'static str, health: u16, delay: Duration) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
