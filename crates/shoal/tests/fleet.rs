@@ -184,6 +184,49 @@ async fn settle(s: &Stack, ns: &NetnsServer, n: usize) -> (usize, usize) {
         .await
 }
 
+/// How long the load keeps running after a return settled, in the crash and partition tests.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// The `ns` server comes back (`heal`) under steady load: shoal reports it up, the count
+/// settles at 2 (what shoal reports, HAProxy's UP servers and shoal's desired count
+/// agreeing); `linger` later the load stops. Returns the load's report and what happened
+/// when.
+async fn recover(
+    s: &Stack,
+    ns: &mut NetnsServer,
+    heal: impl FnOnce(&mut NetnsServer),
+    linger: Duration,
+) -> (Report, String) {
+    let load = steady_load(s);
+    let t1 = Instant::now();
+    heal(ns);
+    let t_heal = t1.elapsed();
+    let running_then = ns.running(&s.service);
+    let all_then = ns.container_ids(&docker::service_label(&s.service), true);
+    wait_status(s, "ns", "up", || {}).await;
+    let t_up = t1.elapsed();
+    let (on_local, on_ns) = settle(s, ns, 2).await;
+    let t_settled = t1.elapsed();
+    tokio::time::sleep(linger).await;
+    let log = load.finish().await;
+    let placement = s.placement().await;
+    assert_eq!(placement.len(), 2, "{placement:?}");
+    let up: BTreeSet<String> = s.up_servers().into_iter().collect();
+    assert_eq!(up, placement.keys().cloned().collect::<BTreeSet<_>>());
+    let stats = s.stats().await;
+    assert_eq!(stats["desired"], 2, "{stats}");
+    let what = format!(
+        "back after {t_heal:?}; service containers on ns then: running {running_then:?}, all \
+         {all_then:?}; ns up after {t_up:?}; settled after {t_settled:?} with {on_local} on \
+         local, {on_ns} on ns ({placement:?}); during the return: {}, failures at {:?}\n\
+         recent events (newest first):\n{}",
+        log.summary(),
+        log.failures_since(t1),
+        recent_events(s, 12).await
+    );
+    (log, what)
+}
+
 async fn recent_events(s: &Stack, n: usize) -> String {
     s.events()
         .await
@@ -268,35 +311,9 @@ async fn server_failure_moves_its_replica_and_the_return_settles_the_count() {
         log.summary()
     );
 
-    // 3. The server returns (same data root).
-    let load = steady_load(&s);
-    let t1 = Instant::now();
-    ns.start_dockerd();
-    let t_dockerd = t1.elapsed();
-    let ns_after_start = ns.running(&s.service);
-    let ns_all = ns.container_ids(&docker::service_label(&s.service), true);
-    wait_status(&s, "ns", "up", || {}).await;
-    let t_up = t1.elapsed();
-    // Settled: exactly 2 replicas in total, both in rotation, for 5 s in a row.
-    let settled = settle(&s, &ns, 2).await;
-    let t_settled = t1.elapsed();
-    let log = load.finish().await;
-    let final_placement = s.placement().await;
-    assert_eq!(final_placement.len(), 2, "{final_placement:?}");
-    let up: BTreeSet<String> = s.up_servers().into_iter().collect();
-    assert_eq!(up, final_placement.keys().cloned().collect::<BTreeSet<_>>());
-    let stats = s.stats().await;
-    assert_eq!(stats["desired"], 2, "{stats}");
-    eprintln!(
-        "RETURN: dockerd answered after {t_dockerd:?}; service containers there at start: \
-         running {ns_after_start:?}, all {ns_all:?}; ns up after {t_up:?}; settled after \
-         {t_settled:?} with {} on local, {} on ns ({final_placement:?}); during the return: \
-         {}\nrecent events (newest first):\n{}",
-        settled.0,
-        settled.1,
-        log.summary(),
-        recent_events(&s, 12).await
-    );
+    // 3. The server returns (same data root); exactly 2 replicas remain.
+    let (log, what) = recover(&s, &mut ns, NetnsServer::start_dockerd, Duration::ZERO).await;
+    eprintln!("RETURN: {what}");
     assert_eq!(
         log.failed(),
         0,
@@ -356,30 +373,10 @@ async fn dockerd_crash_with_replicas_still_serving() {
     );
 
     // 2. dockerd restarts (same data root): the surplus goes, exactly 2 remain.
-    let load = steady_load(&s);
     let t1 = Instant::now();
-    ns.start_dockerd();
-    let t_dockerd = t1.elapsed();
-    let ns_running_at_start = ns.running(&s.service);
-    let ns_all_at_start = ns.container_ids(&docker::service_label(&s.service), true);
-    wait_status(&s, "ns", "up", || {}).await;
-    let t_up = t1.elapsed();
-    let (on_local, on_ns) = settle(&s, &ns, 2).await;
-    let t_settled = t1.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let log = load.finish().await;
+    let (log, what) = recover(&s, &mut ns, NetnsServer::start_dockerd, LINGER).await;
     let failed_return = log.failures_since(t1);
-    let stats = s.stats().await;
-    assert_eq!(stats["desired"], 2, "{stats}");
-    eprintln!(
-        "CRASH RETURN: dockerd answered after {t_dockerd:?}; service containers on ns then: \
-         running {ns_running_at_start:?}, all {ns_all_at_start:?}; ns up after {t_up:?}; \
-         settled after {t_settled:?} with {on_local} on local, {on_ns} on ns ({:?}); during \
-         the return: {}, failures at {failed_return:?}\nrecent events (newest first):\n{}",
-        s.placement().await,
-        log.summary(),
-        recent_events(&s, 12).await
-    );
+    eprintln!("CRASH RETURN: {what}");
     assert!(log.total() > LAST_N, "enough requests: {}", log.total());
     assert!(
         log.last_ok(LAST_N),
@@ -393,7 +390,7 @@ async fn network_partition_of_a_server() {
     require_image();
     // shoal reaches this dockerd over TCP on the namespace's address, so the partition cuts
     // the control plane as well as the replicas' traffic (a unix socket would not notice).
-    let ns = NetnsServer::start_with_tcp(IMAGE);
+    let mut ns = NetnsServer::start_with_tcp(IMAGE);
     // The autoscaler only journals: the long requests must not scale the service up.
     let (s, ns_replica, _) =
         two_server_stack(&ns, "t-part", &ns.tcp_docker_host(), "    dry_run: true\n").await;
@@ -467,26 +464,10 @@ async fn network_partition_of_a_server() {
     );
 
     // 2. Heal: the partitioned replica is still running; the count settles at 2.
-    let load = steady_load(&s);
     let t1 = Instant::now();
-    ns.set_link(true);
-    wait_status(&s, "ns", "up", || {}).await;
-    let t_up = t1.elapsed();
-    let (on_local, on_ns) = settle(&s, &ns, 2).await;
-    let t_settled = t1.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let log = load.finish().await;
+    let (log, what) = recover(&s, &mut ns, |ns| ns.set_link(true), LINGER).await;
     let failed_return = log.failures_since(t1);
-    let stats = s.stats().await;
-    assert_eq!(stats["desired"], 2, "{stats}");
-    eprintln!(
-        "PARTITION HEALED: ns up after {t_up:?}; settled after {t_settled:?} with {on_local} on \
-         local, {on_ns} on ns ({:?}); during the return: {}, failures at {failed_return:?}\n\
-         recent events (newest first):\n{}",
-        s.placement().await,
-        log.summary(),
-        recent_events(&s, 12).await
-    );
+    eprintln!("PARTITION HEALED: {what}");
     assert!(
         failed_return.is_empty(),
         "healing drains the surplus gracefully: no request fails ({})",
