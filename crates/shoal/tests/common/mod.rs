@@ -6,7 +6,8 @@
 //! - [`serve`]: a real `shoal serve` process;
 //! - [`stack`]: config + HAProxy + shoal for one uniquely named service on real Docker;
 //! - [`docker`]: the `docker` CLI (containers of a service, inspect, image copy);
-//! - [`netns`]: a second server (network namespace with its own dockerd);
+//! - [`netns`]: a second server (network namespace with its own dockerd), on a /24 from
+//!   [`subnet`];
 //! - [`replica`]: tiny in-process HTTP replicas for the HAProxy tests;
 //! - [`cmd`]: running helper commands.
 //!
@@ -27,6 +28,7 @@ pub mod netns;
 pub mod replica;
 pub mod serve;
 pub mod stack;
+pub mod subnet;
 pub mod wait;
 
 pub use haproxy::Haproxy;

@@ -11,8 +11,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::cmd::{run, run_quiet, stdout_of};
+use super::cmd::{run, run_quiet};
 use super::docker;
+use super::subnet::reserve_subnet;
 use super::wait::Wait;
 
 /// A namespace "server" with its own IP and dockerd.
@@ -37,44 +38,6 @@ pub struct NetnsServer {
     tcp: bool,
     /// Marker dir that reserves the /24 among concurrent test processes.
     reservation: PathBuf,
-}
-
-/// Picks a /24 of 10.77.0.0/16 (third octet 20..=219, starting at pid % 200 + 20) that no
-/// address or route on the machine uses and no other live test process has reserved. The
-/// reservation is a directory `/tmp/shoal-netns-10.77.N` holding the owner's pid (created
-/// atomically; a dead owner's is taken over).
-fn reserve_subnet(pid: u32) -> (u32, PathBuf) {
-    let used = format!(
-        "{}\n{}",
-        stdout_of("ip", &["-4", "addr"]),
-        stdout_of("ip", &["-4", "route"])
-    );
-    for i in 0..200u32 {
-        let octet = (pid % 200 + i) % 200 + 20;
-        let marker = PathBuf::from(format!("/tmp/shoal-netns-10.77.{octet}"));
-        let owner_alive = |m: &PathBuf| {
-            std::fs::read_to_string(m.join("pid")).map_or(true, |p| {
-                let p = p.trim();
-                p.is_empty() || std::path::Path::new(&format!("/proc/{p}")).exists()
-            })
-        };
-        if std::fs::create_dir(&marker).is_err() {
-            if owner_alive(&marker) {
-                continue;
-            }
-            let _ = std::fs::remove_dir_all(&marker);
-            if std::fs::create_dir(&marker).is_err() {
-                continue;
-            }
-        }
-        std::fs::write(marker.join("pid"), pid.to_string()).expect("write reservation");
-        if used.contains(&format!("10.77.{octet}.")) {
-            let _ = std::fs::remove_dir_all(&marker);
-            continue;
-        }
-        return (octet, marker);
-    }
-    panic!("no free /24 in 10.77.0.0/16");
 }
 
 /// Port of the namespace dockerd's TCP listener (see [`NetnsServer::start_with_tcp`]).
