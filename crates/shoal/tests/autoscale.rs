@@ -3,37 +3,27 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Opts, Stack};
+use common::{Load, Opts, Stack, Wait, READY};
 use serde_json::Value;
 
-const READY: Duration = Duration::from_secs(45);
+/// Clients that keep every replica's CPU busy: each request burns 200 ms of CPU.
+fn start_load(s: &Stack, clients: usize) -> Load {
+    s.load("/api/generate", Some(r#"{"work": 200}"#))
+        .clients(clients)
+        .start()
+}
 
-/// Clients that keep every replica's CPU busy: each request burns `work` ms of CPU.
-fn start_load(
-    s: &Stack,
-    clients: usize,
-    stop: &Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<u64>> {
-    (0..clients)
-        .map(|_| {
-            let stop = stop.clone();
-            let url = s.frontend_url("/api/generate");
-            let http = s.http.clone();
-            tokio::spawn(async move {
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok(r) = http.post(&url).body(r#"{"work": 200}"#).send().await {
-                        n += u64::from(r.status() == 200);
-                    }
-                }
-                n
-            })
+/// Waits (trying every 500 ms) until the service's desired count is `n`.
+async fn wait_desired(s: &Stack, n: u64, what: &str, limit: Duration) {
+    Wait::new(what, limit)
+        .every(Duration::from_millis(500))
+        .until_async(async || {
+            let now = desired(&s.stats().await);
+            (now == n).then_some(()).ok_or(format!("desired {now}"))
         })
-        .collect()
+        .await;
 }
 
 fn desired(stats: &Value) -> u64 {
@@ -55,29 +45,18 @@ fn autoscale_opts(extra: &str) -> Opts {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_scales_up_and_idle_scales_back_to_min() {
-    let mut s = Stack::new("t-autoscale", autoscale_opts(""));
-    s.start_shoal();
-    s.wait_ready(1, READY);
+    let s = Stack::serving("t-autoscale", autoscale_opts(""));
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = start_load(&s, 6, &stop);
-    let path = format!("/services/{}/stats", s.service);
-    let mut reached = 0;
-    for _ in 0..120 {
-        reached = desired(&s.get(&path).await);
-        if reached == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert_eq!(reached, 3, "load drives the service to max_replicas");
+    let load = start_load(&s, 6);
+    wait_desired(
+        &s,
+        3,
+        "load to drive the service to max_replicas",
+        Duration::from_secs(60),
+    )
+    .await;
     s.wait_ready(3, READY);
-    stop.store(true, Ordering::Relaxed);
-    let served: u64 = futures_util::future::join_all(load)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .sum();
+    let served = load.finish().await.ok();
     assert!(served > 10, "the load ran ({served} requests)");
 
     // Every automatic step is journaled with the utilization that caused it.
@@ -98,15 +77,13 @@ async fn load_scales_up_and_idle_scales_back_to_min() {
     }
 
     // Idle: back to min_replicas, one step per cooldown.
-    let mut now = 3;
-    for _ in 0..120 {
-        now = desired(&s.get(&path).await);
-        if now == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert_eq!(now, 1, "idle returns to min_replicas");
+    wait_desired(
+        &s,
+        1,
+        "idle to return to min_replicas",
+        Duration::from_secs(60),
+    )
+    .await;
     s.wait_ready(1, READY);
     let downs = s
         .events()
@@ -193,7 +170,7 @@ async fn closed_window_holds_off_hours_replicas_and_says_why() {
     assert_eq!(why["desired_after"], 2);
 
     // Manual scaling outside the window is refused, and nothing changes.
-    let (code, body) = s.post(&format!("/services/{}/scale/up", s.service)).await;
+    let (code, body) = s.act("scale/up").await;
     assert_eq!(code, 409, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("business hours"),
@@ -205,27 +182,19 @@ async fn closed_window_holds_off_hours_replicas_and_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_journals_decisions_and_changes_nothing() {
-    let mut s = Stack::new("t-dryrun", autoscale_opts("    dry_run: true\n"));
-    s.start_shoal();
-    s.wait_ready(1, READY);
+    let s = Stack::serving("t-dryrun", autoscale_opts("    dry_run: true\n"));
     let before = s.running();
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = start_load(&s, 4, &stop);
-    let mut held = None;
-    for _ in 0..60 {
-        held = s
-            .events()
-            .await
-            .into_iter()
-            .find(|e| e["details"]["held"] == "dry_run" && e["details"]["direction"] == "up");
-        if held.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    futures_util::future::join_all(load).await;
-    let held = held.expect("a dry-run decision to scale up");
+    let load = start_load(&s, 4);
+    let held = Wait::new("a dry-run decision to scale up", Duration::from_secs(30))
+        .every(Duration::from_millis(500))
+        .until_async(async || {
+            s.events()
+                .await
+                .into_iter()
+                .find(|e| e["details"]["held"] == "dry_run" && e["details"]["direction"] == "up")
+        })
+        .await;
+    load.finish().await;
     assert_eq!(held["action"], "scale_held");
     assert!(
         held["reason"]
@@ -245,10 +214,8 @@ async fn journal_and_cooldown_survive_a_restart() {
         cooldown: 600,
         ..Opts::default()
     };
-    let mut s = Stack::new("t-persist", opts);
-    s.start_shoal();
-    s.wait_ready(1, READY);
-    let (code, _) = s.post(&format!("/services/{}/scale/up", s.service)).await;
+    let mut s = Stack::serving("t-persist", opts);
+    let (code, _) = s.act("scale/up").await;
     assert_eq!(code, 200);
     s.wait_ready(2, READY);
     s.kill_shoal();

@@ -1,25 +1,24 @@
 //! The CLI's offline commands: `config check` and `haproxy render`.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-fn shoal() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_shoal"))
-}
+use std::path::Path;
+use std::process::Output;
 
-fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
+use common::{haproxy, repo, shoal};
+
+/// `shoal config check PATH`.
+fn config_check(path: impl AsRef<Path>) -> Output {
+    shoal()
+        .args(["config", "check"])
+        .arg(path.as_ref())
+        .output()
+        .unwrap()
 }
 
 #[test]
 fn seed_config_validates_offline() {
-    let out = shoal()
-        .args(["config", "check"])
-        .arg(repo("tests/fixtures/seed-config.yaml"))
-        .output()
-        .unwrap();
+    let out = config_check(repo("tests/fixtures/seed-config.yaml"));
     assert!(
         out.status.success(),
         "{}",
@@ -35,7 +34,7 @@ fn example_configs_validate() {
     for f in examples {
         let f = f.unwrap().path();
         if f.extension().is_some_and(|e| e == "yaml") {
-            let out = shoal().args(["config", "check"]).arg(&f).output().unwrap();
+            let out = config_check(&f);
             assert!(
                 out.status.success(),
                 "{}: {}",
@@ -55,11 +54,7 @@ fn bad_config_exits_2_with_line_and_column() {
     let bad = seed.replace("scale_down_threshold: 25", "scale_down_threshold: 90");
     let path = dir.path().join("bad.yaml");
     std::fs::write(&path, bad).unwrap();
-    let out = shoal()
-        .args(["config", "check"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = config_check(&path);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     let line = seed
@@ -76,11 +71,7 @@ fn bad_config_exits_2_with_line_and_column() {
 
     let typo = seed.replace("cooldown_period", "cooldown_perod");
     std::fs::write(&path, typo).unwrap();
-    let out = shoal()
-        .args(["config", "check"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = config_check(&path);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `cooldown_period`"));
 }
@@ -104,16 +95,7 @@ fn haproxy_render_passes_haproxy_check() {
     let text = std::fs::read_to_string(&cfg).unwrap();
     assert!(text.contains("backend ollama_backend"));
     assert!(text.contains("option httpchk GET /api/tags"));
-    let check = Command::new("haproxy")
-        .args(["-c", "-f"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    haproxy::check(&cfg);
 }
 
 #[test]

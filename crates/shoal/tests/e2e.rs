@@ -3,26 +3,14 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{wait_for, Opts, Stack};
-
-const READY: Duration = Duration::from_secs(45);
+use common::docker::{self, container_ids};
+use common::{wait_for, wait_for_async, Haproxy, Opts, Stack, READY, TOKEN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_runs_min_replicas_behind_haproxy() {
-    let mut s = Stack::new(
-        "t-deploy",
-        Opts {
-            min: 2,
-            max: 3,
-            ..Opts::default()
-        },
-    );
-    s.start_shoal();
-    s.wait_ready(2, READY);
+    let s = Stack::serving("t-deploy", Opts::replicas(2, 3));
 
     let body = s
         .http
@@ -58,49 +46,26 @@ async fn deploy_runs_min_replicas_behind_haproxy() {
     assert_eq!(stats["desired"], 2);
 
     // Deploy with an unchanged spec replaces nothing and keeps the count.
-    let (code, body) = s.post(&format!("/services/{}/deploy", s.service)).await;
+    let (code, body) = s.act("deploy").await;
     assert_eq!(code, 202, "{body}");
     assert_eq!(body["replicas_to_replace"], 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_up_adds_a_serving_replica_and_stops_at_max() {
-    let mut s = Stack::new(
-        "t-scaleup",
-        Opts {
-            min: 1,
-            max: 2,
-            ..Opts::default()
-        },
-    );
-    s.start_shoal();
-    s.wait_ready(1, READY);
+    let s = Stack::serving("t-scaleup", Opts::replicas(1, 2));
 
-    let (code, body) = s.post(&format!("/services/{}/scale/up", s.service)).await;
+    let (code, body) = s.act("scale/up").await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["desired"], 2);
     s.wait_ready(2, READY);
 
     // Both replicas answer through HAProxy.
-    let seen = wait_for(
-        "traffic reaching both replicas",
-        Duration::from_secs(20),
-        || {
-            let mut hosts = BTreeSet::new();
-            for _ in 0..10 {
-                let out = std::process::Command::new("curl")
-                    .args(["-sf", &s.frontend_url("/whoami")])
-                    .output()
-                    .ok()?;
-                hosts.insert(String::from_utf8_lossy(&out.stdout).to_string());
-            }
-            (hosts.len() == 2).then_some(hosts)
-        },
-    );
+    let seen = s.wait_reached_by(2, 10).await;
     assert_eq!(seen.len(), 2);
 
     let before = s.running();
-    let (code, body) = s.post(&format!("/services/{}/scale/up", s.service)).await;
+    let (code, body) = s.act("scale/up").await;
     assert_eq!(code, 409, "{body}");
     assert!(body["error"].as_str().unwrap().contains("max_replicas"));
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -111,96 +76,49 @@ async fn scale_up_adds_a_serving_replica_and_stops_at_max() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_down_under_steady_load_fails_no_request() {
-    let mut s = Stack::new(
-        "t-scaledown",
-        Opts {
-            min: 1,
-            max: 3,
-            ..Opts::default()
-        },
-    );
-    s.start_shoal();
-    s.wait_ready(1, READY);
+    let s = Stack::serving("t-scaledown", Opts::replicas(1, 3));
     for _ in 0..2 {
-        let (code, _) = s.post(&format!("/services/{}/scale/up", s.service)).await;
+        let (code, _) = s.act("scale/up").await;
         assert_eq!(code, 200);
     }
     s.wait_ready(3, READY);
 
-    // A steady client through HAProxy, each request doing a little work.
-    let stop = Arc::new(AtomicBool::new(false));
-    let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let mut clients = Vec::new();
-    for _ in 0..4 {
-        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-        let url = s.frontend_url("/api/generate");
-        let http = s.http.clone();
-        clients.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let r = http.post(&url).body(r#"{"work": 20}"#).send().await;
-                match r {
-                    Ok(resp) if resp.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
-                    _ => failed.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        }));
-    }
+    // Steady clients through HAProxy, each request doing a little work.
+    let load = s
+        .load("/api/generate", Some(r#"{"work": 20}"#))
+        .clients(4)
+        .start();
     tokio::time::sleep(Duration::from_secs(1)).await;
     for _ in 0..2 {
-        let (code, body) = s.post(&format!("/services/{}/scale/down", s.service)).await;
+        let (code, body) = s.act("scale/down").await;
         assert_eq!(code, 200, "{body}");
     }
     s.wait_ready(1, READY);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.await.unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let report = load.finish().await;
+    let ok = report.ok();
     assert!(ok > 50, "the load ran ({ok} requests)");
     assert_eq!(
-        failed,
+        report.failed(),
         0,
-        "{failed} of {} requests failed during scale-down",
-        ok + failed
+        "requests failed during scale-down: {}",
+        report.first_errors(5)
     );
 
     // At min_replicas, scale down is refused.
-    let (code, _) = s.post(&format!("/services/{}/scale/down", s.service)).await;
+    let (code, _) = s.act("scale/down").await;
     assert_eq!(code, 409);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_replica_leaves_haproxy_and_is_replaced() {
-    let mut s = Stack::new(
-        "t-kill",
-        Opts {
-            min: 2,
-            max: 3,
-            ..Opts::default()
-        },
-    );
-    s.start_shoal();
-    s.wait_ready(2, READY);
+    let s = Stack::serving("t-kill", Opts::replicas(2, 3));
     let before = s.running();
     let victim = before[0].clone();
-    let victim_name = String::from_utf8(
-        std::process::Command::new("docker")
-            .args(["inspect", "--format", "{{.Name}}", &victim])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .trim_start_matches('/')
-    .to_owned();
-    let out = std::process::Command::new("docker")
-        .args(["kill", &victim])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let victim_name = docker::inspect(docker::docker(), &victim, "{{.Name}}")
+        .trim_start_matches('/')
+        .to_owned();
+    docker::kill(&victim);
 
     wait_for(
         "killed replica out of HAProxy",
@@ -216,7 +134,7 @@ async fn killed_replica_leaves_haproxy_and_is_replaced() {
     assert_eq!(after.len(), 2);
     // No duplicate: all containers (any state) are the two running ones.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(common::container_ids(&s.service, true), s.running());
+    assert_eq!(container_ids(&s.service, true), s.running());
     let events = s.get(&format!("/services/{}/events", s.service)).await;
     assert!(
         events["events"]
@@ -230,17 +148,8 @@ async fn killed_replica_leaves_haproxy_and_is_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_shoal_adopts_running_replicas() {
-    let mut s = Stack::new(
-        "t-adopt",
-        Opts {
-            min: 1,
-            max: 3,
-            ..Opts::default()
-        },
-    );
-    s.start_shoal();
-    s.wait_ready(1, READY);
-    let (code, _) = s.post(&format!("/services/{}/scale/up", s.service)).await;
+    let mut s = Stack::serving("t-adopt", Opts::replicas(1, 3));
+    let (code, _) = s.act("scale/up").await;
     assert_eq!(code, 200);
     s.wait_ready(2, READY);
     let before = s.running();
@@ -262,9 +171,7 @@ async fn restarted_shoal_adopts_running_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_refuses_without_token_and_for_unknown_services() {
-    let mut s = Stack::new("t-auth", Opts::default());
-    s.start_shoal();
-    s.wait_ready(1, READY);
+    let s = Stack::serving("t-auth", Opts::default());
     let url = s.url(&format!("/services/{}/scale/up", s.service));
     let r = s.http.post(&url).send().await.unwrap();
     assert_eq!(r.status(), 401);
@@ -298,7 +205,7 @@ async fn api_refuses_without_token_and_for_unknown_services() {
     let r = s
         .http
         .post(s.url(&format!("/services/{}/deploy", s.service)))
-        .header("Authorization", format!("bearer {}", common::TOKEN))
+        .header("Authorization", format!("bearer {}", TOKEN))
         .send()
         .await
         .unwrap();
@@ -345,16 +252,7 @@ async fn api_refuses_without_token_and_for_unknown_services() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_rolls_a_changed_spec_one_at_a_time_without_failing_requests() {
-    let mut s = Stack::new(
-        "t-rollout",
-        Opts {
-            min: 2,
-            max: 3,
-            ..Opts::default()
-        },
-    );
-    s.start_shoal();
-    s.wait_ready(2, READY);
+    let s = Stack::serving("t-rollout", Opts::replicas(2, 3));
     let before = s.running();
 
     // Change the spec (an environment variable) and reload: nothing restarts yet.
@@ -370,25 +268,12 @@ async fn deploy_rolls_a_changed_spec_one_at_a_time_without_failing_requests() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(s.running(), before, "reload alone restarts nothing");
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let failed = Arc::new(AtomicU64::new(0));
-    let ok = Arc::new(AtomicU64::new(0));
-    let mut clients = Vec::new();
-    for _ in 0..3 {
-        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-        let url = s.frontend_url("/api/tags");
-        let http = s.http.clone();
-        clients.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                match http.get(&url).send().await {
-                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
-                    _ => failed.fetch_add(1, Ordering::Relaxed),
-                };
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }));
-    }
-    let (code, body) = s.post(&format!("/services/{}/deploy", s.service)).await;
+    let load = s
+        .load("/api/tags", None)
+        .clients(3)
+        .pause(Duration::from_millis(10))
+        .start();
+    let (code, body) = s.act("deploy").await;
     assert_eq!(code, 202, "{body}");
     assert_eq!(body["replicas_to_replace"], 2, "{body}");
 
@@ -401,24 +286,18 @@ async fn deploy_rolls_a_changed_spec_one_at_a_time_without_failing_requests() {
         let fresh = now.len() == 2 && now.iter().all(|id| !before.contains(id));
         (fresh && s.up_servers().len() == 2).then_some(now)
     });
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.await.unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let report = load.finish().await;
+    let ok = report.ok();
     assert!(ok > 20, "the load ran ({ok})");
     assert_eq!(
-        failed,
+        report.failed(),
         0,
-        "{failed} of {} requests failed during the rollout",
-        ok + failed
+        "requests failed during the rollout: {}",
+        report.first_errors(5)
     );
     for id in &after {
-        let env = std::process::Command::new("docker")
-            .args(["inspect", "--format", "{{json .Config.Env}}", id])
-            .output()
-            .unwrap();
-        assert!(String::from_utf8_lossy(&env.stdout).contains("ROLLOUT=2"));
+        let env = docker::inspect(docker::docker(), id, "{{json .Config.Env}}");
+        assert!(env.contains("ROLLOUT=2"), "{env}");
     }
     let events = s.events().await;
     assert!(
@@ -432,16 +311,7 @@ async fn deploy_rolls_a_changed_spec_one_at_a_time_without_failing_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_removed_by_reload_drains_to_zero_and_can_come_back() {
-    let mut s = Stack::new(
-        "t-remove",
-        Opts {
-            min: 2,
-            max: 3,
-            ..Opts::default()
-        },
-    );
-    s.start_shoal();
-    s.wait_ready(2, READY);
+    let s = Stack::serving("t-remove", Opts::replicas(2, 3));
     let yaml = std::fs::read_to_string(&s.config).unwrap();
     // Keep the file valid: `services: {}` replaces the only service.
     let start = yaml.find("services:\n").unwrap();
@@ -460,11 +330,7 @@ async fn a_service_removed_by_reload_drains_to_zero_and_can_come_back() {
     wait_for(
         "all replicas drained and removed",
         Duration::from_secs(60),
-        || {
-            common::container_ids(&s.service, true)
-                .is_empty()
-                .then_some(())
-        },
+        || container_ids(&s.service, true).is_empty(),
     );
     assert!(s.up_servers().is_empty(), "out of HAProxy too");
     let r = s
@@ -495,12 +361,11 @@ async fn a_replica_failing_its_health_check_is_replaced() {
     s.start_shoal();
     s.wait_ready(1, READY);
     let first = s.running();
-    let replaced = wait_for(
+    let replaced = wait_for_async(
         "a health-check replacement",
         Duration::from_secs(40),
-        || {
-            let events = events_blocking(&s);
-            events.into_iter().find(|e| {
+        async || {
+            s.events().await.into_iter().find(|e| {
                 e["action"] == "replica_replaced"
                     && e["reason"]
                         .as_str()
@@ -508,7 +373,8 @@ async fn a_replica_failing_its_health_check_is_replaced() {
                         .contains("failed health checks")
             })
         },
-    );
+    )
+    .await;
     assert!(
         replaced["reason"].as_str().unwrap().contains("503"),
         "{replaced}"
@@ -521,34 +387,18 @@ async fn a_replica_failing_its_health_check_is_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_restarted_without_servers_is_repopulated() {
-    let mut s = Stack::new(
-        "t-hapheal",
-        Opts {
-            min: 2,
-            max: 3,
-            ..Opts::default()
-        },
-    );
-    s.start_shoal();
-    s.wait_ready(2, READY);
+    let mut s = Stack::serving("t-hapheal", Opts::replicas(2, 3));
     // Restart HAProxy from the bare rendered cfg (no servers), as after a crash with a lost cfg.
     let cfg = s.dir.path().join("bare.cfg");
-    let out = std::process::Command::new(common::shoal_bin())
-        .args(["haproxy", "render", "--config"])
-        .arg(&s.config)
-        .arg("--output")
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let socket = s.haproxy.as_ref().unwrap().socket.clone();
+    s.render_haproxy_cfg(&cfg);
+    let runtime_api = s.haproxy().runtime_api.clone();
     s.haproxy.take();
-    s.haproxy = Some(common::Haproxy::start(&cfg, &socket));
+    s.haproxy = Some(Haproxy::start(&cfg, &runtime_api));
     assert!(s.up_servers().is_empty(), "HAProxy starts empty");
     wait_for(
         "shoal re-adds both replicas",
         Duration::from_secs(30),
-        || (s.up_servers().len() == 2).then_some(()),
+        || s.up_servers().len() == 2,
     );
     let body = s
         .http
@@ -562,21 +412,6 @@ async fn haproxy_restarted_without_servers_is_repopulated() {
     assert_eq!(body, "Ollama is running");
 }
 
-/// The service's events, fetched with a blocking client (for use inside `wait_for`).
-fn events_blocking(s: &Stack) -> Vec<serde_json::Value> {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sf",
-            &s.url(&format!("/services/{}/events?limit=200", s.service)),
-        ])
-        .output()
-        .expect("curl");
-    serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .ok()
-        .and_then(|v| v["events"].as_array().cloned())
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_image_is_pulled_in_the_background_and_a_failed_pull_is_journaled() {
     // A registry on loopback that does not exist: the pull fails at once, and no traffic
@@ -587,11 +422,16 @@ async fn a_missing_image_is_pulled_in_the_background_and_a_failed_pull_is_journa
     };
     let mut s = Stack::new("t-pull", opts);
     s.start_shoal();
-    let failed = wait_for("a journaled pull failure", Duration::from_secs(30), || {
-        events_blocking(&s).into_iter().find(|e| {
-            e["action"] == "pull" && e["reason"].as_str().unwrap_or("").contains("failed")
-        })
-    });
+    let failed = wait_for_async(
+        "a journaled pull failure",
+        Duration::from_secs(30),
+        async || {
+            s.events().await.into_iter().find(|e| {
+                e["action"] == "pull" && e["reason"].as_str().unwrap_or("").contains("failed")
+            })
+        },
+    )
+    .await;
     assert!(
         failed["reason"]
             .as_str()
@@ -605,7 +445,9 @@ async fn a_missing_image_is_pulled_in_the_background_and_a_failed_pull_is_journa
     assert!(t.elapsed() < Duration::from_secs(2));
     assert_eq!(stats["replicas"]["total"], 0, "{stats}");
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let pulls = events_blocking(&s)
+    let pulls = s
+        .events()
+        .await
         .into_iter()
         .filter(|e| e["action"] == "pull")
         .count();

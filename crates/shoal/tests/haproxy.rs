@@ -4,143 +4,23 @@
 //! own HAProxy process (killed on drop) and its own in-process HTTP replicas, so the tests
 //! run in parallel. Nothing is sent anywhere but 127.0.0.1. Waits poll with deadlines.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use common::haproxy::check_clean;
+use common::replica::Replica;
+use common::{free_port, keep_alive_client, repo, Haproxy, Load, Wait};
 use shoal::config::Config;
 use shoal::lb::{
     backend_name, render, AdminState, CheckResult, HaproxyClient, HealthCheck, LbError, Member,
     OpState,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
-const HAPROXY: &str = "/usr/sbin/haproxy";
 const SERVICE: &str = "web";
-
-// ---------------------------------------------------------------------------------------
-// Replicas: tiny HTTP servers.
-
-/// An HTTP replica on 127.0.0.1:<random>: answers `GET /health` with its current health
-/// status and anything else with 200 and its name, after `delay`.
-struct Replica {
-    name: &'static str,
-    addr: SocketAddr,
-    health: Arc<AtomicU16>,
-    /// Requests other than health checks.
-    hits: Arc<AtomicU64>,
-    /// Health checks received.
-    checks: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Replica {
-    async fn start(name: &'static str, health: u16, delay: Duration) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let health_status = Arc::new(AtomicU16::new(health));
-        let hits = Arc::new(AtomicU64::new(0));
-        let checks = Arc::new(AtomicU64::new(0));
-        let (h, c, k) = (health_status.clone(), hits.clone(), checks.clone());
-        let task = tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let (h, c, k) = (h.clone(), c.clone(), k.clone());
-                tokio::spawn(async move {
-                    let mut buf = Vec::with_capacity(1024);
-                    let mut chunk = [0u8; 1024];
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        if buf.len() > 16 * 1024 {
-                            return;
-                        }
-                    }
-                    let head = String::from_utf8_lossy(&buf);
-                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                    let status = if path == "/health" {
-                        k.fetch_add(1, Ordering::SeqCst);
-                        h.load(Ordering::SeqCst)
-                    } else {
-                        c.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(delay).await;
-                        200
-                    };
-                    let body = name;
-                    let resp = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = stream.write_all(resp.as_bytes()).await;
-                    let _ = stream.shutdown().await;
-                });
-            }
-        });
-        Self {
-            name,
-            addr,
-            health: health_status,
-            hits,
-            checks,
-            task,
-        }
-    }
-
-    fn port(&self) -> u16 {
-        self.addr.port()
-    }
-
-    fn hits(&self) -> u64 {
-        self.hits.load(Ordering::SeqCst)
-    }
-
-    fn checks(&self) -> u64 {
-        self.checks.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// HAProxy under test.
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running `haproxy -db -f cfg`, killed on drop.
-struct Haproxy {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Haproxy {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One test's world: a temp dir, ports, the config, a client and (when started) HAProxy.
 struct Lab {
@@ -180,6 +60,28 @@ services:
 }
 
 impl Lab {
+    /// A lab with HAProxy running, no server in the backend.
+    fn started() -> Self {
+        let mut lab = Self::new();
+        lab.start(&[]);
+        lab
+    }
+
+    /// Adds `r` to the backend as server `r.name` with [`fast_check`] and waits until it
+    /// is UP.
+    async fn add(&self, r: &Replica) {
+        self.client
+            .add_server(
+                &self.backend(),
+                r.name,
+                "127.0.0.1",
+                r.port(),
+                &fast_check(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.log()));
+    }
+
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("admin.sock");
@@ -214,56 +116,36 @@ impl Lab {
         let text = render(&self.config, &map, None).unwrap();
         let path = self.dir.path().join("haproxy.cfg");
         std::fs::write(&path, &text).unwrap();
-        haproxy_check(&path);
+        check_clean(&path);
         path
     }
 
     /// (Re)starts HAProxy on a configuration rendered with `members` and waits until its
     /// runtime API answers.
-    async fn start(&mut self, members: &[Member]) {
+    fn start(&mut self, members: &[Member]) {
         drop(self.haproxy.take());
-        let cfg = self.write_config(members);
-        self.starts += 1;
-        let log = self.dir.path().join(format!("haproxy-{}.log", self.starts));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(HAPROXY)
-            .arg("-db")
-            .arg("-f")
-            .arg(&cfg)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        let mut hap = Haproxy { child, log };
-        let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(status) = hap.child.try_wait().unwrap() {
-                let log = hap.log();
+            let cfg = self.write_config(members);
+            self.starts += 1;
+            let api = self.config.load_balancer.runtime_api.value.clone();
+            match Haproxy::spawn(&cfg, &api) {
+                Ok(h) => {
+                    self.haproxy = Some(h);
+                    return;
+                }
                 // Another test took one of our ports between `free_port` and the bind:
                 // pick new ones, once per first start.
-                if self.starts <= 3 && members.is_empty() && log.contains("cannot bind") {
+                Err(e)
+                    if self.starts <= 3 && members.is_empty() && e.log.contains("cannot bind") =>
+                {
                     self.frontend_port = free_port();
                     self.stats_port = free_port();
-                    let api = self.config.load_balancer.runtime_api.value.clone();
                     self.config =
                         lab_config(self.dir.path(), &api, self.frontend_port, self.stats_port);
-                    return Box::pin(self.start(members)).await;
                 }
-                panic!("haproxy exited with {status}:\n{log}");
+                Err(e) => panic!("haproxy exited with {}:\n{}", e.status, e.log),
             }
-            if let Ok(info) = self.client.command("show info").await {
-                assert!(info.contains("Name: HAProxy"), "{info}");
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "haproxy runtime API did not come up:\n{}",
-                hap.log()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        self.haproxy = Some(hap);
     }
 
     fn url(&self, path: &str) -> String {
@@ -273,30 +155,6 @@ impl Lab {
     fn log(&self) -> String {
         self.haproxy.as_ref().map(Haproxy::log).unwrap_or_default()
     }
-}
-
-/// `haproxy -c -f cfg` must accept the file without alerts or warnings.
-fn haproxy_check(cfg: &Path) {
-    let out = Command::new(HAPROXY)
-        .arg("-c")
-        .arg("-f")
-        .arg(cfg)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "haproxy -c failed:\n{text}\n{}",
-        std::fs::read_to_string(cfg).unwrap()
-    );
-    assert!(
-        !text.contains("[WARNING]") && !text.contains("[ALERT]"),
-        "haproxy -c warned:\n{text}"
-    );
 }
 
 /// Fast check parameters for runtime-added servers.
@@ -311,11 +169,7 @@ fn fast_check() -> HealthCheck {
 }
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
+    keep_alive_client(Duration::from_secs(10))
 }
 
 /// GET through the frontend; `Ok(body)` only for a 200.
@@ -330,87 +184,20 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<String, String> {
     }
 }
 
-/// Polls `cond` every 50 ms until it holds; panics after `timeout`.
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Polls `cond` every 50 ms until it holds; panics after `limit`.
+async fn eventually(what: &str, limit: Duration, cond: impl AsyncFnMut() -> bool) {
+    Wait::new(what, limit)
+        .every(Duration::from_millis(50))
+        .until_async(cond)
+        .await;
 }
 
-/// Clients sending GETs through the frontend in a loop until stopped.
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicU64>,
-    failed: Arc<std::sync::Mutex<Vec<String>>>,
-    served_by: Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(url: String, clients: usize) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ok = Arc::new(AtomicU64::new(0));
-        let failed = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let served_by = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
-        let tasks = (0..clients)
-            .map(|_| {
-                let (stop, ok, failed, served_by, url) = (
-                    stop.clone(),
-                    ok.clone(),
-                    failed.clone(),
-                    served_by.clone(),
-                    url.clone(),
-                );
-                tokio::spawn(async move {
-                    let client = http();
-                    while !stop.load(Ordering::SeqCst) {
-                        match get(&client, &url).await {
-                            Ok(body) => {
-                                ok.fetch_add(1, Ordering::SeqCst);
-                                *served_by.lock().unwrap().entry(body).or_default() += 1;
-                            }
-                            Err(e) => failed.lock().unwrap().push(e),
-                        }
-                    }
-                })
-            })
-            .collect();
-        Self {
-            stop,
-            ok,
-            failed,
-            served_by,
-            tasks,
-        }
-    }
-
-    fn served_by(&self, name: &str) -> u64 {
-        self.served_by
-            .lock()
-            .unwrap()
-            .get(name)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Stops the clients; returns (ok, failures).
-    async fn finish(self) -> (u64, Vec<String>) {
-        self.stop.store(true, Ordering::SeqCst);
-        for t in self.tasks {
-            t.await.unwrap();
-        }
-        let failed = self.failed.lock().unwrap().clone();
-        (self.ok.load(Ordering::SeqCst), failed)
-    }
+/// `clients` clients sending GETs through the frontend in a loop until stopped.
+fn load(lab: &Lab, clients: usize) -> Load {
+    Load::get(lab.url("/"))
+        .clients(clients)
+        .http(http())
+        .start()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -418,7 +205,7 @@ impl Load {
 
 #[test]
 fn rendered_seed_config_passes_haproxy_check() {
-    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/seed-config.yaml");
+    let seed = repo("tests/fixtures/seed-config.yaml");
     let config = Config::load(&seed).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let members = BTreeMap::from([(
@@ -432,7 +219,7 @@ fn rendered_seed_config_passes_haproxy_check() {
     let text = render(&config, &members, Some(&socket)).unwrap();
     let path = dir.path().join("haproxy.cfg");
     std::fs::write(&path, &text).unwrap();
-    haproxy_check(&path);
+    check_clean(&path);
     // Without members (a fresh start) and with the default runtime_api path.
     let text = render(&config, &BTreeMap::new(), None).unwrap();
     assert!(
@@ -440,13 +227,12 @@ fn rendered_seed_config_passes_haproxy_check() {
         "{text}"
     );
     std::fs::write(&path, &text).unwrap();
-    haproxy_check(&path);
+    check_clean(&path);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn add_server_goes_up_and_serves() {
-    let mut lab = Lab::new();
-    lab.start(&[]).await;
+    let lab = Lab::started();
     let be = lab.backend();
     let http = http();
     // No member yet: HAProxy answers 503.
@@ -455,11 +241,8 @@ async fn add_server_goes_up_and_serves() {
         .unwrap_err()
         .starts_with("503"));
 
-    let a = Replica::start("a", 200, Duration::ZERO).await;
-    lab.client
-        .add_server(&be, "a", "127.0.0.1", a.port(), &fast_check())
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", lab.log()));
+    let a = Replica::healthy("a").await;
+    lab.add(&a).await;
 
     let st = lab.client.server_state(&be, "a").await.unwrap();
     assert_eq!(st.op_state, OpState::Running, "{st:?}");
@@ -503,10 +286,9 @@ async fn add_server_goes_up_and_serves() {
 async fn long_check_interval_still_admits_quickly() {
     // With `inter 10s` alone HAProxy would run a new server's first check ~10 s after
     // `enable health`; `downinter`/`fastinter` of 1 s bring rise=2 passes within ~2 s.
-    let mut lab = Lab::new();
-    lab.start(&[]).await;
+    let lab = Lab::started();
     let be = lab.backend();
-    let a = Replica::start("a", 200, Duration::ZERO).await;
+    let a = Replica::healthy("a").await;
     let check = HealthCheck {
         inter: Duration::from_secs(10),
         fall: 3,
@@ -528,10 +310,9 @@ async fn long_check_interval_still_admits_quickly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn registered_server_takes_no_traffic_until_ready() {
-    let mut lab = Lab::new();
-    lab.start(&[]).await;
+    let lab = Lab::started();
     let be = lab.backend();
-    let a = Replica::start("a", 200, Duration::ZERO).await;
+    let a = Replica::healthy("a").await;
     lab.client
         .register_server(&be, "a", "127.0.0.1", a.port(), &fast_check())
         .await
@@ -559,17 +340,13 @@ async fn registered_server_takes_no_traffic_until_ready() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unhealthy_server_never_receives_traffic() {
-    let mut lab = Lab::new();
-    lab.start(&[]).await;
+    let lab = Lab::started();
     let be = lab.backend();
-    let good = Replica::start("good", 200, Duration::ZERO).await;
+    let good = Replica::healthy("good").await;
     let bad = Replica::start("bad", 500, Duration::ZERO).await;
-    lab.client
-        .add_server(&be, "good", "127.0.0.1", good.port(), &fast_check())
-        .await
-        .unwrap();
+    lab.add(&good).await;
 
-    let load = Load::start(lab.url("/"), 4);
+    let load = load(&lab, 4);
     let check = HealthCheck {
         start_period: Duration::from_millis(1500),
         ..fast_check()
@@ -594,7 +371,8 @@ async fn unhealthy_server_never_receives_traffic() {
         || async { bad.checks() >= target },
     )
     .await;
-    let (ok, failed) = load.finish().await;
+    let report = load.finish().await;
+    let ok = report.ok();
     let st = lab.client.server_state(&be, "bad").await.unwrap();
     assert_eq!(st.op_state, OpState::Stopped, "{st:?}");
     assert_eq!(st.check_result, CheckResult::Failed, "{st:?}");
@@ -603,7 +381,7 @@ async fn unhealthy_server_never_receives_traffic() {
     assert_ne!(row.status, "UP", "{row:?}");
     assert_eq!(row.check_status.as_deref(), Some("L7STS"), "{row:?}");
     assert_eq!(bad.hits(), 0, "the failing replica received traffic");
-    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(report.failed(), 0, "{}", report.first_errors(10));
     assert!(ok > 0);
     assert_eq!(good.hits(), ok);
 
@@ -637,16 +415,12 @@ async fn unhealthy_server_never_receives_traffic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failing_check_takes_a_server_down_and_back_up() {
-    let mut lab = Lab::new();
-    lab.start(&[]).await;
+    let lab = Lab::started();
     let be = lab.backend();
-    let a = Replica::start("a", 200, Duration::ZERO).await;
-    let b = Replica::start("b", 200, Duration::ZERO).await;
+    let a = Replica::healthy("a").await;
+    let b = Replica::healthy("b").await;
     for r in [&a, &b] {
-        lab.client
-            .add_server(&be, r.name, "127.0.0.1", r.port(), &fast_check())
-            .await
-            .unwrap();
+        lab.add(r).await;
     }
     b.health.store(500, Ordering::SeqCst);
     let client = &lab.client;
@@ -671,30 +445,26 @@ async fn failing_check_takes_a_server_down_and_back_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn drain_then_remove_loses_no_requests() {
-    let mut lab = Lab::new();
-    lab.start(&[]).await;
+    let lab = Lab::started();
     let be = lab.backend();
     let a = Replica::start("a", 200, Duration::from_millis(20)).await;
     let b = Replica::start("b", 200, Duration::from_millis(150)).await;
     for r in [&a, &b] {
-        lab.client
-            .add_server(&be, r.name, "127.0.0.1", r.port(), &fast_check())
-            .await
-            .unwrap();
+        lab.add(r).await;
     }
-    let load = Load::start(lab.url("/"), 8);
+    let load = load(&lab, 8);
     let client = &lab.client;
     eventually("traffic on b", Duration::from_secs(10), || async {
         load.served_by("b") >= 5 && client.server_sessions(&be, "b").await.unwrap() > 0
     })
     .await;
 
-    let report = client
+    let drain = client
         .drain_then_remove(&be, "b", Duration::from_secs(10))
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", lab.log()));
-    assert!(!report.timed_out, "{report:?}");
-    assert_eq!(report.sessions_left, 0);
+    assert!(!drain.timed_out, "{drain:?}");
+    assert_eq!(drain.sessions_left, 0);
     let b_hits_at_removal = b.hits();
 
     // Keep the load going a little after the removal.
@@ -703,12 +473,13 @@ async fn drain_then_remove_loses_no_requests() {
         load.served_by("a") >= target
     })
     .await;
-    let (ok, failed) = load.finish().await;
-    assert!(
-        failed.is_empty(),
-        "{} failed of {}: {failed:?}",
-        failed.len(),
-        ok + failed.len() as u64
+    let report = load.finish().await;
+    assert_eq!(
+        report.failed(),
+        0,
+        "of {}: {}",
+        report.total(),
+        report.first_errors(10)
     );
     let names: Vec<_> = client
         .servers_state(&be)
@@ -719,19 +490,15 @@ async fn drain_then_remove_loses_no_requests() {
         .collect();
     assert_eq!(names, ["a"]);
     assert_eq!(b.hits(), b_hits_at_removal, "b got traffic after removal");
-    eprintln!("drain report: {report:?}; {ok} requests ok");
+    eprintln!("drain report: {drain:?}; load: {}", report.summary());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn drain_timeout_shuts_sessions_and_removes() {
-    let mut lab = Lab::new();
-    lab.start(&[]).await;
+    let lab = Lab::started();
     let be = lab.backend();
     let slow = Replica::start("slow", 200, Duration::from_secs(5)).await;
-    lab.client
-        .add_server(&be, "slow", "127.0.0.1", slow.port(), &fast_check())
-        .await
-        .unwrap();
+    lab.add(&slow).await;
     let url = lab.url("/");
     let pending = tokio::spawn(async move { get(&http(), &url).await });
     let client = &lab.client;
@@ -757,11 +524,10 @@ async fn drain_timeout_shuts_sessions_and_removes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn set_addr_moves_a_server_to_another_port() {
-    let mut lab = Lab::new();
-    lab.start(&[]).await;
+    let lab = Lab::started();
     let be = lab.backend();
-    let a = Replica::start("a", 200, Duration::ZERO).await;
-    let b = Replica::start("b", 200, Duration::ZERO).await;
+    let a = Replica::healthy("a").await;
+    let b = Replica::healthy("b").await;
     lab.client
         .add_server(&be, "s1", "127.0.0.1", a.port(), &fast_check())
         .await
@@ -796,16 +562,12 @@ async fn set_addr_moves_a_server_to_another_port() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restart_with_rendered_members_restores_servers() {
-    let mut lab = Lab::new();
-    lab.start(&[]).await;
+    let mut lab = Lab::started();
     let be = lab.backend();
-    let a = Replica::start("a", 200, Duration::ZERO).await;
-    let b = Replica::start("b", 200, Duration::ZERO).await;
+    let a = Replica::healthy("a").await;
+    let b = Replica::healthy("b").await;
     for r in [&a, &b] {
-        lab.client
-            .add_server(&be, r.name, "127.0.0.1", r.port(), &fast_check())
-            .await
-            .unwrap();
+        lab.add(r).await;
     }
     let members: Vec<Member> = lab
         .client
@@ -817,7 +579,7 @@ async fn restart_with_rendered_members_restores_servers() {
         .collect();
     assert_eq!(members.len(), 2);
 
-    lab.start(&members).await;
+    lab.start(&members);
     let client = &lab.client;
     let mut got: Vec<(String, u16)> = client
         .servers_state(&be)
@@ -860,8 +622,7 @@ async fn restart_with_rendered_members_restores_servers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn haproxy_errors_are_typed() {
-    let mut lab = Lab::new();
-    lab.start(&[]).await;
+    let mut lab = Lab::started();
     let be = lab.backend();
     let c = &lab.client;
 
@@ -887,7 +648,7 @@ async fn haproxy_errors_are_typed() {
     let e = c.set_addr(&be, "ghost", "127.0.0.1", 80).await.unwrap_err();
     assert!(e.is_not_found(), "{e}");
 
-    let a = Replica::start("a", 200, Duration::ZERO).await;
+    let a = Replica::healthy("a").await;
     c.add_server(&be, "a", "127.0.0.1", a.port(), &fast_check())
         .await
         .unwrap();
@@ -922,16 +683,13 @@ async fn tcp_runtime_api_works() {
     let socket = dir.path().join("unused.sock");
     let runtime_api = format!("127.0.0.1:{}", free_port());
     let mut lab = Lab::with_runtime_api(dir, socket, &runtime_api);
-    lab.start(&[]).await;
+    lab.start(&[]);
     let text = std::fs::read_to_string(lab.dir.path().join("haproxy.cfg")).unwrap();
     assert!(text.contains(&format!("stats socket ipv4@{runtime_api} level admin")));
     assert!(!lab.socket.exists());
     let be = lab.backend();
-    let a = Replica::start("a", 200, Duration::ZERO).await;
-    lab.client
-        .add_server(&be, "a", "127.0.0.1", a.port(), &fast_check())
-        .await
-        .unwrap();
+    let a = Replica::healthy("a").await;
+    lab.add(&a).await;
     assert!(lab
         .client
         .server_state(&be, "a")

@@ -1,18 +1,14 @@
 //! `shoal simulate` end to end: the shipped traces through examples/autoscale.yaml.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
+use std::process::Output;
+
+use common::{repo, shoal};
 use serde_json::Value;
 
-fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-}
-
 fn simulate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shoal"))
+    shoal()
         .arg("simulate")
         .arg("--config")
         .arg(repo("examples/autoscale.yaml"))

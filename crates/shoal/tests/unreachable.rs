@@ -2,10 +2,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, shoal_bin, wait_for, TOKEN};
+use common::serve::Serve;
+use common::{free_port, TOKEN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_servers_are_reported_and_scale_up_is_503() {
@@ -36,19 +36,9 @@ api:
     );
     let config = dir.path().join("c.yaml");
     std::fs::write(&config, yaml).unwrap();
-    let mut child = Command::new(shoal_bin())
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("SHOAL_API_TOKEN", TOKEN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut serve = Serve::start(&config, api, &dir.path().join("shoal.log"));
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{api}");
-    wait_for("API", Duration::from_secs(20), || {
-        std::net::TcpStream::connect(("127.0.0.1", api)).ok()
-    });
 
     let servers: serde_json::Value = http
         .get(format!("{base}/servers"))
@@ -91,10 +81,5 @@ api:
     tokio::time::sleep(Duration::from_secs(3)).await;
     let root = http.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(root.status(), 200);
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "serve is still running"
-    );
-    let _ = child.kill();
-    let _ = child.wait();
+    assert!(serve.is_running(), "serve is still running");
 }

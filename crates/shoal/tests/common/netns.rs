@@ -11,35 +11,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs a command, ignoring its outcome (teardown, idempotent setup).
-fn run_quiet(program: &str, args: &[&str]) {
-    let _ = Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// Runs a command and panics with its stderr when it fails.
-fn run(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn stdout_of(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
-}
+use super::cmd::{run, run_quiet};
+use super::docker;
+use super::subnet::reserve_subnet;
+use super::wait::Wait;
 
 /// A namespace "server" with its own IP and dockerd.
 pub struct NetnsServer {
@@ -63,44 +38,6 @@ pub struct NetnsServer {
     tcp: bool,
     /// Marker dir that reserves the /24 among concurrent test processes.
     reservation: PathBuf,
-}
-
-/// Picks a /24 of 10.77.0.0/16 (third octet 20..=219, starting at pid % 200 + 20) that no
-/// address or route on the machine uses and no other live test process has reserved. The
-/// reservation is a directory `/tmp/shoal-netns-10.77.N` holding the owner's pid (created
-/// atomically; a dead owner's is taken over).
-fn reserve_subnet(pid: u32) -> (u32, PathBuf) {
-    let used = format!(
-        "{}\n{}",
-        stdout_of("ip", &["-4", "addr"]),
-        stdout_of("ip", &["-4", "route"])
-    );
-    for i in 0..200u32 {
-        let octet = (pid % 200 + i) % 200 + 20;
-        let marker = PathBuf::from(format!("/tmp/shoal-netns-10.77.{octet}"));
-        let owner_alive = |m: &PathBuf| {
-            std::fs::read_to_string(m.join("pid")).map_or(true, |p| {
-                let p = p.trim();
-                p.is_empty() || std::path::Path::new(&format!("/proc/{p}")).exists()
-            })
-        };
-        if std::fs::create_dir(&marker).is_err() {
-            if owner_alive(&marker) {
-                continue;
-            }
-            let _ = std::fs::remove_dir_all(&marker);
-            if std::fs::create_dir(&marker).is_err() {
-                continue;
-            }
-        }
-        std::fs::write(marker.join("pid"), pid.to_string()).expect("write reservation");
-        if used.contains(&format!("10.77.{octet}.")) {
-            let _ = std::fs::remove_dir_all(&marker);
-            continue;
-        }
-        return (octet, marker);
-    }
-    panic!("no free /24 in 10.77.0.0/16");
 }
 
 /// Port of the namespace dockerd's TCP listener (see [`NetnsServer::start_with_tcp`]).
@@ -328,23 +265,21 @@ impl NetnsServer {
             .spawn()
             .expect("start dockerd in the namespace");
         self.dockerd = Some(child);
-        let start = Instant::now();
-        while !self.docker_answers() {
-            if let Some(st) = self
-                .dockerd
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.dockerd = None;
-                panic!("namespace dockerd exited ({st}):\n{}", self.dockerd_log());
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "namespace dockerd did not answer within 60s:\n{}",
-                self.dockerd_log()
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        let log_file = self.dir.join("dockerd.log");
+        Wait::new("the namespace dockerd to answer", Duration::from_secs(60))
+            .every(Duration::from_millis(250))
+            .explain(move || std::fs::read_to_string(log_file).unwrap_or_default())
+            .until(|| {
+                if let Some(st) = self
+                    .dockerd
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+                {
+                    self.dockerd = None;
+                    panic!("namespace dockerd exited ({st}):\n{}", self.dockerd_log());
+                }
+                self.docker_answers()
+            });
     }
 
     /// Sends dockerd SIGTERM (it stops its containers, then exits); [`Self::reap_dockerd`]
@@ -397,46 +332,20 @@ impl NetnsServer {
         std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default()
     }
 
-    /// `docker save IMAGE | docker -H <this> load`, with pipes (no shell).
+    /// Copies `image` from the host's engine into this server's.
     pub fn load_image(&self, image: &str) {
-        let mut save = Command::new("docker")
-            .args(["save", image])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("docker save");
-        let out = save.stdout.take().expect("save stdout");
-        let load = self
-            .docker()
-            .arg("load")
-            .stdin(Stdio::from(out))
-            .output()
-            .expect("docker load");
-        let saved = save.wait().expect("docker save wait");
-        assert!(saved.success(), "docker save {image} failed");
-        assert!(
-            load.status.success(),
-            "docker load into the namespace failed: {}",
-            String::from_utf8_lossy(&load.stderr)
-        );
+        docker::copy_image(image, self.docker());
     }
 
     /// Ids of containers with `label` on this server (all states when `all`); empty when
     /// dockerd does not answer.
     pub fn container_ids(&self, label: &str, all: bool) -> Vec<String> {
-        let filter = format!("label={label}");
-        let mut c = self.docker();
-        c.args(["ps", "-q", "--no-trunc", "--filter", &filter]);
-        if all {
-            c.arg("-a");
-        }
-        let out = c.output().expect("docker ps");
-        let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect();
-        ids.sort();
-        ids
+        docker::ids_with_label(self.docker(), label, all)
+    }
+
+    /// Running containers of `service` on this server.
+    pub fn running(&self, service: &str) -> Vec<String> {
+        self.container_ids(&docker::service_label(service), false)
     }
 
     fn unmount_leftovers(&self) {

@@ -1,0 +1,61 @@
+//! A real `shoal serve` process, killed on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{shoal, wait_for, TOKEN};
+
+/// How long `shoal serve` may take to answer on its API.
+const START_LIMIT: Duration = Duration::from_secs(20);
+
+/// `shoal serve --config CONFIG` with the test token, its stderr in a log file.
+pub struct Serve {
+    child: Child,
+    /// Its stderr (the tracing log).
+    pub log_file: PathBuf,
+}
+
+impl Serve {
+    /// Starts it and waits until `GET http://127.0.0.1:{api_port}/` answers.
+    pub fn start(config: &Path, api_port: u16, log_file: &Path) -> Self {
+        let log = std::fs::File::create(log_file).expect("log file");
+        let child = shoal()
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("SHOAL_API_TOKEN", TOKEN)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start shoal");
+        let serve = Serve {
+            child,
+            log_file: log_file.to_owned(),
+        };
+        let url = format!("http://127.0.0.1:{api_port}/");
+        wait_for("shoal API", START_LIMIT, || {
+            std::net::TcpStream::connect(("127.0.0.1", api_port)).ok()?;
+            let out = Command::new("curl").args(["-sf", &url]).output().ok()?;
+            out.status.success().then_some(())
+        });
+        serve
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("shoal status").is_none()
+    }
+}
+
+impl Drop for Serve {
+    /// SIGKILL: replicas must survive anything.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
