@@ -13,6 +13,7 @@ pub mod engine;
 pub mod fleet;
 pub mod journal;
 pub mod lb;
+pub mod metrics;
 pub mod placement;
 pub mod policy;
 pub mod reconcile;

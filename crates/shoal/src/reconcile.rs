@@ -215,6 +215,8 @@ pub struct App {
     pub journal: Arc<Journal>,
     /// When `serve` started.
     pub started: Instant,
+    /// Metrics observed as they happen (reconcile pass durations).
+    pub metrics: crate::metrics::Metrics,
     pub(crate) http: reqwest::Client,
     /// Image pulls by (server, image): `None` in flight, `Some(t)` failed at `t`. A pull runs
     /// in the background, never in a reconcile pass, at most once at a time per server and
@@ -240,6 +242,7 @@ impl App {
             services: Mutex::new(BTreeMap::new()),
             journal: Arc::new(journal),
             started: Instant::now(),
+            metrics: crate::metrics::Metrics::new(),
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(0)
                 .build()?,
@@ -517,7 +520,11 @@ impl App {
 
     async fn run_service(self: Arc<Self>, rt: Arc<ServiceRuntime>) {
         loop {
-            if self.reconcile_once(&rt).await {
+            let pass = Instant::now();
+            let drained = self.reconcile_once(&rt).await;
+            self.metrics
+                .observe_pass(&rt.name, pass.elapsed().as_secs_f64());
+            if drained {
                 // Forget it only if it was not re-added meanwhile (lock order: services,
                 // then state, as in apply_config).
                 let mut map = self.services.lock().expect("services lock");

@@ -1,0 +1,52 @@
+//! API errors: a status and an [`ErrorBody`].
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::model::ErrorBody;
+use crate::reconcile::ScaleError;
+
+/// An API error: a status and its body, rendered as `{"error": "..."}`.
+#[derive(Debug)]
+pub struct AppError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl AppError {
+    /// An error with a message only.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: ErrorBody::new(message),
+        }
+    }
+
+    /// An error with a full body.
+    pub fn with_body(status: StatusCode, body: ErrorBody) -> Self {
+        Self { status, body }
+    }
+
+    /// `404 unknown service "name"`.
+    pub fn unknown_service(name: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, format!("unknown service {name:?}"))
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+impl From<ScaleError> for AppError {
+    fn from(e: ScaleError) -> Self {
+        let status = match e {
+            ScaleError::UnknownService(_) => StatusCode::NOT_FOUND,
+            ScaleError::AtBound { .. } | ScaleError::OutsideWindow { .. } => StatusCode::CONFLICT,
+            ScaleError::NoCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        AppError::new(status, e.to_string())
+    }
+}
