@@ -454,9 +454,9 @@ pub enum ServerState {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
-    /// Most events to return (1..=1000; default 50).
+    /// Most events to return (default 50; clamped to 1..=1000).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[param(minimum = 1, maximum = 1000, default = 50)]
+    #[param(default = 50)]
     pub limit: Option<usize>,
     /// Newest events to skip (default 0).
     #[serde(skip_serializing_if = "Option::is_none")]
