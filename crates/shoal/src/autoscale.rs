@@ -50,15 +50,15 @@ pub fn window_state(cfg: &Config, svc: &ServiceConfig, now: Timestamp) -> Option
 /// journals and applies, every `check_interval` and exactly at window edges.
 #[derive(Debug)]
 pub struct Autoscaler {
-    app: Arc<Context>,
+    ctx: Arc<Context>,
     rt: Arc<ServiceRuntime>,
 }
 
 impl Autoscaler {
     /// The autoscaler of `rt`'s service.
     #[must_use]
-    pub fn new(app: Arc<Context>, rt: Arc<ServiceRuntime>) -> Self {
-        Self { app, rt }
+    pub fn new(ctx: Arc<Context>, rt: Arc<ServiceRuntime>) -> Self {
+        Self { ctx, rt }
     }
 
     /// Runs until the service's runtime is replaced or forgotten.
@@ -68,16 +68,16 @@ impl Autoscaler {
         loop {
             // It lives as long as its service runtime: a service removed and added back
             // while still draining keeps (and needs) this task.
-            if !self.app.is_current(&self.rt) {
+            if !self.ctx.is_current(&self.rt) {
                 return;
             }
-            let cfg = self.app.config();
+            let cfg = self.ctx.config();
             let removed = self.rt.update(|st| st.removed);
             let Some(svc) = cfg.service(&self.rt.name).filter(|_| !removed).cloned() else {
                 tokio::time::sleep(timings::AUTOSCALER_IDLE_POLL).await;
                 continue;
             };
-            let now = self.app.clock.now();
+            let now = self.ctx.clock.now();
             // A panic in one evaluation is journaled and the next one runs as usual.
             if let Err(panic) = AssertUnwindSafe(self.evaluate(&cfg, &svc, now))
                 .catch_unwind()
@@ -88,14 +88,14 @@ impl Autoscaler {
                     service = self.rt.name,
                     "autoscaler evaluation panicked: {what}"
                 );
-                self.app.journal.record(NewEvent {
+                self.ctx.journal.record(NewEvent {
                     service: &self.rt.name,
                     action: Action::Error,
                     reason: format!("autoscaler evaluation failed unexpectedly ({what})"),
                     ..Default::default()
                 });
             }
-            tokio::time::sleep(next_wait(&cfg, &svc, self.app.clock.now())).await;
+            tokio::time::sleep(next_wait(&cfg, &svc, self.ctx.clock.now())).await;
         }
     }
 
@@ -124,7 +124,7 @@ impl Autoscaler {
             return;
         }
         let capacity_left: u32 = self
-            .app
+            .ctx
             .fleet
             .loads(&Default::default())
             .iter()
@@ -138,7 +138,7 @@ impl Autoscaler {
             (Vec::new(), Vec::new())
         };
         let sessions = if window_open && pcfg.target_sessions.is_some() {
-            self.app
+            self.ctx
                 .lb()
                 .backend_load(&lb::backend_name(&rt.name))
                 .await
@@ -207,7 +207,7 @@ impl Autoscaler {
         let (inputs, decision, before, acts, journal_it) = outcome;
 
         if acts {
-            self.app.journal.save_service_state(
+            self.ctx.journal.save_service_state(
                 &rt.name,
                 &SavedState {
                     last_action: Some(now),
@@ -248,7 +248,7 @@ impl Autoscaler {
                 "window": window,
                 "dry_run": pcfg.dry_run,
             });
-            self.app.journal.record(NewEvent {
+            self.ctx.journal.record(NewEvent {
                 service: &rt.name,
                 action,
                 reason: format!("autoscaler: {}", decision.reason),
@@ -273,7 +273,7 @@ impl Autoscaler {
         let (low, high) = timings::STATS_BOUND;
         let bound = (cfg.check_interval() / 2).clamp(low, high);
         let samples = futures_util::future::join_all(ready.iter().map(|(id, server)| {
-            let engine = self.app.fleet.get(server).and_then(|h| h.engine());
+            let engine = self.ctx.fleet.get(server).and_then(|h| h.engine());
             async move {
                 let engine = engine?;
                 match tokio::time::timeout(bound, engine.stats(id)).await {

@@ -1,9 +1,18 @@
 //! Client commands: call the API of a running `shoal serve` and print tables or JSON.
+//!
+//! Answers are read into the API's own types ([`crate::api::model`]), the same the server
+//! builds them from; `--json` prints them back as JSON.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::api::model::{
+    DeployResponse, ErrorBody, EventList, EventsQuery, ReloadResponse, RollingUpdateResponse,
+    ScaleResponse, ServerList, ServiceList, ServiceStats, ServiceSummary, Status,
+};
 
 /// A client of the shoal API.
 #[derive(Debug)]
@@ -36,13 +45,21 @@ impl Client {
         }
     }
 
-    async fn call(&self, post: bool, path: &str) -> Result<Value, Failure> {
+    async fn call<T: DeserializeOwned>(
+        &self,
+        post: bool,
+        path: &str,
+        query: Option<&EventsQuery>,
+    ) -> Result<T, Failure> {
         let url = format!("{}{path}", self.base);
         let mut req = if post {
             self.http.post(&url)
         } else {
             self.http.get(&url)
         };
+        if let Some(q) = query {
+            req = req.query(q);
+        }
         if post {
             if let Some(t) = &self.token {
                 req = req.bearer_auth(t);
@@ -53,24 +70,26 @@ impl Client {
             .await
             .map_err(|e| Failure::Unreachable(format!("cannot reach {url}: {e}")))?;
         let status = resp.status();
-        let body: Value = resp
-            .json()
-            .await
-            .map_err(|e| Failure::Api(status.as_u16(), format!("{url}: unreadable answer: {e}")))?;
+        let unreadable = |e: &dyn std::fmt::Display| {
+            Failure::Api(status.as_u16(), format!("{url}: unreadable answer: {e}"))
+        };
+        let body = resp.bytes().await.map_err(|e| unreadable(&e))?;
         if status.is_success() {
-            Ok(body)
+            serde_json::from_slice(&body).map_err(|e| unreadable(&e))
         } else {
-            let msg = body
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("error")
-                .to_owned();
-            Err(Failure::Api(status.as_u16(), msg))
+            let err: ErrorBody = serde_json::from_slice(&body).map_err(|e| unreadable(&e))?;
+            Err(Failure::Api(status.as_u16(), err.error))
         }
     }
 
-    async fn run(&self, post: bool, path: &str, table: impl FnOnce(&Value) -> String) -> ExitCode {
-        match self.call(post, path).await {
+    async fn run<T: Serialize + DeserializeOwned>(
+        &self,
+        post: bool,
+        path: &str,
+        query: Option<&EventsQuery>,
+        table: impl FnOnce(&T) -> String,
+    ) -> ExitCode {
+        match self.call::<T>(post, path, query).await {
             Ok(v) => {
                 if self.json {
                     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -124,33 +143,69 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn s(v: &Value) -> String {
-    match v {
-        Value::Null => "-".to_owned(),
-        Value::String(x) => x.clone(),
-        other => other.to_string(),
+/// A table cell: `-` for nothing, numbers as JSON writes them.
+trait Cell {
+    fn cell(&self) -> String;
+}
+
+impl Cell for String {
+    fn cell(&self) -> String {
+        self.clone()
     }
 }
 
-fn services_table(list: &[Value]) -> String {
+impl Cell for f64 {
+    fn cell(&self) -> String {
+        serde_json::Number::from_f64(*self).map_or_else(|| "-".to_owned(), |n| n.to_string())
+    }
+}
+
+macro_rules! integer_cell {
+    ($($t:ty),*) => {$(
+        impl Cell for $t {
+            fn cell(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+integer_cell!(u32, u64, usize);
+
+impl<T: Cell> Cell for Option<T> {
+    fn cell(&self) -> String {
+        self.as_ref().map_or_else(|| "-".to_owned(), Cell::cell)
+    }
+}
+
+/// The JSON name of an enum value (`ready`, `up`, `threshold`).
+fn name<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "-".to_owned(),
+    }
+}
+
+fn services_table(list: &[ServiceSummary]) -> String {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|v| {
-            let window = &v["business_hours"];
+            let until = |w: &crate::api::model::WindowState| w.next_change_local.cell();
             vec![
-                s(&v["name"]),
-                s(&v["image"]),
-                s(&v["port"]),
-                format!("{}/{}", s(&v["replicas"]["ready"]), s(&v["desired"])),
-                format!("{}..{}", s(&v["min_replicas"]), s(&v["max_replicas"])),
-                s(&v["autoscaler"]["policy"]),
-                s(&v["utilization"]),
-                match window["open"].as_bool() {
+                v.name.clone(),
+                v.image.clone(),
+                v.port.cell(),
+                format!("{}/{}", v.replicas.ready, v.desired),
+                format!("{}..{}", v.min_replicas, v.max_replicas),
+                v.autoscaler
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), |a| name(&a.policy)),
+                v.utilization.cell(),
+                match &v.business_hours {
                     None => "any time".to_owned(),
-                    Some(true) => format!("open until {}", s(&window["next_change_local"])),
-                    Some(false) => format!("closed until {}", s(&window["next_change_local"])),
+                    Some(w) if w.open => format!("open until {}", until(w)),
+                    Some(w) => format!("closed until {}", until(w)),
                 },
-                s(&v["last_error"]),
+                v.last_error.cell(),
             ]
         })
         .collect();
@@ -170,15 +225,12 @@ fn services_table(list: &[Value]) -> String {
 
 /// `shoal status`.
 pub async fn status(c: &Client) -> ExitCode {
-    c.run(false, "/status", |v| {
+    c.run(false, "/status", None, |v: &Status| {
         let mut out = format!(
             "shoal {} up {}s; servers {}/{} up\n\n",
-            s(&v["version"]),
-            s(&v["uptime_seconds"]),
-            s(&v["servers"]["up"]),
-            s(&v["servers"]["total"])
+            v.version, v.uptime_seconds, v.servers.up, v.servers.total
         );
-        out.push_str(&services_table(v["services"].as_array().map_or(&[], |a| a)));
+        out.push_str(&services_table(&v.services));
         out
     })
     .await
@@ -186,28 +238,27 @@ pub async fn status(c: &Client) -> ExitCode {
 
 /// `shoal services`.
 pub async fn services(c: &Client) -> ExitCode {
-    c.run(false, "/services", |v| {
-        services_table(v["services"].as_array().map_or(&[], |a| a))
+    c.run(false, "/services", None, |v: &ServiceList| {
+        services_table(&v.services)
     })
     .await
 }
 
 /// `shoal servers`.
 pub async fn servers(c: &Client) -> ExitCode {
-    c.run(false, "/servers", |v| {
-        let rows: Vec<Vec<String>> = v["servers"]
-            .as_array()
-            .map_or(&[][..], Vec::as_slice)
+    c.run(false, "/servers", None, |v: &ServerList| {
+        let rows: Vec<Vec<String>> = v
+            .servers
             .iter()
             .map(|x| {
                 vec![
-                    s(&x["name"]),
-                    s(&x["host"]),
-                    s(&x["status"]),
-                    format!("{}/{}", s(&x["containers"]), s(&x["max_containers"])),
-                    s(&x["docker_version"]),
-                    s(&x["endpoint"]),
-                    s(&x["reason"]),
+                    x.name.clone(),
+                    x.host.clone(),
+                    name(&x.status),
+                    format!("{}/{}", x.containers, x.max_containers),
+                    x.docker_version.cell(),
+                    x.endpoint.clone(),
+                    x.reason.cell(),
                 ]
             })
             .collect();
@@ -229,28 +280,29 @@ pub async fn servers(c: &Client) -> ExitCode {
 
 /// `shoal stats SERVICE`.
 pub async fn stats(c: &Client, service: &str) -> ExitCode {
-    c.run(false, &format!("/services/{service}/stats"), |v| {
+    let path = format!("/services/{service}/stats");
+    c.run(false, &path, None, |v: &ServiceStats| {
+        let svc = &v.service;
         let mut out = format!(
             "{}: {}/{} ready, desired {}, utilization {}%\n\n",
-            s(&v["name"]),
-            s(&v["replicas"]["ready"]),
-            s(&v["replicas"]["total"]),
-            s(&v["desired"]),
-            s(&v["utilization"])
+            svc.name,
+            svc.replicas.ready,
+            svc.replicas.total,
+            svc.desired,
+            svc.utilization.cell()
         );
-        let rows: Vec<Vec<String>> = v["containers"]
-            .as_array()
-            .map_or(&[][..], Vec::as_slice)
+        let rows: Vec<Vec<String>> = v
+            .containers
             .iter()
             .map(|x| {
                 vec![
-                    s(&x["name"]),
-                    s(&x["server"]),
-                    s(&x["address"]),
-                    s(&x["phase"]),
-                    s(&x["lb_status"]),
-                    s(&x["cpu_percent"]),
-                    s(&x["revision"]),
+                    x.name.clone(),
+                    x.server.clone(),
+                    x.address.cell(),
+                    name(&x.phase),
+                    x.lb_status.cell(),
+                    x.cpu_percent.cell(),
+                    x.revision.clone(),
                 ]
             })
             .collect();
@@ -268,53 +320,48 @@ pub async fn stats(c: &Client, service: &str) -> ExitCode {
 /// `shoal scale SERVICE up|down`.
 pub async fn scale(c: &Client, service: &str, up: bool) -> ExitCode {
     let dir = if up { "up" } else { "down" };
-    c.run(true, &format!("/services/{service}/scale/{dir}"), |v| {
-        format!(
-            "{service}: desired {} -> {}\n",
-            s(&v["previous"]),
-            s(&v["desired"])
-        )
+    let path = format!("/services/{service}/scale/{dir}");
+    c.run(true, &path, None, |v: &ScaleResponse| {
+        format!("{service}: desired {} -> {}\n", v.previous, v.desired)
     })
     .await
 }
 
 /// `shoal deploy SERVICE [--all]`.
 pub async fn deploy(c: &Client, service: &str, all: bool) -> ExitCode {
-    let path = if all {
-        format!("/services/{service}/rolling-update")
-    } else {
-        format!("/services/{service}/deploy")
-    };
-    c.run(true, &path, |v| {
-        if all {
+    if all {
+        let path = format!("/services/{service}/rolling-update");
+        c.run(true, &path, None, |v: &RollingUpdateResponse| {
             format!(
                 "{service}: pulling {} on {}, then replacing every replica one at a time; \
                  follow with `shoal events {service}`\n",
-                s(&v["image"]),
-                s(&v["pulling_on"])
+                v.image,
+                serde_json::to_string(&v.pulling_on).unwrap_or_default()
             )
-        } else {
+        })
+        .await
+    } else {
+        let path = format!("/services/{service}/deploy");
+        c.run(true, &path, None, |v: &DeployResponse| {
             format!(
                 "{service}: rolling to revision {} ({} replica(s) to replace); follow with \
                  `shoal events {service}`\n",
-                s(&v["revision"]),
-                s(&v["replicas_to_replace"])
+                v.revision, v.replicas_to_replace
             )
-        }
-    })
-    .await
+        })
+        .await
+    }
 }
 
 /// `shoal reload`.
 pub async fn reload(c: &Client) -> ExitCode {
-    c.run(true, "/config/reload", |v| {
-        let changes = v["changes"].as_array().map_or(&[][..], |a| a);
-        if changes.is_empty() {
+    c.run(true, "/config/reload", None, |v: &ReloadResponse| {
+        if v.changes.is_empty() {
             "reloaded; nothing changed\n".to_owned()
         } else {
             let mut out = "reloaded:\n".to_owned();
-            for ch in changes {
-                out.push_str(&format!("  {}\n", s(ch)));
+            for ch in &v.changes {
+                out.push_str(&format!("  {ch}\n"));
             }
             out
         }
@@ -324,26 +371,26 @@ pub async fn reload(c: &Client) -> ExitCode {
 
 /// `shoal events SERVICE`.
 pub async fn events(c: &Client, service: &str, limit: usize) -> ExitCode {
-    c.run(
-        false,
-        &format!("/services/{service}/events?limit={limit}"),
-        |v| {
-            let rows: Vec<Vec<String>> = v["events"]
-                .as_array()
-                .map_or(&[][..], |a| a)
-                .iter()
-                .map(|e| {
-                    let change = match (e["desired_before"].as_u64(), e["desired_after"].as_u64()) {
-                        (Some(a), Some(b)) if a != b => format!("{a}->{b}"),
-                        (Some(a), Some(_)) => a.to_string(),
-                        _ => "-".to_owned(),
-                    };
-                    vec![s(&e["at"]), s(&e["action"]), change, s(&e["reason"])]
-                })
-                .collect();
-            table(&["TIME", "ACTION", "DESIRED", "REASON"], &rows)
-        },
-    )
+    let path = format!("/services/{service}/events");
+    let query = EventsQuery {
+        limit: Some(limit),
+        offset: None,
+    };
+    c.run(false, &path, Some(&query), |v: &EventList| {
+        let rows: Vec<Vec<String>> = v
+            .events
+            .iter()
+            .map(|e| {
+                let change = match (e.desired_before, e.desired_after) {
+                    (Some(a), Some(b)) if a != b => format!("{a}->{b}"),
+                    (Some(a), Some(_)) => a.to_string(),
+                    _ => "-".to_owned(),
+                };
+                vec![e.at.clone(), e.action.clone(), change, e.reason.clone()]
+            })
+            .collect();
+        table(&["TIME", "ACTION", "DESIRED", "REASON"], &rows)
+    })
     .await
 }
 
@@ -355,5 +402,77 @@ mod tests {
     fn tables_align_columns() {
         let t = table(&["A", "LONGER"], &[vec!["xxx".into(), "y".into()]]);
         assert_eq!(t, "A    LONGER\nxxx  y\n");
+    }
+
+    #[test]
+    fn cells_print_numbers_as_json_does_and_nothing_as_a_dash() {
+        assert_eq!(0.0_f64.cell(), "0.0");
+        assert_eq!(0.15_f64.cell(), "0.15");
+        assert_eq!(Some(75.0_f64).cell(), "75.0");
+        assert_eq!(None::<f64>.cell(), "-");
+        assert_eq!(Some(3_u32).cell(), "3");
+        assert_eq!(None::<String>.cell(), "-");
+        assert_eq!(name(&crate::api::model::Phase::Draining), "draining");
+    }
+
+    #[test]
+    fn services_table_reads_the_typed_summary() {
+        use crate::api::model::{HealthCheckInfo, ReplicaCounts, WindowState};
+        let svc = ServiceSummary {
+            name: "web".into(),
+            image: "img:1".into(),
+            port: 8080,
+            revision: "abc".into(),
+            min_replicas: 1,
+            max_replicas: 3,
+            desired: 2,
+            replicas: ReplicaCounts {
+                ready: 1,
+                total: 2,
+                ..ReplicaCounts::default()
+            },
+            scale_up_threshold: 75.0,
+            scale_down_threshold: 25.0,
+            cooldown_period: 60,
+            cooldown_remaining_seconds: 0,
+            business_hours_only: true,
+            business_hours: Some(WindowState {
+                open: false,
+                next_change: Some("2026-03-30T07:00:00Z".into()),
+                next_change_local: Some("2026-03-30T09:00:00+02:00".into()),
+                timezone: "Europe/Berlin".into(),
+            }),
+            utilization: Some(0.5),
+            autoscaler: None,
+            health_check: HealthCheckInfo {
+                path: "/".into(),
+                interval: 1,
+                timeout: 1,
+            },
+            rollout: None,
+            last_error: None,
+        };
+        let t = services_table(&[svc]);
+        let row = t.lines().nth(1).unwrap();
+        let cells: Vec<&str> = row
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(
+            cells,
+            [
+                "web",
+                "img:1",
+                "8080",
+                "1/2",
+                "1..3",
+                "-",
+                "0.5",
+                "closed until 2026-03-30T09:00:00+02:00",
+                "-"
+            ],
+            "{t}"
+        );
     }
 }

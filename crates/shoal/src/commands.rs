@@ -60,6 +60,9 @@ pub enum CommandError {
     /// The new config could not be put in force (e.g. an unusable runtime API address).
     #[error("config not reloaded: {0}")]
     NotApplied(String),
+    /// Reading the config file failed unexpectedly (the reading task did not finish).
+    #[error("config not reloaded: {0}")]
+    Internal(String),
 }
 
 /// Changes the desired count of `service` by one, within its bounds, and starts the
@@ -250,7 +253,7 @@ pub async fn reload(app: &Arc<App>) -> Result<Vec<String>, CommandError> {
     let path = app.config_path.clone();
     let loaded = tokio::task::spawn_blocking(move || Config::load(&path))
         .await
-        .map_err(|e| CommandError::NotApplied(e.to_string()))?;
+        .map_err(|e| CommandError::Internal(e.to_string()))?;
     let config = loaded.map_err(|e| CommandError::BadConfig(Box::new(e)))?;
     apply_config(app, config)
 }

@@ -68,6 +68,8 @@ pub struct Context {
     pub prober: Arc<dyn Prober>,
     /// Wall-clock time for cooldowns and business hours.
     pub clock: Clock,
+    /// Metrics observed as they happen (reconcile pass durations).
+    pub metrics: crate::metrics::Metrics,
     /// Image pulls run in the background, never in a pass, at most once at a time per
     /// server and image, and not again within [`timings::PULL_RETRY`] of a failure.
     pulls: Arc<Mutex<PullBook>>,
@@ -101,6 +103,7 @@ impl Context {
             journal: Arc::new(parts.journal),
             prober: parts.prober,
             clock: parts.clock,
+            metrics: crate::metrics::Metrics::new(),
             pulls: Arc::new(Mutex::new(BTreeMap::new())),
             cfg_write: tokio::sync::Mutex::new(()),
         })

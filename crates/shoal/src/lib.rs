@@ -18,6 +18,7 @@ pub mod engine;
 pub mod fleet;
 pub mod journal;
 pub mod lb;
+pub mod metrics;
 pub mod placement;
 pub mod policy;
 pub mod ports;

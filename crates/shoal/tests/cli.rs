@@ -1,11 +1,15 @@
-//! The CLI's offline commands: `config check` and `haproxy render`.
+//! The CLI: its offline commands (`config check`, `haproxy render`), and its client
+//! commands against a real `shoal serve` whose servers cannot be reached (no Docker or
+//! HAProxy needed: every answer is real, read into the API's types).
 
 mod common;
 
-use std::path::Path;
-use std::process::Output;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
-use common::{haproxy, repo, shoal};
+use shoal::api::model::{EventList, ServerList, ServiceList, ServiceStats, Status};
+
+use common::{free_port, haproxy, repo, shoal, TOKEN};
 
 /// `shoal config check PATH`.
 fn config_check(path: impl AsRef<Path>) -> Output {
@@ -121,4 +125,277 @@ fn client_reports_unreachable_api_with_exit_3() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
+}
+
+/// `shoal serve` on a config whose servers are all down.
+struct Serve {
+    _serve: common::serve::Serve,
+    api: String,
+    config: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Serve {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let api_port = free_port();
+        let yaml = format!(
+            "load_balancer:
+  runtime_api: unix:{dir}/no-haproxy.sock
+servers:
+  - host: 127.0.0.1
+    name: gone
+    docker_host: unix://{dir}/no-docker.sock
+  - host: 192.0.2.10
+    name: viassh
+    ssh_user: admin
+services:
+  web:
+    image: shoal-workload:latest
+    port: {fe}
+    min_replicas: 1
+    max_replicas: 3
+autoscaler:
+  state_file: {dir}/state.db
+api:
+  bind: 127.0.0.1:{api_port}
+",
+            dir = dir.path().display(),
+            fe = free_port(),
+        );
+        let config = dir.path().join("c.yaml");
+        std::fs::write(&config, yaml).unwrap();
+        let serve = common::serve::Serve::start(&config, api_port, &dir.path().join("serve.log"));
+        Serve {
+            _serve: serve,
+            api: format!("http://127.0.0.1:{api_port}"),
+            config,
+            _dir: dir,
+        }
+    }
+
+    /// Runs a client command with the token.
+    fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with(args, Some(TOKEN))
+    }
+
+    fn cli_with(&self, args: &[&str], token: Option<&str>) -> Output {
+        let mut cmd = shoal();
+        cmd.args(["--api", &self.api]).args(args);
+        match token {
+            Some(t) => cmd.env("SHOAL_API_TOKEN", t),
+            None => cmd.env_remove("SHOAL_API_TOKEN"),
+        };
+        cmd.output().unwrap()
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "{}{}", stdout(o), stderr(o));
+    stdout(o)
+}
+
+/// `--json` output, read back into the API type it was printed from.
+fn json<T: serde::de::DeserializeOwned>(o: &Output) -> T {
+    let text = ok(o);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn client_commands_print_tables_from_a_real_serve() {
+    let s = Serve::start();
+
+    let status = ok(&s.cli(&["status"]));
+    assert!(status.starts_with("shoal "), "{status}");
+    assert!(status.contains("servers 0/2 up"), "{status}");
+    let row = status
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .expect(&status);
+    assert!(row.contains("shoal-workload:latest"), "{row}");
+    assert!(row.contains("1..3"), "{row}");
+    assert!(row.contains("any time"), "{row}");
+
+    let services = ok(&s.cli(&["services"]));
+    assert!(services.starts_with("SERVICE  "), "{services}");
+    assert!(
+        services.lines().any(|l| l.starts_with("web ")),
+        "{services}"
+    );
+
+    let servers = ok(&s.cli(&["servers"]));
+    let gone = servers
+        .lines()
+        .find(|l| l.starts_with("gone "))
+        .expect(&servers);
+    assert!(gone.contains(" down "), "{gone}");
+    assert!(gone.contains("0/12"), "{gone}");
+    let ssh = servers
+        .lines()
+        .find(|l| l.starts_with("viassh "))
+        .expect(&servers);
+    assert!(ssh.contains("ssh://admin@192.0.2.10:22"), "{ssh}");
+    assert!(ssh.contains("SSH transport"), "{ssh}");
+
+    let stats = ok(&s.cli(&["stats", "web"]));
+    assert!(stats.starts_with("web: 0/0 ready, desired "), "{stats}");
+    assert!(stats.contains("REPLICA  SERVER  ADDRESS"), "{stats}");
+
+    let events = ok(&s.cli(&["events", "web", "--limit", "5"]));
+    let header: Vec<&str> = events.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["TIME", "ACTION", "DESIRED", "REASON"], "{events}");
+
+    // Nothing can be placed: the API's 503 is printed with its message, exit 1.
+    let up = s.cli(&["scale", "web", "up"]);
+    assert_eq!(up.status.code(), Some(1), "{}", stdout(&up));
+    assert!(stderr(&up).starts_with("error (503): "), "{}", stderr(&up));
+    assert!(stderr(&up).contains("gone is down"), "{}", stderr(&up));
+
+    let all = s.cli(&["deploy", "web", "--all"]);
+    assert_eq!(all.status.code(), Some(1));
+    assert_eq!(stderr(&all), "error (503): no server is up\n");
+
+    let deploy = ok(&s.cli(&["deploy", "web"]));
+    assert!(deploy.starts_with("web: rolling to revision "), "{deploy}");
+    assert!(deploy.contains("(0 replica(s) to replace)"), "{deploy}");
+
+    let missing = s.cli(&["stats", "nope"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(stderr(&missing), "error (404): unknown service \"nope\"\n");
+
+    let no_token = s.cli_with(&["scale", "web", "down"], None);
+    assert_eq!(no_token.status.code(), Some(1));
+    assert_eq!(
+        stderr(&no_token),
+        "error (401): missing Authorization: Bearer token (set SHOAL_API_TOKEN)\n"
+    );
+}
+
+#[test]
+fn client_json_is_the_api_model() {
+    let s = Serve::start();
+
+    let status: Status = json(&s.cli(&["--json", "status"]));
+    assert_eq!(status.status, "running");
+    assert_eq!((status.servers.total, status.servers.up), (2, 0));
+    assert_eq!(status.services.len(), 1);
+    assert_eq!(status.services[0].name, "web");
+
+    let services: ServiceList = json(&s.cli(&["--json", "services"]));
+    assert_eq!(services.services[0].max_replicas, 3);
+    assert!(services.services[0].business_hours.is_none());
+
+    let servers: ServerList = json(&s.cli(&["--json", "servers"]));
+    assert!(servers.servers.iter().all(|x| !x.up));
+
+    let stats: ServiceStats = json(&s.cli(&["--json", "stats", "web"]));
+    assert_eq!(stats.service.name, "web");
+    assert!(stats.containers.is_empty());
+    assert_eq!(stats.cpu_limit_cores, None);
+
+    let events: EventList = json(&s.cli(&["--json", "events", "web", "--limit", "7"]));
+    assert_eq!(events.service, "web");
+    assert_eq!(
+        events.limit, 7,
+        "the limit reaches the API as a query parameter"
+    );
+
+    // The CLI prints what the API sent, field for field (the same types both ways).
+    let raw = get_json(&format!("{}/servers", s.api));
+    let printed: serde_json::Value = json(&s.cli(&["--json", "servers"]));
+    assert_eq!(printed, raw);
+}
+
+#[test]
+fn client_reload_reports_changes_and_refusals() {
+    let s = Serve::start();
+    assert_eq!(ok(&s.cli(&["reload"])), "reloaded; nothing changed\n");
+
+    let good = std::fs::read_to_string(&s.config).unwrap();
+    let added = good.replace(
+        "autoscaler:\n",
+        &format!(
+            "  extra:\n    image: shoal-workload:latest\n    port: {}\nautoscaler:\n",
+            free_port()
+        ),
+    );
+    write(&s.config, &added);
+    assert_eq!(
+        ok(&s.cli(&["reload"])),
+        "reloaded:\n  service extra added\n"
+    );
+
+    write(
+        &s.config,
+        &added.replace("min_replicas: 1", "min_replicas: 9"),
+    );
+    let refused = s.cli(&["reload"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = stderr(&refused);
+    assert!(
+        err.starts_with("error (400): config not reloaded; the running config stays:"),
+        "{err}"
+    );
+    assert!(err.contains("min_replicas (9)"), "{err}");
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+/// GET a URL as JSON (curl: these tests have no async runtime).
+fn get_json(url: &str) -> serde_json::Value {
+    let out = Command::new("curl").args(["-sf", url]).output().unwrap();
+    assert!(out.status.success(), "curl {url}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// An HTTP server that answers every request with `status` and `body`, once per connection.
+fn fake_api(status: &str, body: &'static str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let status = status.to_owned();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn client_refuses_an_answer_of_the_wrong_shape() {
+    let api = fake_api("200 OK", r#"{"servers": 5}"#);
+    let out = shoal().args(["--api", &api, "servers"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error (200): "), "{err}");
+    assert!(err.contains("unreadable answer"), "{err}");
+
+    let api = fake_api("409 Conflict", r#"{"error": "at max_replicas"}"#);
+    let out = shoal()
+        .args(["--api", &api, "scale", "web", "up"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error (409): at max_replicas\n"
+    );
 }

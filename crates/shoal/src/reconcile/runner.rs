@@ -29,15 +29,15 @@ pub struct PassOutcome {
 }
 
 /// Runs the loop of `rt` until its service is removed and drained.
-pub async fn run_service(app: Arc<Context>, rt: Arc<ServiceRuntime>) {
+pub async fn run_service(ctx: Arc<Context>, rt: Arc<ServiceRuntime>) {
     loop {
         let started = Instant::now();
-        let outcome = match AssertUnwindSafe(pass(&app, &rt)).catch_unwind().await {
+        let outcome = match AssertUnwindSafe(pass(&ctx, &rt)).catch_unwind().await {
             Ok(outcome) => outcome,
             Err(panic) => {
                 let what = panic_message(panic.as_ref());
                 tracing::error!(service = rt.name, "reconcile pass panicked: {what}");
-                app.journal.record(NewEvent {
+                ctx.journal.record(NewEvent {
                     service: &rt.name,
                     action: Action::Error,
                     reason: format!("reconcile pass failed unexpectedly ({what}); retrying"),
@@ -51,8 +51,9 @@ pub async fn run_service(app: Arc<Context>, rt: Arc<ServiceRuntime>) {
                 }
             }
         };
-        let _pass_seconds = started.elapsed().as_secs_f64();
-        if outcome.drained && app.forget_if_removed(&rt) {
+        ctx.metrics
+            .observe_pass(&rt.name, started.elapsed().as_secs_f64());
+        if outcome.drained && ctx.forget_if_removed(&rt) {
             return;
         }
         tokio::select! {
@@ -63,8 +64,8 @@ pub async fn run_service(app: Arc<Context>, rt: Arc<ServiceRuntime>) {
 }
 
 /// One pass over `rt`'s service.
-pub async fn pass(app: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
-    let cfg = app.config();
+pub async fn pass(ctx: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
+    let cfg = ctx.config();
     // A removed service runs the same pass with desired 0, on its last known spec, until
     // every one of its containers on every server is gone.
     let (removed, spec) = rt.update(|st| {
@@ -87,16 +88,16 @@ pub async fn pass(app: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
     };
     let backend = crate::lb::backend_name(&rt.name);
     let rise = crate::lb::HealthCheck::from_config(&spec.health_check).rise;
-    let lb = app.lb();
+    let lb = ctx.lb();
 
     // Observe: containers and HAProxy, then probes of the replicas due.
     let mut obs =
-        observe::containers_and_lb(&app.fleet, lb.as_ref(), &rt.name, &backend, rise).await;
+        observe::containers_and_lb(&ctx.fleet, lb.as_ref(), &rt.name, &backend, rise).await;
     let now = Instant::now();
     rt.update(|st| observe::absorb(st, &obs, now));
     let due = rt.update(|st| plan::probes_due(st, &spec, now));
     obs.probes = observe::probe(
-        app.prober.as_ref(),
+        ctx.prober.as_ref(),
         &due,
         &spec.health_check.path,
         spec.health_check.timeout(),
@@ -114,7 +115,7 @@ pub async fn pass(app: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
         removed,
         now,
     });
-    let errors = Executor::new(app, rt, &spec).run(&plan).await;
+    let errors = Executor::new(ctx, rt, &spec).run(&plan).await;
     let short = plan
         .steps
         .iter()
@@ -128,7 +129,7 @@ pub async fn pass(app: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
             st.last_error = None;
         }
     });
-    app.write_lb_config().await;
+    ctx.write_lb_config().await;
     let drained = removed
         && obs.servers.iter().all(|s| obs.answered.contains(s))
         && rt.update(|st| st.replicas.is_empty());

@@ -1,0 +1,158 @@
+//! The HTTP API of `shoal serve` (axum): the seed's endpoints, `/metrics`, `/openapi.json`.
+//!
+//! The only module that knows HTTP status codes and JSON shapes. Every body is a type in
+//! [`model`]; `/openapi.json` is generated from those types and from the `#[utoipa::path]`
+//! of each handler. Every route is listed once, in [`table`]; the router is built from that
+//! list only, and a test checks the document against it. Mutating endpoints need
+//! `Authorization: Bearer <token>` (compared in constant time) unless no token is configured.
+
+mod auth;
+mod convert;
+mod docs;
+mod error;
+pub mod model;
+mod read;
+mod write;
+
+use std::sync::Arc;
+
+use axum::handler::Handler;
+use axum::http::{Method, StatusCode};
+use axum::middleware;
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
+
+pub use docs::{openapi_document, ApiDoc};
+pub use error::AppError;
+
+use crate::app::App;
+
+/// Shared state of the handlers.
+#[derive(Debug)]
+pub struct ApiState {
+    /// The control plane.
+    pub app: Arc<App>,
+    /// Bearer token for mutating endpoints; `None`: not required.
+    pub token: Option<String>,
+}
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone who reaches the API.
+    Open,
+    /// Only with the bearer token (when one is configured).
+    Token,
+}
+
+/// One route the router serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// HTTP method.
+    pub method: Method,
+    /// Path as axum and OpenAPI both write it (`/services/{name}/stats`).
+    pub path: &'static str,
+    /// Whether it needs the token.
+    pub access: Access,
+}
+
+struct Route {
+    info: RouteInfo,
+    handler: MethodRouter<Arc<ApiState>>,
+}
+
+fn route<H, T>(method: Method, path: &'static str, access: Access, handler: H) -> Route
+where
+    H: Handler<T, Arc<ApiState>>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).expect("a method axum can route");
+    Route {
+        info: RouteInfo {
+            method,
+            path,
+            access,
+        },
+        handler: on(filter, handler),
+    }
+}
+
+/// Every route, once: the router is built from this list and nothing else.
+fn table() -> Vec<Route> {
+    use Access::{Open, Token};
+    vec![
+        route(Method::GET, "/", Open, read::root),
+        route(Method::GET, "/status", Open, read::status),
+        route(Method::GET, "/servers", Open, read::servers),
+        route(Method::GET, "/services", Open, read::services),
+        route(Method::GET, "/services/{name}/stats", Open, read::stats),
+        route(Method::GET, "/services/{name}/events", Open, read::events),
+        route(Method::GET, "/metrics", Open, read::metrics),
+        route(Method::GET, "/openapi.json", Open, read::openapi),
+        route(
+            Method::POST,
+            "/services/{name}/scale/up",
+            Token,
+            write::scale_up,
+        ),
+        route(
+            Method::POST,
+            "/services/{name}/scale/down",
+            Token,
+            write::scale_down,
+        ),
+        route(
+            Method::POST,
+            "/services/{name}/deploy",
+            Token,
+            write::deploy,
+        ),
+        route(
+            Method::POST,
+            "/services/{name}/rolling-update",
+            Token,
+            write::rolling_update,
+        ),
+        route(Method::POST, "/config/reload", Token, write::reload),
+    ]
+}
+
+/// Every route the router serves.
+#[must_use]
+pub fn routes() -> Vec<RouteInfo> {
+    table().into_iter().map(|r| r.info).collect()
+}
+
+/// The router with every endpoint.
+pub fn router(state: Arc<ApiState>) -> Router {
+    let (mut open, mut guarded) = (Router::new(), Router::new());
+    for r in table() {
+        match r.info.access {
+            Access::Open => open = open.route(r.info.path, r.handler),
+            Access::Token => guarded = guarded.route(r.info.path, r.handler),
+        }
+    }
+    let guarded = guarded.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_token,
+    ));
+    open.merge(guarded)
+        .fallback(|| async {
+            AppError::new(StatusCode::NOT_FOUND, "no such endpoint; see /openapi.json")
+        })
+        .method_not_allowed_fallback(|| async {
+            AppError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed; see /openapi.json",
+            )
+        })
+        .with_state(state)
+}
+
+fn known_service(app: &App, name: &str) -> Result<(), AppError> {
+    if app.config().service(name).is_some() && app.service(name).is_some() {
+        Ok(())
+    } else {
+        Err(AppError::unknown_service(name))
+    }
+}

@@ -1,0 +1,330 @@
+//! Read-only endpoints: status, servers, services, stats, events, metrics, the document.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::error::AppError;
+use super::model::{
+    AutoscalerInfo, ErrorBody, EventList, EventsQuery, HealthCheckInfo, Liveness, LoadBalancerInfo,
+    ReplicaCounts, ReplicaStats, Server, ServerCounts, ServerList, ServerState, ServiceList,
+    ServiceStats, ServiceSummary, Status,
+};
+use super::{known_service, ApiState};
+use crate::app::App;
+use crate::autoscale::cooldown_left;
+use crate::config::{Config, DockerEndpoint};
+use crate::engine::ContainerSpec;
+use crate::service::Phase;
+
+/// Liveness.
+#[utoipa::path(
+    get, path = "/", tag = "status",
+    responses((status = 200, description = "shoal serve is running", body = Liveness)),
+)]
+pub(super) async fn root() -> Json<Liveness> {
+    Json(Liveness {
+        status: "running".into(),
+    })
+}
+
+/// One service as `/services`, `/status` and `/services/{name}/stats` report it.
+fn service_summary(app: &App, cfg: &Config, name: &str) -> ServiceSummary {
+    let svc = &cfg.services[name];
+    let spec = ContainerSpec::from_service(svc);
+    let now = app.clock.now();
+    let window = crate::autoscale::window_state(cfg, svc, now);
+    let pcfg = crate::policy::PolicyConfig::from_service(svc, cfg.autoscaler.dry_run);
+    let st = app.service(name).map(|rt| rt.snapshot());
+    let count = |p: Phase| {
+        st.as_ref().map_or(0, |st| {
+            st.replicas.values().filter(|r| r.phase == p).count()
+        })
+    };
+    ServiceSummary {
+        name: name.to_owned(),
+        image: svc.image.value.clone(),
+        port: *svc.port,
+        revision: spec.revision,
+        min_replicas: *svc.min_replicas,
+        max_replicas: *svc.max_replicas,
+        desired: st.as_ref().map_or(0, |st| st.desired),
+        replicas: ReplicaCounts {
+            ready: count(Phase::Ready),
+            joining: count(Phase::Joining),
+            starting: count(Phase::Starting),
+            draining: count(Phase::Draining),
+            total: st.as_ref().map_or(0, |st| st.replicas.len()),
+        },
+        scale_up_threshold: *svc.scale_up_threshold,
+        scale_down_threshold: *svc.scale_down_threshold,
+        cooldown_period: *svc.cooldown_period,
+        cooldown_remaining_seconds: st
+            .as_ref()
+            .map_or(0, |st| cooldown_left(svc, st.last_action, now)),
+        business_hours_only: svc.business_hours_only,
+        business_hours: window.map(Into::into),
+        utilization: st.as_ref().and_then(|st| st.utilization).map(round2),
+        autoscaler: st.as_ref().map(|st| AutoscalerInfo {
+            policy: pcfg.kind.into(),
+            dry_run: pcfg.dry_run,
+            check_interval: *cfg.autoscaler.check_interval,
+            off_hours_replicas: svc.business_hours_only.then_some(pcfg.off_hours),
+            target_utilization: (pcfg.kind == crate::policy::PolicyKind::Target)
+                .then_some(pcfg.target),
+            target_sessions_per_replica: pcfg.target_sessions,
+            last_decision: st.last_decision.as_ref().map(Into::into),
+        }),
+        health_check: HealthCheckInfo {
+            path: svc.health_check.path.value.clone(),
+            interval: *svc.health_check.interval,
+            timeout: *svc.health_check.timeout,
+        },
+        rollout: st
+            .as_ref()
+            .and_then(|st| st.rollout.as_ref())
+            .map(Into::into),
+        last_error: st.and_then(|st| st.last_error),
+    }
+}
+
+/// Overall status: servers, services, uptime.
+#[utoipa::path(
+    get, path = "/status", tag = "status",
+    responses((status = 200, description = "The control plane at a glance", body = Status)),
+)]
+pub(super) async fn status(State(s): State<Arc<ApiState>>) -> Json<Status> {
+    let app = &s.app;
+    let cfg = app.config();
+    let servers = app.fleet.all();
+    Json(Status {
+        status: "running".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_seconds: app.started.elapsed().as_secs(),
+        config_file: app.config_path.display().to_string(),
+        servers: ServerCounts {
+            total: servers.len(),
+            up: servers.iter().filter(|h| h.status().up).count(),
+        },
+        business_hours: cfg
+            .autoscaler
+            .business_hours
+            .window()
+            .ok()
+            .map(|w| w.state(app.clock.now()).into()),
+        services: cfg
+            .services
+            .keys()
+            .map(|n| service_summary(app, &cfg, n))
+            .collect(),
+        load_balancer: LoadBalancerInfo {
+            runtime_api: cfg.load_balancer.runtime_api.value.clone(),
+        },
+    })
+}
+
+/// Servers and whether their Docker Engine answers.
+#[utoipa::path(
+    get, path = "/servers", tag = "servers",
+    responses((status = 200, description = "Every configured server", body = ServerList)),
+)]
+pub(super) async fn servers(State(s): State<Arc<ApiState>>) -> Json<ServerList> {
+    let servers = s
+        .app
+        .fleet
+        .all()
+        .iter()
+        .map(|h| {
+            let c = &h.config;
+            let st = h.status();
+            let endpoint = match c.endpoint() {
+                DockerEndpoint::Unix(p) => format!("unix://{}", p.display()),
+                DockerEndpoint::Tcp(a) => format!("tcp://{a}"),
+                DockerEndpoint::Ssh {
+                    user, host, port, ..
+                } => format!(
+                    "ssh://{}{host}:{port}",
+                    user.map(|u| format!("{u}@")).unwrap_or_default()
+                ),
+            };
+            Server {
+                name: c.name.value.clone(),
+                host: c.host.value.clone(),
+                role: c.role.clone(),
+                max_containers: *c.max_containers,
+                endpoint,
+                status: if st.up {
+                    ServerState::Up
+                } else {
+                    ServerState::Down
+                },
+                up: st.up,
+                reason: st.reason,
+                docker_version: st.docker_version,
+                api_version: st.api_version,
+                containers: st.containers,
+                last_seen: st.last_seen,
+            }
+        })
+        .collect();
+    Json(ServerList { servers })
+}
+
+/// Services with desired and actual replica counts.
+#[utoipa::path(
+    get, path = "/services", tag = "services",
+    responses((status = 200, description = "Every configured service", body = ServiceList)),
+)]
+pub(super) async fn services(State(s): State<Arc<ApiState>>) -> Json<ServiceList> {
+    let cfg = s.app.config();
+    Json(ServiceList {
+        services: cfg
+            .services
+            .keys()
+            .map(|n| service_summary(&s.app, &cfg, n))
+            .collect(),
+    })
+}
+
+/// Replicas of a service with health, HAProxy state, CPU and memory.
+#[utoipa::path(
+    get, path = "/services/{name}/stats", tag = "services",
+    params(("name" = String, Path, description = "Service name")),
+    responses(
+        (status = 200, description = "The service and each of its replicas", body = ServiceStats),
+        (status = 404, description = "No such service", body = ErrorBody),
+    ),
+)]
+pub(super) async fn stats(
+    State(s): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+) -> Result<Json<ServiceStats>, AppError> {
+    known_service(&s.app, &name)?;
+    let cfg = s.app.config();
+    let svc = &cfg.services[&name];
+    let cpus = svc.cpus.as_ref().map(|c| c.value);
+    let replicas = s
+        .app
+        .service(&name)
+        .map(|rt| rt.snapshot().replicas.values().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    // CPU and memory from the Docker stats API, all replicas at once, each call bounded.
+    let samples = futures_util::future::join_all(replicas.iter().map(|r| {
+        let engine = s.app.fleet.get(&r.server).and_then(|h| h.engine());
+        let id = r.id.clone();
+        async move {
+            match engine {
+                Some(e) if r.container_state == crate::engine::ContainerState::Running => {
+                    e.stats(&id).await.ok()
+                }
+                _ => None,
+            }
+        }
+    }))
+    .await;
+    let mut ready_cpu = Vec::new();
+    let containers = replicas
+        .iter()
+        .zip(samples)
+        .map(|(r, sample)| {
+            let cpu = sample.map(|x| x.0);
+            let util = cpu.map(|c| cpus.map_or(c, |n| c / n));
+            if r.phase == Phase::Ready {
+                if let Some(u) = util {
+                    ready_cpu.push(u);
+                }
+            }
+            ReplicaStats {
+                id: r.id[..12.min(r.id.len())].to_owned(),
+                name: r.name.clone(),
+                server: r.server.clone(),
+                address: r.port.map(|p| format!("{}:{p}", r.host)),
+                phase: r.phase.into(),
+                container_state: r.container_state.into(),
+                status: r.status.clone(),
+                revision: r.revision.clone(),
+                healthy: r.healthy,
+                health_failures: r.health_failures,
+                last_probe_error: r.last_probe_error.clone(),
+                in_load_balancer: r.in_lb,
+                lb_status: r.lb_status.clone(),
+                cpu_percent: cpu.map(round2),
+                utilization: util.map(round2),
+                memory_bytes: sample.map(|x| x.1),
+            }
+        })
+        .collect();
+    let mean = (!ready_cpu.is_empty())
+        .then(|| round2(ready_cpu.iter().sum::<f64>() / ready_cpu.len() as f64));
+    Ok(Json(ServiceStats {
+        service: service_summary(&s.app, &cfg, &name),
+        utilization_now: mean,
+        cpu_limit_cores: cpus,
+        containers,
+    }))
+}
+
+pub(crate) fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Decision journal of a service, newest first.
+#[utoipa::path(
+    get, path = "/services/{name}/events", tag = "services",
+    params(("name" = String, Path, description = "Service name"), EventsQuery),
+    responses(
+        (status = 200, description = "Events, newest first", body = EventList),
+        (status = 400, description = "A query parameter is not a number", body = ErrorBody),
+        (status = 404, description = "No such service", body = ErrorBody),
+    ),
+)]
+pub(super) async fn events(
+    State(s): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    page: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<EventList>, AppError> {
+    let Query(page) = page.map_err(|e| AppError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    if s.app.config().service(&name).is_none() {
+        return Err(AppError::unknown_service(&name));
+    }
+    let limit = page.limit.unwrap_or(50).clamp(1, 1000);
+    let offset = page.offset.unwrap_or(0);
+    let (events, total) = s.app.journal.list(&name, offset, limit);
+    Ok(Json(EventList {
+        service: name,
+        total,
+        offset,
+        limit,
+        events: events.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(
+    get, path = "/metrics", tag = "status",
+    responses((
+        status = 200,
+        description = "Metrics in the OpenMetrics text format",
+        body = String,
+        content_type = crate::metrics::CONTENT_TYPE,
+    )),
+)]
+pub(super) async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        crate::metrics::render(&s.app),
+    )
+        .into_response()
+}
+
+/// This document.
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "status",
+    responses((status = 200, description = "The OpenAPI description of this API", body = Object)),
+)]
+pub(super) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(super::openapi_document())
+}
