@@ -1,7 +1,4 @@
-//! One Docker Engine API connection per server. The only module that knows bollard.
-//!
-//! Every call is bounded by a timeout, so a slow or dead server delays only the caller that
-//! asked it, never the other servers.
+//! The bollard connection to one server's Docker Engine.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,194 +13,12 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::StreamExt;
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use crate::config::{DockerEndpoint, ServerConfig, ServiceConfig};
-
-/// Label: the service a container belongs to.
-pub const LABEL_SERVICE: &str = "io.shoal.service";
-/// Label: the server name (as configured) the container was placed on.
-pub const LABEL_SERVER: &str = "io.shoal.server";
-/// Label: hash of the service spec the container was created from.
-pub const LABEL_REVISION: &str = "io.shoal.revision";
-/// Label: marks containers shoal manages; others are never touched.
-pub const LABEL_MANAGED: &str = "io.shoal.managed";
-
-/// Why an engine call failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum EngineError {
-    /// The server cannot be reached with the configured transport.
-    #[error("server {server}: {reason}")]
-    Unreachable {
-        /// Server name.
-        server: String,
-        /// Why.
-        reason: String,
-    },
-    /// The call did not finish in time.
-    #[error("server {server}: {op} timed out after {secs}s")]
-    Timeout {
-        /// Server name.
-        server: String,
-        /// What was attempted.
-        op: &'static str,
-        /// The limit.
-        secs: u64,
-    },
-    /// Docker answered with an error.
-    #[error("server {server}: {op} failed: {message}")]
-    Docker {
-        /// Server name.
-        server: String,
-        /// What was attempted.
-        op: &'static str,
-        /// HTTP status from the engine, when there was one.
-        status: Option<u16>,
-        /// Docker's message.
-        message: String,
-    },
-}
-
-impl EngineError {
-    /// Docker said the object does not exist.
-    #[must_use]
-    pub fn is_not_found(&self) -> bool {
-        matches!(
-            self,
-            EngineError::Docker {
-                status: Some(404),
-                ..
-            }
-        )
-    }
-}
-
-/// Lifecycle state of a container as Docker reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ContainerState {
-    /// Created, not started.
-    Created,
-    /// Running.
-    Running,
-    /// Docker's restart policy is restarting it.
-    Restarting,
-    /// Exited.
-    Exited,
-    /// Paused.
-    Paused,
-    /// Being removed.
-    Removing,
-    /// Dead.
-    Dead,
-    /// Anything else.
-    Unknown,
-}
-
-impl ContainerState {
-    /// Docker's word for it (`running`, `exited`, ...).
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "created",
-            Self::Running => "running",
-            Self::Restarting => "restarting",
-            Self::Exited => "exited",
-            Self::Paused => "paused",
-            Self::Removing => "removing",
-            Self::Dead => "dead",
-            Self::Unknown => "unknown",
-        }
-    }
-}
-
-/// A shoal-managed container as listed by Docker.
-#[derive(Clone, Debug, Serialize)]
-pub struct ContainerInfo {
-    /// Full container id.
-    pub id: String,
-    /// Name without the leading `/`.
-    pub name: String,
-    /// `io.shoal.service`.
-    pub service: String,
-    /// `io.shoal.server`.
-    pub server: String,
-    /// `io.shoal.revision`.
-    pub revision: String,
-    /// State.
-    pub state: ContainerState,
-    /// Docker's human status ("Up 3 minutes").
-    pub status: String,
-    /// Host port the service port is published on, when running.
-    pub host_port: Option<u16>,
-    /// Creation time, unix seconds.
-    pub created: i64,
-}
-
-/// Everything needed to create one replica.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ContainerSpec {
-    /// Image reference.
-    pub image: String,
-    /// Port inside the container to publish.
-    pub container_port: u16,
-    /// `KEY=VALUE`.
-    pub env: Vec<String>,
-    /// Bind mounts `src:dst[:mode]`.
-    pub binds: Vec<String>,
-    /// Command override.
-    pub cmd: Option<Vec<String>>,
-    /// Docker restart policy name.
-    pub restart_policy: String,
-    /// CPU limit in nano-CPUs.
-    pub nano_cpus: Option<i64>,
-    /// Memory limit in bytes.
-    pub memory: Option<i64>,
-    /// Seconds before SIGKILL on stop.
-    pub stop_timeout: u64,
-    /// Hash of the fields above.
-    pub revision: String,
-}
-
-impl ContainerSpec {
-    /// Builds the spec of a service's replicas; `revision` hashes everything that shapes them.
-    #[must_use]
-    pub fn from_service(svc: &ServiceConfig) -> Self {
-        let mut spec = ContainerSpec {
-            image: svc.image.value.clone(),
-            container_port: svc.container_port(),
-            env: svc.environment.iter().map(|e| e.value.clone()).collect(),
-            binds: svc.volumes.iter().map(|v| v.value.clone()).collect(),
-            cmd: svc.command.clone(),
-            restart_policy: svc.restart_policy.value.clone(),
-            nano_cpus: svc.cpus.as_ref().map(|c| (c.value * 1e9) as i64),
-            memory: svc.memory_bytes(),
-            stop_timeout: *svc.stop_timeout,
-            revision: String::new(),
-        };
-        let mut h = Sha256::new();
-        h.update(
-            format!(
-                "{}\0{}\0{:?}\0{:?}\0{:?}\0{}\0{:?}\0{:?}",
-                spec.image,
-                spec.container_port,
-                spec.env,
-                spec.binds,
-                spec.cmd,
-                spec.restart_policy,
-                spec.nano_cpus,
-                spec.memory
-            )
-            .as_bytes(),
-        );
-        spec.revision = h.finalize()[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        spec
-    }
-}
+use super::{
+    ContainerInfo, ContainerSpec, ContainerState, EngineError, LABEL_MANAGED, LABEL_REVISION,
+    LABEL_SERVER, LABEL_SERVICE,
+};
+use crate::config::{DockerEndpoint, ServerConfig};
 
 /// A connection to one server's Docker Engine.
 #[derive(Clone, Debug)]
@@ -612,25 +427,6 @@ mod tests {
         assert_eq!(
             split_image("10.77.0.1:5000/app:v2"),
             ("10.77.0.1:5000/app", "v2")
-        );
-    }
-
-    #[test]
-    fn revision_changes_with_the_spec_only() {
-        let cfg = crate::config::Config::parse(
-            "servers: [{host: h, name: s}]\nservices:\n  a: {image: x:1, port: 80}\n  b: {image: x:1, port: 81}\n  c: {image: x:2, port: 82, container_port: 80}\n",
-            "t",
-        )
-        .unwrap();
-        let a = ContainerSpec::from_service(&cfg.services["a"]);
-        let b = ContainerSpec::from_service(&cfg.services["b"]);
-        let c = ContainerSpec::from_service(&cfg.services["c"]);
-        assert_eq!(a.revision.len(), 12);
-        assert_ne!(a.revision, b.revision, "container port differs");
-        assert_ne!(a.revision, c.revision, "image differs");
-        assert_eq!(
-            a.revision,
-            ContainerSpec::from_service(&cfg.services["a"]).revision
         );
     }
 }

@@ -1,0 +1,135 @@
+//! One Docker Engine API connection per server. The only module that knows bollard.
+//!
+//! Every call is bounded by a timeout, so a slow or dead server delays only the caller that
+//! asked it, never the other servers.
+//!
+//! - [`docker`]: the connection ([`Engine`]) and its calls;
+//! - [`spec`]: what a replica is made of ([`ContainerSpec`]) and its revision hash.
+
+use serde::Serialize;
+
+mod docker;
+mod spec;
+
+pub use docker::Engine;
+pub use spec::ContainerSpec;
+
+/// Label: the service a container belongs to.
+pub const LABEL_SERVICE: &str = "io.shoal.service";
+/// Label: the server name (as configured) the container was placed on.
+pub const LABEL_SERVER: &str = "io.shoal.server";
+/// Label: hash of the service spec the container was created from.
+pub const LABEL_REVISION: &str = "io.shoal.revision";
+/// Label: marks containers shoal manages; others are never touched.
+pub const LABEL_MANAGED: &str = "io.shoal.managed";
+
+/// Why an engine call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    /// The server cannot be reached with the configured transport.
+    #[error("server {server}: {reason}")]
+    Unreachable {
+        /// Server name.
+        server: String,
+        /// Why.
+        reason: String,
+    },
+    /// The call did not finish in time.
+    #[error("server {server}: {op} timed out after {secs}s")]
+    Timeout {
+        /// Server name.
+        server: String,
+        /// What was attempted.
+        op: &'static str,
+        /// The limit.
+        secs: u64,
+    },
+    /// Docker answered with an error.
+    #[error("server {server}: {op} failed: {message}")]
+    Docker {
+        /// Server name.
+        server: String,
+        /// What was attempted.
+        op: &'static str,
+        /// HTTP status from the engine, when there was one.
+        status: Option<u16>,
+        /// Docker's message.
+        message: String,
+    },
+}
+
+impl EngineError {
+    /// Docker said the object does not exist.
+    #[must_use]
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Docker {
+                status: Some(404),
+                ..
+            }
+        )
+    }
+}
+
+/// Lifecycle state of a container as Docker reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerState {
+    /// Created, not started.
+    Created,
+    /// Running.
+    Running,
+    /// Docker's restart policy is restarting it.
+    Restarting,
+    /// Exited.
+    Exited,
+    /// Paused.
+    Paused,
+    /// Being removed.
+    Removing,
+    /// Dead.
+    Dead,
+    /// Anything else.
+    Unknown,
+}
+
+impl ContainerState {
+    /// Docker's word for it (`running`, `exited`, ...).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Restarting => "restarting",
+            Self::Exited => "exited",
+            Self::Paused => "paused",
+            Self::Removing => "removing",
+            Self::Dead => "dead",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// A shoal-managed container as listed by Docker.
+#[derive(Clone, Debug, Serialize)]
+pub struct ContainerInfo {
+    /// Full container id.
+    pub id: String,
+    /// Name without the leading `/`.
+    pub name: String,
+    /// `io.shoal.service`.
+    pub service: String,
+    /// `io.shoal.server`.
+    pub server: String,
+    /// `io.shoal.revision`.
+    pub revision: String,
+    /// State.
+    pub state: ContainerState,
+    /// Docker's human status ("Up 3 minutes").
+    pub status: String,
+    /// Host port the service port is published on, when running.
+    pub host_port: Option<u16>,
+    /// Creation time, unix seconds.
+    pub created: i64,
+}
