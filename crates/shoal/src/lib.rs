@@ -1,8 +1,12 @@
 //! shoal: run Docker services across a small fleet behind HAProxy, and scale them on load.
 //!
-//! Functional core, imperative shell: `config`, `placement` decide without IO; `engine`
-//! (Docker) and `lb` (HAProxy) do IO without deciding; `reconcile` joins them; `api` and
-//! `cli` are the HTTP and command-line faces. See ARCHITECTURE.md.
+//! Functional core, imperative shell. Pure: `config` (parse, validate), `placement`,
+//! `policy`, `schedule`, `sim` and the loop's planner `reconcile::plan`. IO without
+//! decisions: `engine` (Docker, bollard), `lb` (HAProxy), `journal` (SQLite), behind the
+//! `ports` traits that `adapters` implements. Joining them: `reconcile` (observe → plan →
+//! execute, one loop per service), `autoscale`, `commands`, over the shared `context` that
+//! `app` builds. Faces: `api` (HTTP, typed model, OpenAPI), `metrics`, `cli`. See
+//! ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
 pub mod adapters;
