@@ -138,33 +138,7 @@ struct Serve {
 impl Serve {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let api_port = free_port();
-        let yaml = format!(
-            "load_balancer:
-  runtime_api: unix:{dir}/no-haproxy.sock
-servers:
-  - host: 127.0.0.1
-    name: gone
-    docker_host: unix://{dir}/no-docker.sock
-  - host: 192.0.2.10
-    name: viassh
-    ssh_user: admin
-services:
-  web:
-    image: shoal-workload:latest
-    port: {fe}
-    min_replicas: 1
-    max_replicas: 3
-autoscaler:
-  state_file: {dir}/state.db
-api:
-  bind: 127.0.0.1:{api_port}
-",
-            dir = dir.path().display(),
-            fe = free_port(),
-        );
-        let config = dir.path().join("c.yaml");
-        std::fs::write(&config, yaml).unwrap();
+        let (config, api_port) = common::serve::unreachable_fleet(dir.path());
         let serve = common::serve::Serve::start(&config, api_port, &dir.path().join("serve.log"));
         Serve {
             _serve: serve,

@@ -4,38 +4,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::serve::Serve;
-use common::{free_port, TOKEN};
+use common::serve::{unreachable_fleet, Serve};
+use common::TOKEN;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_servers_are_reported_and_scale_up_is_503() {
     let dir = tempfile::tempdir().unwrap();
-    let api = free_port();
-    let yaml = format!(
-        "load_balancer:
-  runtime_api: unix:{dir}/no-haproxy.sock
-servers:
-  - host: 127.0.0.1
-    name: gone
-    docker_host: unix://{dir}/no-docker.sock
-  - host: 192.0.2.10
-    name: viassh
-    ssh_user: admin
-    ssh_key: /root/.ssh/id_rsa
-services:
-  web:
-    image: shoal-workload:latest
-    port: {fe}
-    min_replicas: 1
-    max_replicas: 3
-api:
-  bind: 127.0.0.1:{api}
-",
-        dir = dir.path().display(),
-        fe = free_port(),
-    );
-    let config = dir.path().join("c.yaml");
-    std::fs::write(&config, yaml).unwrap();
+    let (config, api) = unreachable_fleet(dir.path());
     let mut serve = Serve::start(&config, api, &dir.path().join("shoal.log"));
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{api}");

@@ -59,3 +59,38 @@ impl Drop for Serve {
         let _ = self.child.wait();
     }
 }
+
+/// Writes a config in `dir` whose two servers cannot be reached (a Docker socket that does
+/// not exist, and a server over SSH) with one service `web`; returns its path and the API
+/// port. `shoal serve` runs on it without Docker or HAProxy.
+pub fn unreachable_fleet(dir: &Path) -> (PathBuf, u16) {
+    let api = super::free_port();
+    let yaml = format!(
+        "load_balancer:
+  runtime_api: unix:{dir}/no-haproxy.sock
+servers:
+  - host: 127.0.0.1
+    name: gone
+    docker_host: unix://{dir}/no-docker.sock
+  - host: 192.0.2.10
+    name: viassh
+    ssh_user: admin
+    ssh_key: /root/.ssh/id_rsa
+services:
+  web:
+    image: shoal-workload:latest
+    port: {fe}
+    min_replicas: 1
+    max_replicas: 3
+autoscaler:
+  state_file: {dir}/state.db
+api:
+  bind: 127.0.0.1:{api}
+",
+        dir = dir.display(),
+        fe = super::free_port(),
+    );
+    let config = dir.join("c.yaml");
+    std::fs::write(&config, yaml).expect("write config");
+    (config, api)
+}
