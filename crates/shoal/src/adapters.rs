@@ -132,7 +132,7 @@ impl LoadBalancer for HaproxyClient {
         loop {
             match self.del_server(backend, name).await {
                 Err(LbError::StillConnected { .. }) if Instant::now() < retry_until => {
-                    tokio::time::sleep(timings::DRAIN_POLL).await;
+                    tokio::time::sleep(timings::LB_POLL).await;
                 }
                 other => return other,
             }

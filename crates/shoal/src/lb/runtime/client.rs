@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use super::exchange::{first_line, looks_failed, no_such_server, refused, validate_command};
 use super::stat::parse_stats;
 use super::state::parse_servers_state;
-use super::{AdminState, RuntimeAddr, ServerState, StatKind, StatRow, DEL_RETRY_FOR, POLL};
+use super::{AdminState, RuntimeAddr, ServerState, StatKind, StatRow};
 use crate::config::LoadBalancerConfig;
 use crate::lb::{host_port, validate_host, validate_name, HealthCheck, LbError, Result};
+use crate::timings::{DEL_RETRY_FOR, LB_POLL};
 
 /// What [`HaproxyClient::drain_then_remove`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,7 +202,7 @@ impl HaproxyClient {
                     waited: elapsed,
                 });
             }
-            tokio::time::sleep(POLL.min(max_wait.saturating_sub(elapsed))).await;
+            tokio::time::sleep(LB_POLL.min(max_wait.saturating_sub(elapsed))).await;
         }
     }
 
@@ -253,7 +254,7 @@ impl HaproxyClient {
         loop {
             match self.del_in_maint(backend, name).await {
                 Err(LbError::StillConnected { .. }) if retrying.elapsed() < DEL_RETRY_FOR => {
-                    tokio::time::sleep(POLL).await;
+                    tokio::time::sleep(LB_POLL).await;
                 }
                 other => return other,
             }
@@ -290,7 +291,7 @@ impl HaproxyClient {
             if elapsed >= max_wait {
                 break (true, left);
             }
-            tokio::time::sleep(POLL.min(max_wait.saturating_sub(elapsed))).await;
+            tokio::time::sleep(LB_POLL.min(max_wait.saturating_sub(elapsed))).await;
         };
         let waited = start.elapsed();
         self.set_state(backend, name, AdminState::Maint).await?;
@@ -307,7 +308,7 @@ impl HaproxyClient {
         loop {
             match self.del_in_maint(backend, name).await {
                 Err(LbError::StillConnected { .. }) if retrying.elapsed() < DEL_RETRY_FOR => {
-                    tokio::time::sleep(POLL).await;
+                    tokio::time::sleep(LB_POLL).await;
                 }
                 other => break other?,
             }
