@@ -404,7 +404,7 @@ async fn unhealthy_server_never_receives_traffic() {
     .await;
 
     // Cleaning it up works like any removal.
-    lab.client.del_server(&be, "bad").await.unwrap();
+    lab.client.remove(&be, "bad", false).await.unwrap();
     assert!(lab
         .client
         .server_state(&be, "bad")
@@ -523,6 +523,52 @@ async fn drain_timeout_shuts_sessions_and_removes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn del_server_is_refused_while_a_session_lasts() {
+    let lab = Lab::started();
+    let be = lab.backend();
+    let slow = Replica::start("slow", 200, Duration::from_secs(30)).await;
+    lab.add(&slow).await;
+    let url = lab.url("/");
+    let pending = tokio::spawn(async move { get(&http(), &url).await });
+    let client = &lab.client;
+    eventually("a session on slow", Duration::from_secs(5), || async {
+        client.server_stats(&be, "slow").await.unwrap().scur > 0
+    })
+    .await;
+
+    // In maintenance, HAProxy refuses to delete a server while a session lasts...
+    client
+        .set_state(&be, "slow", AdminState::Maint)
+        .await
+        .unwrap();
+    let haproxy = lab.haproxy.as_ref().unwrap();
+    let answer = haproxy.command(&format!("del server {be}/slow"));
+    assert!(
+        answer.starts_with("Server still has connections attached"),
+        "{answer}"
+    );
+    // ...so a removal that leaves sessions alone gives up after its bounded retries, the
+    // server and its session still there...
+    let start = Instant::now();
+    let e = client.remove(&be, "slow", false).await.unwrap_err();
+    assert!(matches!(e, LbError::StillConnected { .. }), "{e}");
+    assert!(start.elapsed() >= shoal::timings::DEL_RETRY_FOR);
+    assert_eq!(client.server_stats(&be, "slow").await.unwrap().scur, 1);
+    assert!(!pending.is_finished());
+    // ...and one that shuts them down completes, cutting the session.
+    client.remove(&be, "slow", true).await.unwrap();
+    assert!(client
+        .server_state(&be, "slow")
+        .await
+        .unwrap_err()
+        .is_not_found());
+    let cut = tokio::time::timeout(Duration::from_secs(2), pending)
+        .await
+        .expect("the session ends when it is shut down");
+    assert!(cut.unwrap().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn set_addr_moves_a_server_to_another_port() {
     let lab = Lab::started();
     let be = lab.backend();
@@ -636,7 +682,7 @@ async fn haproxy_errors_are_typed() {
         .await
         .unwrap_err();
     assert!(e.is_not_found(), "{e}");
-    let e = c.del_server(&be, "ghost").await.unwrap_err();
+    let e = c.remove(&be, "ghost", false).await.unwrap_err();
     assert!(e.is_not_found(), "{e}");
     let e = c.server_sessions(&be, "ghost").await.unwrap_err();
     assert!(matches!(e, LbError::NoSuchServer { .. }), "{e}");
@@ -661,13 +707,13 @@ async fn haproxy_errors_are_typed() {
         "{e}"
     );
     // `del server` on a server that is not in maintenance is refused by HAProxy; the
-    // client's del_server puts it in maintenance first, so it succeeds.
+    // client's remove puts it in maintenance first, so it succeeds.
     let e = c.command(&format!("del server {be}/a")).await.unwrap_err();
     assert!(
         matches!(&e, LbError::Refused { answer, .. } if answer.starts_with("Only servers in maintenance")),
         "{e}"
     );
-    c.del_server(&be, "a").await.unwrap();
+    c.remove(&be, "a", false).await.unwrap();
 
     // Dropping HAProxy: the next command is a connection error, bounded by the timeout.
     drop(lab.haproxy.take());

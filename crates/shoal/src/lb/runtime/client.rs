@@ -2,7 +2,9 @@
 //! operations built from them (admission after passing checks, graceful removal).
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::exchange::{first_line, looks_failed, no_such_server, refused, validate_command};
 use super::stat::parse_stats;
@@ -111,7 +113,7 @@ impl HaproxyClient {
     /// If the checks do not pass in time the error is [`LbError::Unhealthy`] and the server
     /// stays registered in maintenance with its checks running, never having received
     /// traffic: [`HaproxyClient::promote_if_passing`] can admit it later, or
-    /// [`HaproxyClient::del_server`] removes it.
+    /// [`HaproxyClient::remove`] removes it.
     pub async fn add_server(
         &self,
         backend: &str,
@@ -233,27 +235,24 @@ impl HaproxyClient {
         }
     }
 
-    /// Removes a server at once: `set server .. state maint`, then `del server`. Running
-    /// sessions are not waited for (see [`HaproxyClient::drain_then_remove`]); if HAProxy
-    /// still has connections attached the error is [`LbError::StillConnected`] and the
-    /// server stays, in maintenance.
-    pub async fn del_server(&self, backend: &str, name: &str) -> Result<()> {
+    /// Removes a server from its backend: `set server .. state maint` (no new traffic; idle
+    /// connections close), with `shutdown_sessions` also `shutdown sessions server ..`, then
+    /// `del server`, retried every [`LB_POLL`] for at most [`DEL_RETRY_FOR`] while HAProxy
+    /// answers that connections are still attached; after that the error is
+    /// [`LbError::StillConnected`] and the server stays, in maintenance.
+    ///
+    /// Shut sessions down when nothing in flight can complete any more: a drain that ran out
+    /// of time, or a replica that is gone (a partitioned server would otherwise hold its
+    /// sessions until `timeout server`, and HAProxy refuses `del server` while they last).
+    pub async fn remove(&self, backend: &str, name: &str, shutdown_sessions: bool) -> Result<()> {
         self.set_state(backend, name, AdminState::Maint).await?;
-        self.del_in_maint(backend, name).await
-    }
-
-    /// Removes a server whose replica is gone (lost with its server, or unknown to shoal):
-    /// `maint`, `shutdown sessions` (nothing in flight there can complete: a partitioned
-    /// server would otherwise hold its sessions until `timeout server`, and HAProxy refuses
-    /// `del server` while they last), then `del server`, retried briefly while HAProxy
-    /// still has connections attached.
-    pub async fn remove_dead(&self, backend: &str, name: &str) -> Result<()> {
-        self.set_state(backend, name, AdminState::Maint).await?;
-        self.shutdown_sessions(backend, name).await?;
-        let retrying = Instant::now();
+        if shutdown_sessions {
+            self.shutdown_sessions(backend, name).await?;
+        }
+        let retry_until = Instant::now() + DEL_RETRY_FOR;
         loop {
             match self.del_in_maint(backend, name).await {
-                Err(LbError::StillConnected { .. }) if retrying.elapsed() < DEL_RETRY_FOR => {
+                Err(LbError::StillConnected { .. }) if Instant::now() < retry_until => {
                     tokio::time::sleep(LB_POLL).await;
                 }
                 other => return other,
@@ -262,7 +261,7 @@ impl HaproxyClient {
     }
 
     /// `shutdown sessions server <backend>/<name>`: closes every session on the server.
-    pub async fn shutdown_sessions(&self, backend: &str, name: &str) -> Result<()> {
+    async fn shutdown_sessions(&self, backend: &str, name: &str) -> Result<()> {
         validate_name("backend name", backend)?;
         validate_name("server name", name)?;
         self.expect_empty(&format!("shutdown sessions server {backend}/{name}"))
@@ -294,7 +293,6 @@ impl HaproxyClient {
             tokio::time::sleep(LB_POLL.min(max_wait.saturating_sub(elapsed))).await;
         };
         let waited = start.elapsed();
-        self.set_state(backend, name, AdminState::Maint).await?;
         if timed_out {
             tracing::warn!(
                 backend,
@@ -302,17 +300,8 @@ impl HaproxyClient {
                 sessions_left,
                 "drain timed out; shutting the remaining sessions down"
             );
-            self.shutdown_sessions(backend, name).await?;
         }
-        let retrying = Instant::now();
-        loop {
-            match self.del_in_maint(backend, name).await {
-                Err(LbError::StillConnected { .. }) if retrying.elapsed() < DEL_RETRY_FOR => {
-                    tokio::time::sleep(LB_POLL).await;
-                }
-                other => break other?,
-            }
-        }
+        self.remove(backend, name, timed_out).await?;
         tracing::info!(backend, server = name, ?waited, timed_out, "server removed");
         Ok(DrainOutcome {
             waited,

@@ -277,8 +277,10 @@ async fn invalid_names_are_refused_before_connecting() {
         assert!(matches!(e, LbError::InvalidName { .. }), "{e}");
         let e = c.set_state(be, srv, AdminState::Drain).await.unwrap_err();
         assert!(matches!(e, LbError::InvalidName { .. }), "{e}");
-        let e = c.del_server(be, srv).await.unwrap_err();
-        assert!(matches!(e, LbError::InvalidName { .. }), "{e}");
+        for shutdown_sessions in [false, true] {
+            let e = c.remove(be, srv, shutdown_sessions).await.unwrap_err();
+            assert!(matches!(e, LbError::InvalidName { .. }), "{e}");
+        }
     }
     let e = c
         .add_server("web_backend", "s1", "1.2.3.4;x", 80, &check)
@@ -313,26 +315,50 @@ async fn a_silent_socket_times_out() {
     hold.abort();
 }
 
-#[tokio::test]
-async fn error_answers_become_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("fake.sock");
-    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+/// A fake runtime API on `path`: records every command, answers `del server` for `busy`
+/// with "still has connections" twice then "Server deleted.", for `stuck` always with
+/// "still has connections", `set server` and `shutdown sessions` with an empty line, and
+/// anything else with "No such server.".
+fn fake_runtime_api(
+    path: &std::path::Path,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::UnixListener::bind(path).unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
     let server = tokio::spawn(async move {
+        let mut busy_refusals = 0;
         while let Ok((mut s, _)) = listener.accept().await {
             let mut buf = vec![0u8; 1024];
             let n = s.read(&mut buf).await.unwrap_or(0);
-            let cmd = String::from_utf8_lossy(&buf[..n]).into_owned();
-            let answer = if cmd.starts_with("del server") {
-                "Server still has connections attached to it, cannot remove it.\n"
-            } else if cmd.starts_with("set server") {
+            let cmd = String::from_utf8_lossy(&buf[..n]).trim_end().to_owned();
+            let still = "Server still has connections attached to it, cannot remove it.\n";
+            let answer = if cmd == "del server web_backend/busy" && busy_refusals < 2 {
+                busy_refusals += 1;
+                still
+            } else if cmd == "del server web_backend/busy" {
+                "Server deleted.\n"
+            } else if cmd == "del server web_backend/stuck" {
+                still
+            } else if cmd.starts_with("set server") || cmd.starts_with("shutdown sessions") {
                 "\n"
             } else {
                 "No such server.\n\n"
             };
+            log.lock().unwrap().push(cmd);
             let _ = s.write_all(answer.as_bytes()).await;
         }
     });
+    (seen, server)
+}
+
+#[tokio::test]
+async fn error_answers_become_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fake.sock");
+    let (_seen, server) = fake_runtime_api(&path);
     let c = client(&path, Duration::from_secs(2));
     let e = c.servers_state("web_backend").await.unwrap_err();
     assert!(
@@ -340,7 +366,49 @@ async fn error_answers_become_refused() {
         "{e}"
     );
     assert!(e.is_not_found());
-    let e = c.del_server("web_backend", "s1").await.unwrap_err();
+    server.abort();
+}
+
+#[tokio::test]
+async fn remove_retries_deletion_while_connections_linger() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fake.sock");
+    let (seen, server) = fake_runtime_api(&path);
+    let c = client(&path, Duration::from_secs(2));
+    let take = || std::mem::take(&mut *seen.lock().unwrap());
+
+    // Maintenance, sessions shut down, then `del server` until HAProxy deletes it.
+    c.remove("web_backend", "busy", true).await.unwrap();
+    assert_eq!(
+        take(),
+        [
+            "set server web_backend/busy state maint",
+            "shutdown sessions server web_backend/busy",
+            "del server web_backend/busy",
+            "del server web_backend/busy",
+            "del server web_backend/busy",
+        ]
+    );
+
+    // Without shutting sessions down, and HAProxy never letting go: bounded retries, then
+    // StillConnected.
+    let start = Instant::now();
+    let e = c.remove("web_backend", "stuck", false).await.unwrap_err();
+    let took = start.elapsed();
     assert!(matches!(e, LbError::StillConnected { .. }), "{e}");
+    assert!(took >= crate::timings::DEL_RETRY_FOR, "{took:?}");
+    assert!(
+        took < crate::timings::DEL_RETRY_FOR + Duration::from_secs(2),
+        "{took:?}"
+    );
+    let cmds = take();
+    assert_eq!(cmds[0], "set server web_backend/stuck state maint");
+    assert!(cmds.len() > 2, "{cmds:?}");
+    assert!(
+        cmds[1..]
+            .iter()
+            .all(|c| c == "del server web_backend/stuck"),
+        "{cmds:?}"
+    );
     server.abort();
 }
