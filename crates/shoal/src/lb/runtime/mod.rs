@@ -17,11 +17,9 @@ mod state;
 mod tests;
 
 pub use addr::RuntimeAddr;
-pub use client::{DrainOutcome, HaproxyClient};
+pub use client::HaproxyClient;
 pub use stat::{StatKind, StatRow};
 pub use state::{AdminFlags, AdminState, CheckResult, OpState, ServerState};
 
 /// Largest answer read from the runtime API (a full `show stat` of a big setup is far less).
 const MAX_ANSWER: u64 = 64 << 20;
-/// Longest raw command accepted.
-const MAX_COMMAND: usize = 4096;
