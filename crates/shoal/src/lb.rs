@@ -123,21 +123,6 @@ pub enum LbError {
     },
 }
 
-impl LbError {
-    /// Whether the error says the backend or server does not exist (useful to make removals
-    /// idempotent).
-    #[must_use]
-    pub fn is_not_found(&self) -> bool {
-        match self {
-            Self::NoSuchServer { .. } => true,
-            Self::Refused { answer, .. } => {
-                answer.starts_with("No such") || answer.starts_with("Can't find")
-            }
-            _ => false,
-        }
-    }
-}
-
 /// Result alias of this module.
 pub type Result<T, E = LbError> = std::result::Result<T, E>;
 
@@ -382,24 +367,5 @@ mod tests {
             ..hc
         };
         assert_eq!(fast.fast_inter(), Duration::from_millis(200));
-    }
-
-    #[test]
-    fn not_found_is_recognised() {
-        let e = LbError::Refused {
-            command: "x".into(),
-            answer: "No such server.".into(),
-        };
-        assert!(e.is_not_found());
-        let e = LbError::Refused {
-            command: "x".into(),
-            answer: "Can't find backend.".into(),
-        };
-        assert!(e.is_not_found());
-        let e = LbError::Refused {
-            command: "x".into(),
-            answer: "Unknown command".into(),
-        };
-        assert!(!e.is_not_found());
     }
 }

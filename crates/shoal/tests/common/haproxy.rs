@@ -6,7 +6,7 @@
 //! file next to its configuration and is killed on drop.
 //!
 //! The fixtures ([`server_state`], [`wait_check_passed`], [`add_server`],
-//! [`promote_if_passing`], [`drain_then_remove`]) do in one call what the reconcile loop does
+//! [`promote_if_passing`], [`drain_then_remove`], [`is_not_found`]) do in one call what the reconcile loop does
 //! over several passes (register, promote once the check passes, drain, remove), so a test
 //! can state a fact about HAProxy in a few lines.
 
@@ -253,6 +253,18 @@ pub async fn server_state(
             backend: backend.to_owned(),
             server: name.to_owned(),
         })
+}
+
+/// Whether `e` says the backend or server does not exist: [`LbError::NoSuchServer`], or
+/// HAProxy's "No such ..." / "Can't find ..." answers.
+pub fn is_not_found(e: &LbError) -> bool {
+    match e {
+        LbError::NoSuchServer { .. } => true,
+        LbError::Refused { answer, .. } => {
+            answer.starts_with("No such") || answer.starts_with("Can't find")
+        }
+        _ => false,
+    }
 }
 
 /// A server's checks did not pass in time.
