@@ -4,14 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use tokio::time::Instant;
-
 use crate::config::ServerConfig;
 use crate::engine::{ContainerInfo, ContainerSpec, Engine, EngineError};
 use crate::lb::{self, AdminState, HaproxyClient, HealthCheck, LbError};
 use crate::ports::{Connector, DockerApi, LbServer, LoadBalancer, Prober};
-use crate::timings;
+use async_trait::async_trait;
 
 #[async_trait]
 impl DockerApi for Engine {
@@ -124,19 +121,7 @@ impl LoadBalancer for HaproxyClient {
     }
 
     async fn remove(&self, backend: &str, name: &str, kill_sessions: bool) -> Result<(), LbError> {
-        if kill_sessions {
-            // `maint`, `shutdown sessions`, `del server`, retried while connections linger.
-            return self.remove_dead(backend, name).await;
-        }
-        let retry_until = Instant::now() + timings::DEL_RETRY_FOR;
-        loop {
-            match self.del_server(backend, name).await {
-                Err(LbError::StillConnected { .. }) if Instant::now() < retry_until => {
-                    tokio::time::sleep(timings::DRAIN_POLL).await;
-                }
-                other => return other,
-            }
-        }
+        HaproxyClient::remove(self, backend, name, kill_sessions).await
     }
 
     async fn backend_load(&self, backend: &str) -> Result<Option<f64>, LbError> {

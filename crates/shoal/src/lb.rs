@@ -10,12 +10,13 @@
 //!   (`srv_check_state` 2); `enable health` starts the checks (state 6), and they run and
 //!   count (health 0 to rise+fall-1) while the server is still in maintenance;
 //! - the first check of a new server runs one `downinter` (default: `inter`) after
-//!   `add server`, not at once: with `inter 10s` that is ~10 s. `add server` therefore gets
-//!   `fastinter`/`downinter` of at most 1 s ([`HealthCheck::fast_inter`]);
+//!   `add server`, not at once: with `inter 10s` that is ~10 s.
+//!   [`HaproxyClient::register_server`] therefore gives `fastinter`/`downinter` of at most
+//!   1 s ([`HealthCheck::fast_inter`]);
 //! - leaving maintenance (`set server .. state ready`; `enable server` is deprecated in
 //!   2.6) makes a checked server UP at once with health = rise ("start OK but check
-//!   immediately"), whatever its checks said, so [`HaproxyClient::add_server`] waits for
-//!   `rise` passing checks *before* leaving maintenance;
+//!   immediately"), whatever its checks said, so a new server is put in rotation only once
+//!   its checks pass in maintenance ([`ServerState::check_passing`]: `rise` passing checks);
 //! - `del server` needs the server in maintenance ("Only servers in maintenance mode can be
 //!   deleted.") and answers "Server still has connections attached to it, cannot remove
 //!   it." while sessions remain; entering maintenance closes idle server connections at
@@ -36,8 +37,8 @@ use crate::config::HealthCheckConfig;
 
 pub use render::{backend_name, frontend_name, render};
 pub use runtime::{
-    AdminFlags, AdminState, CheckResult, DrainOutcome, HaproxyClient, OpState, RuntimeAddr,
-    ServerState, StatKind, StatRow,
+    AdminFlags, AdminState, CheckResult, HaproxyClient, OpState, RuntimeAddr, ServerState,
+    StatKind, StatRow,
 };
 
 /// Errors of the HAProxy client and renderer.
@@ -112,21 +113,6 @@ pub enum LbError {
         /// Server name.
         server: String,
     },
-    /// A new server's health check did not pass in time. The server stays registered, in
-    /// maintenance (never in rotation), with its checks running; remove it or retry.
-    #[error(
-        "{backend}/{server} did not pass its health check within {waited:?} (last check: {check}); it stays in maintenance, out of rotation"
-    )]
-    Unhealthy {
-        /// Backend name.
-        backend: String,
-        /// Server name.
-        server: String,
-        /// Last check status (`INI`, `L4CON`, `L7STS`, ...).
-        check: String,
-        /// How long the check was waited for.
-        waited: Duration,
-    },
     /// `del server` kept answering that connections are still attached.
     #[error("HAProxy refuses to delete {backend}/{server}: it still has connections attached")]
     StillConnected {
@@ -135,21 +121,6 @@ pub enum LbError {
         /// Server name.
         server: String,
     },
-}
-
-impl LbError {
-    /// Whether the error says the backend or server does not exist (useful to make removals
-    /// idempotent).
-    #[must_use]
-    pub fn is_not_found(&self) -> bool {
-        match self {
-            Self::NoSuchServer { .. } => true,
-            Self::Refused { answer, .. } => {
-                answer.starts_with("No such") || answer.starts_with("Can't find")
-            }
-            _ => false,
-        }
-    }
 }
 
 /// Result alias of this module.
@@ -164,14 +135,11 @@ pub struct HealthCheck {
     /// Consecutive failed checks that take a running server DOWN (`fall`). At least 1.
     pub fall: u32,
     /// Consecutive passed checks that bring a DOWN server back UP (`rise`), and that a new
-    /// server needs before [`HaproxyClient::add_server`] puts it in rotation. At least 1.
+    /// server needs before it is put in rotation ([`ServerState::check_passing`]). At least 1.
     pub rise: u32,
     /// Timeout of one probe (rendered as the backend's `timeout check`; HAProxy 2.6 has no
     /// per-server check timeout, so runtime-added servers use the backend's).
     pub timeout: Duration,
-    /// Longest time [`HaproxyClient::add_server`] waits for the first passing check before
-    /// giving up (the server then stays out of rotation).
-    pub start_period: Duration,
 }
 
 /// `rise` used when the configuration does not say (HAProxy's default).
@@ -182,7 +150,7 @@ const FAST_INTER_MAX: Duration = Duration::from_secs(1);
 
 impl HealthCheck {
     /// Check parameters from a service's `health_check` section: `interval` -> `inter`,
-    /// `unhealthy_threshold` -> `fall`, [`DEFAULT_RISE`] -> `rise`, `timeout`, `start_period`.
+    /// `unhealthy_threshold` -> `fall`, [`DEFAULT_RISE`] -> `rise`, `timeout`.
     #[must_use]
     pub fn from_config(hc: &HealthCheckConfig) -> Self {
         Self {
@@ -190,7 +158,6 @@ impl HealthCheck {
             fall: *hc.unhealthy_threshold,
             rise: DEFAULT_RISE,
             timeout: hc.timeout(),
-            start_period: hc.start_period(),
         }
     }
 
@@ -391,7 +358,6 @@ mod tests {
         assert_eq!(hc.inter, Duration::from_secs(10));
         assert_eq!((hc.fall, hc.rise), (3, DEFAULT_RISE));
         assert_eq!(hc.timeout, Duration::from_secs(5));
-        assert_eq!(hc.start_period, Duration::from_secs(60));
         assert_eq!(
             hc.keywords(),
             "inter 10000ms fastinter 1000ms downinter 1000ms fall 3 rise 2"
@@ -401,24 +367,5 @@ mod tests {
             ..hc
         };
         assert_eq!(fast.fast_inter(), Duration::from_millis(200));
-    }
-
-    #[test]
-    fn not_found_is_recognised() {
-        let e = LbError::Refused {
-            command: "x".into(),
-            answer: "No such server.".into(),
-        };
-        assert!(e.is_not_found());
-        let e = LbError::Refused {
-            command: "x".into(),
-            answer: "Can't find backend.".into(),
-        };
-        assert!(e.is_not_found());
-        let e = LbError::Refused {
-            command: "x".into(),
-            answer: "Unknown command".into(),
-        };
-        assert!(!e.is_not_found());
     }
 }

@@ -46,8 +46,10 @@ pub const STATS_BOUND: (Duration, Duration) = (Duration::from_secs(2), Duration:
 /// passed for sure.
 pub const WINDOW_EDGE_SLACK: Duration = Duration::from_millis(50);
 
-/// Poll interval while a draining replica still has sessions in HAProxy.
-pub const DRAIN_POLL: Duration = Duration::from_millis(100);
+/// Poll interval while waiting on HAProxy: for a draining server's sessions to end, and
+/// between two `del server` attempts refused while connections linger.
+pub const LB_POLL: Duration = Duration::from_millis(100);
 
-/// How long `del server` is retried while HAProxy still has connections attached.
+/// How long `del server` is retried (every [`LB_POLL`]) while HAProxy still has
+/// connections attached.
 pub const DEL_RETRY_FOR: Duration = Duration::from_secs(3);

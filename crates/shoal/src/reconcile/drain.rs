@@ -110,6 +110,6 @@ async fn drain(
             );
             return Ok(true);
         }
-        tokio::time::sleep(timings::DRAIN_POLL.min(max_wait.saturating_sub(elapsed))).await;
+        tokio::time::sleep(timings::LB_POLL.min(max_wait.saturating_sub(elapsed))).await;
     }
 }

@@ -1,26 +1,18 @@
-//! [`HaproxyClient`]: one method per runtime-API command shoal uses, and the composite
-//! operations built from them (admission after passing checks, graceful removal).
+//! [`HaproxyClient`]: one method per runtime-API command shoal uses, and removal (maintenance,
+//! optional session shutdown, deletion retried while connections linger).
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::exchange::{first_line, looks_failed, no_such_server, refused, validate_command};
+use tokio::time::Instant;
+
+use super::exchange::{first_line, looks_failed, no_such_server, refused};
 use super::stat::parse_stats;
 use super::state::parse_servers_state;
-use super::{AdminState, RuntimeAddr, ServerState, StatKind, StatRow, DEL_RETRY_FOR, POLL};
+use super::{AdminState, RuntimeAddr, ServerState, StatKind, StatRow};
 use crate::config::LoadBalancerConfig;
 use crate::lb::{host_port, validate_host, validate_name, HealthCheck, LbError, Result};
-
-/// What [`HaproxyClient::drain_then_remove`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DrainOutcome {
-    /// Time from `drain` until the sessions ended or the wait was cut short.
-    pub waited: Duration,
-    /// Whether `max_wait` ran out with sessions left (they were then shut down).
-    pub timed_out: bool,
-    /// Sessions (current + queued) at the end of the wait.
-    pub sessions_left: u64,
-}
+use crate::timings::{DEL_RETRY_FOR, LB_POLL};
 
 /// Client of the HAProxy runtime API. Cheap to clone; holds no connection.
 #[derive(Clone, Debug)]
@@ -44,19 +36,6 @@ impl HaproxyClient {
         Self::new(&lb.runtime_api, lb.timeout())
     }
 
-    /// Sends one raw command and returns HAProxy's answer as received. The command must be a
-    /// single line without `;` (which would chain commands) or control characters. Answers
-    /// that read as an error ("Unknown command", "No such server", ...) become
-    /// [`LbError::Refused`].
-    pub async fn command(&self, cmd: &str) -> Result<String> {
-        validate_command(cmd)?;
-        let answer = self.exchange(cmd).await?;
-        if looks_failed(&answer) {
-            return Err(refused(cmd, &answer));
-        }
-        Ok(answer)
-    }
-
     /// `show servers state <backend>`: every server of the backend.
     pub async fn servers_state(&self, backend: &str) -> Result<Vec<ServerState>> {
         validate_name("backend name", backend)?;
@@ -64,25 +43,11 @@ impl HaproxyClient {
             .await
     }
 
-    /// The state of one server; [`LbError::NoSuchServer`] when it is not in the backend.
-    pub async fn server_state(&self, backend: &str, name: &str) -> Result<ServerState> {
-        validate_name("server name", name)?;
-        self.servers_state(backend)
-            .await?
-            .into_iter()
-            .find(|s| s.name == name)
-            .ok_or_else(|| no_such_server(backend, name))
-    }
-
-    /// `show stat`: every frontend, backend, server and listener row.
-    pub async fn stats(&self) -> Result<Vec<StatRow>> {
-        self.stat_command("show stat".to_owned()).await
-    }
-
     /// `show stat <backend> 4 -1`: the server rows of one backend.
     pub async fn backend_stats(&self, backend: &str) -> Result<Vec<StatRow>> {
         validate_name("backend name", backend)?;
-        self.stat_command(format!("show stat {backend} 4 -1")).await
+        self.parsed(format!("show stat {backend} 4 -1"), parse_stats)
+            .await
     }
 
     /// The `show stat` row of one server; [`LbError::NoSuchServer`] when it is absent.
@@ -95,55 +60,12 @@ impl HaproxyClient {
             .ok_or_else(|| no_such_server(backend, name))
     }
 
-    /// Current sessions of one server (`scur`).
-    pub async fn server_sessions(&self, backend: &str, name: &str) -> Result<u64> {
-        Ok(self.server_stats(backend, name).await?.scur)
-    }
-
-    /// Adds a replica and puts it in rotation once HAProxy's own check (the backend's
-    /// `option httpchk`) has passed:
-    /// `add server <backend>/<name> <ip>:<port> check inter .. fastinter .. downinter ..
-    /// fall .. rise ..` (the server starts in maintenance), `enable health`, wait for `rise`
-    /// consecutive passing checks (at most `check.start_period`), then
-    /// `set server .. state ready`. A host name is resolved first.
-    ///
-    /// If the checks do not pass in time the error is [`LbError::Unhealthy`] and the server
-    /// stays registered in maintenance with its checks running, never having received
-    /// traffic: [`HaproxyClient::promote_if_passing`] can admit it later, or
-    /// [`HaproxyClient::del_server`] removes it.
-    pub async fn add_server(
-        &self,
-        backend: &str,
-        name: &str,
-        host: &str,
-        port: u16,
-        check: &HealthCheck,
-    ) -> Result<()> {
-        self.register_server(backend, name, host, port, check)
-            .await?;
-        let waited = self
-            .wait_check_passed(backend, name, check.rise, check.start_period)
-            .await?;
-        self.set_state(backend, name, AdminState::Ready).await?;
-        tracing::info!(backend, server = name, ?waited, "server in rotation");
-        Ok(())
-    }
-
-    /// Non-blocking admission for a reconcile loop: if the server is in maintenance and its
-    /// checks pass (last check passed, health at least `rise`), `set server .. state
-    /// ready`. Returns whether the server is now in rotation. Never puts a server whose
-    /// checks do not pass in rotation (leaving maintenance would make it UP at once).
-    pub async fn promote_if_passing(&self, backend: &str, name: &str, rise: u32) -> Result<bool> {
-        let st = self.server_state(backend, name).await?;
-        if st.is_maint() && st.check_passing(rise) {
-            self.set_state(backend, name, AdminState::Ready).await?;
-            return Ok(true);
-        }
-        Ok(st.in_rotation())
-    }
-
-    /// First half of [`HaproxyClient::add_server`]: `add server` then `enable health`. The
-    /// server stays in maintenance (out of rotation) with its checks running.
+    /// Registers a replica out of rotation: `add server <backend>/<name> <ip>:<port> check
+    /// inter .. fastinter .. downinter .. fall .. rise ..` (a host name is resolved first),
+    /// then `enable health`. The server stays in maintenance with its checks running; put it
+    /// in rotation with `set_state(.., AdminState::Ready)` only once
+    /// [`ServerState::check_passing`] holds, since leaving maintenance makes it UP at once
+    /// whatever its checks said.
     pub async fn register_server(
         &self,
         backend: &str,
@@ -175,36 +97,6 @@ impl HaproxyClient {
         Ok(())
     }
 
-    /// Waits (polling every 100 ms) until the server's last health check passed and its
-    /// check health reached `rise` (that many consecutive passes for a new server, whose
-    /// health starts at 0); at most `max_wait`. Returns the time waited, or
-    /// [`LbError::Unhealthy`].
-    pub async fn wait_check_passed(
-        &self,
-        backend: &str,
-        name: &str,
-        rise: u32,
-        max_wait: Duration,
-    ) -> Result<Duration> {
-        let start = Instant::now();
-        loop {
-            let st = self.server_state(backend, name).await?;
-            if st.check_passing(rise) {
-                return Ok(start.elapsed());
-            }
-            let elapsed = start.elapsed();
-            if elapsed >= max_wait {
-                return Err(LbError::Unhealthy {
-                    backend: backend.to_owned(),
-                    server: name.to_owned(),
-                    check: st.check_status_name().to_owned(),
-                    waited: elapsed,
-                });
-            }
-            tokio::time::sleep(POLL.min(max_wait.saturating_sub(elapsed))).await;
-        }
-    }
-
     /// `set server <backend>/<name> state ready|drain|maint`.
     pub async fn set_state(&self, backend: &str, name: &str, state: AdminState) -> Result<()> {
         validate_name("backend name", backend)?;
@@ -232,28 +124,25 @@ impl HaproxyClient {
         }
     }
 
-    /// Removes a server at once: `set server .. state maint`, then `del server`. Running
-    /// sessions are not waited for (see [`HaproxyClient::drain_then_remove`]); if HAProxy
-    /// still has connections attached the error is [`LbError::StillConnected`] and the
-    /// server stays, in maintenance.
-    pub async fn del_server(&self, backend: &str, name: &str) -> Result<()> {
+    /// Removes a server from its backend: `set server .. state maint` (no new traffic; idle
+    /// connections close), with `shutdown_sessions` also `shutdown sessions server ..`, then
+    /// `del server`, retried every [`LB_POLL`] for at most [`DEL_RETRY_FOR`] while HAProxy
+    /// answers that connections are still attached; after that the error is
+    /// [`LbError::StillConnected`] and the server stays, in maintenance.
+    ///
+    /// Shut sessions down when nothing in flight can complete any more: a drain that ran out
+    /// of time, or a replica that is gone (a partitioned server would otherwise hold its
+    /// sessions until `timeout server`, and HAProxy refuses `del server` while they last).
+    pub async fn remove(&self, backend: &str, name: &str, shutdown_sessions: bool) -> Result<()> {
         self.set_state(backend, name, AdminState::Maint).await?;
-        self.del_in_maint(backend, name).await
-    }
-
-    /// Removes a server whose replica is gone (lost with its server, or unknown to shoal):
-    /// `maint`, `shutdown sessions` (nothing in flight there can complete: a partitioned
-    /// server would otherwise hold its sessions until `timeout server`, and HAProxy refuses
-    /// `del server` while they last), then `del server`, retried briefly while HAProxy
-    /// still has connections attached.
-    pub async fn remove_dead(&self, backend: &str, name: &str) -> Result<()> {
-        self.set_state(backend, name, AdminState::Maint).await?;
-        self.shutdown_sessions(backend, name).await?;
-        let retrying = Instant::now();
+        if shutdown_sessions {
+            self.shutdown_sessions(backend, name).await?;
+        }
+        let retry_until = Instant::now() + DEL_RETRY_FOR;
         loop {
             match self.del_in_maint(backend, name).await {
-                Err(LbError::StillConnected { .. }) if retrying.elapsed() < DEL_RETRY_FOR => {
-                    tokio::time::sleep(POLL).await;
+                Err(LbError::StillConnected { .. }) if Instant::now() < retry_until => {
+                    tokio::time::sleep(LB_POLL).await;
                 }
                 other => return other,
             }
@@ -261,63 +150,11 @@ impl HaproxyClient {
     }
 
     /// `shutdown sessions server <backend>/<name>`: closes every session on the server.
-    pub async fn shutdown_sessions(&self, backend: &str, name: &str) -> Result<()> {
+    async fn shutdown_sessions(&self, backend: &str, name: &str) -> Result<()> {
         validate_name("backend name", backend)?;
         validate_name("server name", name)?;
         self.expect_empty(&format!("shutdown sessions server {backend}/{name}"))
             .await
-    }
-
-    /// Graceful removal: `drain`, wait (polling every 100 ms) until the server has no
-    /// current or queued sessions or `max_wait` ran out, `maint`, then `del server`
-    /// (retried for a few seconds while HAProxy still has connections attached). When
-    /// `max_wait` runs out the remaining sessions are shut down so the removal completes.
-    pub async fn drain_then_remove(
-        &self,
-        backend: &str,
-        name: &str,
-        max_wait: Duration,
-    ) -> Result<DrainOutcome> {
-        let start = Instant::now();
-        self.set_state(backend, name, AdminState::Drain).await?;
-        let (timed_out, sessions_left) = loop {
-            let row = self.server_stats(backend, name).await?;
-            let left = row.scur + row.qcur;
-            let elapsed = start.elapsed();
-            if left == 0 {
-                break (false, 0);
-            }
-            if elapsed >= max_wait {
-                break (true, left);
-            }
-            tokio::time::sleep(POLL.min(max_wait.saturating_sub(elapsed))).await;
-        };
-        let waited = start.elapsed();
-        self.set_state(backend, name, AdminState::Maint).await?;
-        if timed_out {
-            tracing::warn!(
-                backend,
-                server = name,
-                sessions_left,
-                "drain timed out; shutting the remaining sessions down"
-            );
-            self.shutdown_sessions(backend, name).await?;
-        }
-        let retrying = Instant::now();
-        loop {
-            match self.del_in_maint(backend, name).await {
-                Err(LbError::StillConnected { .. }) if retrying.elapsed() < DEL_RETRY_FOR => {
-                    tokio::time::sleep(POLL).await;
-                }
-                other => break other?,
-            }
-        }
-        tracing::info!(backend, server = name, ?waited, timed_out, "server removed");
-        Ok(DrainOutcome {
-            waited,
-            timed_out,
-            sessions_left,
-        })
     }
 
     async fn del_in_maint(&self, backend: &str, name: &str) -> Result<()> {
@@ -334,10 +171,6 @@ impl HaproxyClient {
         } else {
             Err(refused(&cmd, &answer))
         }
-    }
-
-    async fn stat_command(&self, cmd: String) -> Result<Vec<StatRow>> {
-        self.parsed(cmd, parse_stats).await
     }
 
     /// Sends a `show` command and parses its answer; a failure answer is [`LbError::Refused`].

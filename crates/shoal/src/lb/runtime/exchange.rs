@@ -1,10 +1,9 @@
 //! One command on the wire (connect, write the line, read the answer to EOF, all within the
-//! timeout), the check that a command is a single line, and reading an answer as success or
-//! failure.
+//! timeout), and reading an answer as success or failure.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{HaproxyClient, RuntimeAddr, MAX_ANSWER, MAX_COMMAND};
+use super::{HaproxyClient, RuntimeAddr, MAX_ANSWER};
 use crate::lb::{LbError, Result};
 
 impl HaproxyClient {
@@ -56,29 +55,6 @@ async fn talk<S: AsyncRead + AsyncWrite + Unpin>(
     let mut buf = Vec::new();
     (&mut stream).take(MAX_ANSWER).read_to_end(&mut buf).await?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
-/// Refuses anything but a single command line.
-pub(super) fn validate_command(cmd: &str) -> Result<()> {
-    let bad = |reason: String| {
-        Err(LbError::InvalidName {
-            what: "command",
-            value: cmd.to_owned(),
-            reason,
-        })
-    };
-    if cmd.trim().is_empty() {
-        return bad("must not be empty".into());
-    }
-    if cmd.len() > MAX_COMMAND {
-        return bad(format!("longer than {MAX_COMMAND} bytes"));
-    }
-    if let Some(c) = cmd.chars().find(|c| c.is_control() || *c == ';') {
-        return bad(format!(
-            "character {c:?} is not allowed (one command per call, on one line)"
-        ));
-    }
-    Ok(())
 }
 
 pub(super) fn first_line(answer: &str) -> &str {

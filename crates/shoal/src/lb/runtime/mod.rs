@@ -7,8 +7,6 @@
 //!   reading its answer;
 //! - `state`: `show servers state` ([`ServerState`]); `stat`: `show stat` ([`StatRow`]).
 
-use std::time::Duration;
-
 mod addr;
 mod client;
 mod exchange;
@@ -19,15 +17,9 @@ mod state;
 mod tests;
 
 pub use addr::RuntimeAddr;
-pub use client::{DrainOutcome, HaproxyClient};
+pub use client::HaproxyClient;
 pub use stat::{StatKind, StatRow};
 pub use state::{AdminFlags, AdminState, CheckResult, OpState, ServerState};
 
 /// Largest answer read from the runtime API (a full `show stat` of a big setup is far less).
 const MAX_ANSWER: u64 = 64 << 20;
-/// Longest raw command accepted.
-const MAX_COMMAND: usize = 4096;
-/// How often state is polled while waiting (first check, drain).
-const POLL: Duration = Duration::from_millis(100);
-/// How long `del server` is retried while HAProxy still has connections attached.
-const DEL_RETRY_FOR: Duration = Duration::from_secs(3);

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use crate::lb::Member;
-
 /// Operational state of a server (`srv_op_state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpState {
@@ -130,16 +128,6 @@ impl CheckResult {
     }
 }
 
-/// HAProxy's `HCHK_STATUS_*` names, indexed by `srv_check_status`.
-const CHECK_STATUS_NAMES: [&str; 21] = [
-    "UNK", "INI", "START", "CHECKED", "HANA", "SOCKERR", "L4OK", "L4TOUT", "L4CON", "L6OK",
-    "L6TOUT", "L6RSP", "L7TOUT", "L7RSP", "L57DATA", "L7OK", "L7OKC", "L7STS", "PROCERR",
-    "PROCTOUT", "PROCOK",
-];
-
-/// `check_state` flag: checks are enabled (`CHK_ST_ENABLED`).
-const CHK_ST_ENABLED: u32 = 0x04;
-
 /// One line of `show servers state <backend>` (state file format version 1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerState {
@@ -164,35 +152,19 @@ pub struct ServerState {
     pub weight: u32,
     /// `srv_time_since_last_change`.
     pub since_last_change: Duration,
-    /// `srv_check_status` (an `HCHK_STATUS_*` code; see [`ServerState::check_status_name`]).
+    /// `srv_check_status`: an `HCHK_STATUS_*` code (1 `INI`, 15 `L7OK`, 17 `L7STS`, ...).
     pub check_status: u32,
     /// `srv_check_result`.
     pub check_result: CheckResult,
     /// `srv_check_health` (0 to rise+fall-1; UP from `rise` on).
     pub check_health: u32,
-    /// `srv_check_state` (`CHK_ST_*` flags).
+    /// `srv_check_state`: `CHK_ST_*` flags (0x04 `CHK_ST_ENABLED`: the checks run).
     pub check_state: u32,
     /// `srv_fqdn`, if the server was given a name.
     pub fqdn: Option<String>,
 }
 
 impl ServerState {
-    /// The check status as HAProxy names it (`INI`, `L4CON`, `L7OK`, `L7STS`, ...).
-    #[must_use]
-    pub fn check_status_name(&self) -> &'static str {
-        usize::try_from(self.check_status)
-            .ok()
-            .and_then(|i| CHECK_STATUS_NAMES.get(i))
-            .copied()
-            .unwrap_or("UNK")
-    }
-
-    /// Whether health checks are enabled for this server.
-    #[must_use]
-    pub const fn checks_enabled(&self) -> bool {
-        self.check_state & CHK_ST_ENABLED != 0
-    }
-
     /// Whether HAProxy currently sends new traffic to it: up and neither draining nor in
     /// maintenance.
     #[must_use]
@@ -224,12 +196,6 @@ impl ServerState {
     #[must_use]
     pub fn check_passing(&self, rise: u32) -> bool {
         self.check_result == CheckResult::Passed && self.check_health >= rise.max(1)
-    }
-
-    /// The server as a renderable [`Member`]; `None` when HAProxy has no address for it.
-    #[must_use]
-    pub fn member(&self) -> Option<Member> {
-        (self.addr != "-").then(|| Member::new(self.name.clone(), self.addr.clone(), self.port))
     }
 }
 

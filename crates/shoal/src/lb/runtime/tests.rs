@@ -4,11 +4,11 @@
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::exchange::{looks_failed, validate_command};
+use super::exchange::looks_failed;
 use super::stat::{parse_stats, split_csv};
 use super::state::parse_servers_state;
 use super::*;
-use crate::lb::{HealthCheck, LbError, Member};
+use crate::lb::{HealthCheck, LbError};
 
 /// `show servers state web_backend` from HAProxy 2.6.12: a config server UP, a dynamic
 /// server just added (maintenance, checks not enabled), one failing its check, one
@@ -35,20 +35,19 @@ fn parses_servers_state() {
     assert_eq!(s[0].op_state, OpState::Running);
     assert_eq!(s[0].admin.state(), AdminState::Ready);
     assert_eq!(s[0].check_result, CheckResult::Passed);
-    assert_eq!(s[0].check_status_name(), "L7OK");
-    assert!(s[0].checks_enabled());
+    assert_eq!(s[0].check_status, 15); // L7OK
+    assert_eq!(s[0].check_state, 6); // configured and enabled
     assert!(s[0].in_rotation());
     assert!(!s[0].is_maint());
     assert_eq!(s[0].status_word(), "UP");
     assert!(s[0].check_passing(2));
-    assert_eq!(s[0].member(), Some(Member::new("s0", "127.0.0.1", 19001)));
 
     // A freshly added dynamic server.
     assert_eq!(s[1].op_state, OpState::Stopped);
     assert!(s[1].admin.contains(AdminFlags::FMAINT));
     assert_eq!(s[1].admin.state(), AdminState::Maint);
-    assert!(!s[1].checks_enabled());
-    assert_eq!(s[1].check_status_name(), "INI");
+    assert_eq!(s[1].check_state, 2); // configured, not enabled
+    assert_eq!(s[1].check_status, 1); // INI
     assert_eq!(s[1].check_result, CheckResult::Unknown);
     assert!(!s[1].in_rotation());
     assert!(s[1].is_maint());
@@ -56,14 +55,14 @@ fn parses_servers_state() {
     assert!(!s[1].check_passing(1));
 
     assert_eq!(s[2].check_result, CheckResult::Failed);
-    assert_eq!(s[2].check_status_name(), "L7STS");
+    assert_eq!(s[2].check_status, 17); // L7STS
     assert!(!s[2].in_rotation());
     assert_eq!(s[2].status_word(), "DOWN");
     assert_eq!(s[2].op_state, OpState::Stopped);
 
     assert_eq!(s[3].addr, "-");
     assert_eq!(s[3].fqdn.as_deref(), Some("nonexistent.invalid"));
-    assert_eq!(s[3].member(), None);
+    assert_eq!(s[3].port, 19001);
 
     assert_eq!(s[4].addr, "::1");
     assert!(s[4].admin.contains(AdminFlags::FDRAIN));
@@ -229,24 +228,6 @@ fn failure_answers_are_recognised() {
     }
 }
 
-#[test]
-fn commands_must_be_one_line() {
-    for bad in [
-        "",
-        "  ",
-        "show info\nshow stat",
-        "show info; shutdown frontend x",
-        "show\rinfo",
-        "a\0b",
-    ] {
-        assert!(
-            matches!(validate_command(bad), Err(LbError::InvalidName { .. })),
-            "{bad:?}"
-        );
-    }
-    validate_command("show servers state web_backend").unwrap();
-}
-
 fn client(path: &std::path::Path, timeout: Duration) -> HaproxyClient {
     HaproxyClient::new(&format!("unix:{}", path.display()), timeout).unwrap()
 }
@@ -263,34 +244,45 @@ async fn invalid_names_are_refused_before_connecting() {
         fall: 3,
         rise: 2,
         timeout: Duration::from_secs(1),
-        start_period: Duration::from_secs(1),
     };
+    let invalid = |e: LbError| assert!(matches!(e, LbError::InvalidName { .. }), "{e}");
     for (be, srv) in [
         ("web_backend", "a b"),
         ("web_backend", "a;b"),
         ("a#b", "s1"),
     ] {
+        invalid(
+            c.register_server(be, srv, "127.0.0.1", 80, &check)
+                .await
+                .unwrap_err(),
+        );
+        invalid(c.set_state(be, srv, AdminState::Drain).await.unwrap_err());
+        invalid(c.set_addr(be, srv, "127.0.0.1", 80).await.unwrap_err());
+        invalid(c.server_stats(be, srv).await.unwrap_err());
+        for shutdown_sessions in [false, true] {
+            invalid(c.remove(be, srv, shutdown_sessions).await.unwrap_err());
+        }
+    }
+    for be in ["a#b", "a b", ""] {
+        invalid(c.servers_state(be).await.unwrap_err());
+        invalid(c.backend_stats(be).await.unwrap_err());
+    }
+    for host in ["1.2.3.4;x", "a b"] {
         let e = c
-            .add_server(be, srv, "127.0.0.1", 80, &check)
+            .register_server("web_backend", "s1", host, 80, &check)
             .await
             .unwrap_err();
-        assert!(matches!(e, LbError::InvalidName { .. }), "{e}");
-        let e = c.set_state(be, srv, AdminState::Drain).await.unwrap_err();
-        assert!(matches!(e, LbError::InvalidName { .. }), "{e}");
-        let e = c.del_server(be, srv).await.unwrap_err();
-        assert!(matches!(e, LbError::InvalidName { .. }), "{e}");
+        assert!(
+            matches!(e, LbError::InvalidName { what: "host", .. }),
+            "{e}"
+        );
+        let e = c.set_addr("web_backend", "s1", host, 80).await.unwrap_err();
+        assert!(
+            matches!(e, LbError::InvalidName { what: "host", .. }),
+            "{e}"
+        );
     }
-    let e = c
-        .add_server("web_backend", "s1", "1.2.3.4;x", 80, &check)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(e, LbError::InvalidName { what: "host", .. }),
-        "{e}"
-    );
-    let e = c.command("show info; show stat").await.unwrap_err();
-    assert!(matches!(e, LbError::InvalidName { .. }), "{e}");
-    let e = c.command("show info").await.unwrap_err();
+    let e = c.servers_state("web_backend").await.unwrap_err();
     assert!(matches!(e, LbError::Connect { .. }), "{e}");
 }
 
@@ -307,40 +299,105 @@ async fn a_silent_socket_times_out() {
     });
     let c = client(&path, Duration::from_millis(200));
     let start = Instant::now();
-    let e = c.command("show info").await.unwrap_err();
+    let e = c.servers_state("web_backend").await.unwrap_err();
     assert!(matches!(e, LbError::Timeout { .. }), "{e}");
     assert!(start.elapsed() < Duration::from_secs(2));
     hold.abort();
+}
+
+/// A fake runtime API on `path`: records every command, answers `del server` for `busy`
+/// with "still has connections" twice then "Server deleted.", for `stuck` always with
+/// "still has connections", `set server` and `shutdown sessions` with an empty line, and
+/// anything else with "No such server.".
+fn fake_runtime_api(
+    path: &std::path::Path,
+) -> (
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::UnixListener::bind(path).unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    let server = tokio::spawn(async move {
+        let mut busy_refusals = 0;
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 1024];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            let cmd = String::from_utf8_lossy(&buf[..n]).trim_end().to_owned();
+            let still = "Server still has connections attached to it, cannot remove it.\n";
+            let answer = if cmd == "del server web_backend/busy" && busy_refusals < 2 {
+                busy_refusals += 1;
+                still
+            } else if cmd == "del server web_backend/busy" {
+                "Server deleted.\n"
+            } else if cmd == "del server web_backend/stuck" {
+                still
+            } else if cmd.starts_with("set server") || cmd.starts_with("shutdown sessions") {
+                "\n"
+            } else {
+                "No such server.\n\n"
+            };
+            log.lock().unwrap().push(cmd);
+            let _ = s.write_all(answer.as_bytes()).await;
+        }
+    });
+    (seen, server)
 }
 
 #[tokio::test]
 async fn error_answers_become_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fake.sock");
-    let listener = tokio::net::UnixListener::bind(&path).unwrap();
-    let server = tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let mut buf = vec![0u8; 1024];
-            let n = s.read(&mut buf).await.unwrap_or(0);
-            let cmd = String::from_utf8_lossy(&buf[..n]).into_owned();
-            let answer = if cmd.starts_with("del server") {
-                "Server still has connections attached to it, cannot remove it.\n"
-            } else if cmd.starts_with("set server") {
-                "\n"
-            } else {
-                "No such server.\n\n"
-            };
-            let _ = s.write_all(answer.as_bytes()).await;
-        }
-    });
+    let (_seen, server) = fake_runtime_api(&path);
     let c = client(&path, Duration::from_secs(2));
     let e = c.servers_state("web_backend").await.unwrap_err();
     assert!(
         matches!(&e, LbError::Refused { answer, .. } if answer == "No such server."),
         "{e}"
     );
-    assert!(e.is_not_found());
-    let e = c.del_server("web_backend", "s1").await.unwrap_err();
+    server.abort();
+}
+
+#[tokio::test]
+async fn remove_retries_deletion_while_connections_linger() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fake.sock");
+    let (seen, server) = fake_runtime_api(&path);
+    let c = client(&path, Duration::from_secs(2));
+    let take = || std::mem::take(&mut *seen.lock().unwrap());
+
+    // Maintenance, sessions shut down, then `del server` until HAProxy deletes it.
+    c.remove("web_backend", "busy", true).await.unwrap();
+    assert_eq!(
+        take(),
+        [
+            "set server web_backend/busy state maint",
+            "shutdown sessions server web_backend/busy",
+            "del server web_backend/busy",
+            "del server web_backend/busy",
+            "del server web_backend/busy",
+        ]
+    );
+
+    // Without shutting sessions down, and HAProxy never letting go: bounded retries, then
+    // StillConnected.
+    let start = Instant::now();
+    let e = c.remove("web_backend", "stuck", false).await.unwrap_err();
+    let took = start.elapsed();
     assert!(matches!(e, LbError::StillConnected { .. }), "{e}");
+    assert!(took >= crate::timings::DEL_RETRY_FOR, "{took:?}");
+    assert!(
+        took < crate::timings::DEL_RETRY_FOR + Duration::from_secs(2),
+        "{took:?}"
+    );
+    let cmds = take();
+    assert_eq!(cmds[0], "set server web_backend/stuck state maint");
+    assert!(cmds.len() > 2, "{cmds:?}");
+    assert!(
+        cmds[1..]
+            .iter()
+            .all(|c| c == "del server web_backend/stuck"),
+        "{cmds:?}"
+    );
     server.abort();
 }
