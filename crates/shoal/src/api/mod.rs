@@ -2,7 +2,7 @@
 //!
 //! The only module that knows HTTP status codes and JSON shapes. Every body is a type in
 //! [`model`]; `/openapi.json` is generated from those types and from the `#[utoipa::path]`
-//! of each handler. Every route is listed once, in [`table`]; the router is built from that
+//! of each handler. Every route is listed once, in `table`; the router is built from that
 //! list only, and a test checks the document against it. Mutating endpoints need
 //! `Authorization: Bearer <token>` (compared in constant time) unless no token is configured.
 

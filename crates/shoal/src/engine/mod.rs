@@ -3,8 +3,8 @@
 //! Every call is bounded by a timeout, so a slow or dead server delays only the caller that
 //! asked it, never the other servers.
 //!
-//! - [`docker`]: the connection ([`Engine`]) and its calls;
-//! - [`spec`]: what a replica is made of ([`ContainerSpec`]) and its revision hash.
+//! - `docker`: the connection ([`Engine`]) and its calls;
+//! - `spec`: what a replica is made of ([`ContainerSpec`]) and its revision hash.
 
 use serde::Serialize;
 
