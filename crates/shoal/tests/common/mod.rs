@@ -3,6 +3,7 @@
 //! - [`wait`]: polling with a deadline (sync and async flavours, one implementation);
 //! - [`load`]: concurrent HTTP clients counting ok/failed requests, errors and latency;
 //! - [`haproxy`]: a real HAProxy process (config check, runtime API, lifetime);
+//! - [`lab`]: the HAProxy protocol tests' world (HAProxy for one service, in-process replicas);
 //! - [`serve`]: a real `shoal serve` process;
 //! - [`stack`]: config + HAProxy + shoal for one uniquely named service on real Docker;
 //! - [`docker`]: the `docker` CLI (containers of a service, inspect, image copy);
@@ -23,6 +24,7 @@ use std::time::Duration;
 pub mod cmd;
 pub mod docker;
 pub mod haproxy;
+pub mod lab;
 pub mod load;
 pub mod netns;
 pub mod replica;
