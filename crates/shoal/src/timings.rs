@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Requeue delay while a replica is on its way in (`Starting` or `Joining`): look often so it
 /// joins as soon as it can.
-pub const TRANSITION_REQUEUE: Duration = Duration::from_millis(250);
+pub const TRANSITION_REQUEUE: Duration = Duration::from_millis(100);
 
 /// Longest delay between two passes of a service at rest (the health-check interval when
 /// shorter).
