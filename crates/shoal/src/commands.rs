@@ -259,9 +259,10 @@ pub async fn reload(app: &Arc<App>) -> Result<Vec<String>, CommandError> {
 }
 
 /// Applies a new, already validated config: servers, services, the load-balancer client.
-/// Running replicas are not restarted; `deploy` rolls them to a changed spec.
+/// Running replicas are not restarted; `deploy` rolls them to a changed spec. Every change is
+/// journaled on its service and returned, in words.
 pub fn apply_config(app: &Arc<App>, config: Config) -> Result<Vec<String>, CommandError> {
-    let mut changes = Vec::new();
+    let mut changes: Vec<(String, String)> = Vec::new();
     let old = app.config();
     let new_names: BTreeSet<String> = config.services.keys().cloned().collect();
     app.set_config(config)
@@ -270,14 +271,17 @@ pub fn apply_config(app: &Arc<App>, config: Config) -> Result<Vec<String>, Comma
         if let Some(rt) = app.service(name) {
             rt.update(|st| st.removed = true);
             rt.wake.notify_one();
-            changes.push(format!("service {name} removed: draining to zero"));
+            changes.push((
+                name.clone(),
+                format!("service {name} removed: draining to zero"),
+            ));
         }
     }
     let cfg = app.config();
     for name in &new_names {
         let Some(rt) = app.service(name) else {
             app.spawn_service(name);
-            changes.push(format!("service {name} added"));
+            changes.push((name.clone(), format!("service {name} added")));
             continue;
         };
         let svc = &cfg.services[name];
@@ -289,11 +293,30 @@ pub fn apply_config(app: &Arc<App>, config: Config) -> Result<Vec<String>, Comma
             (was_removed, clamp)
         });
         if was_removed {
-            changes.push(format!("service {name} added back while draining"));
+            changes.push((
+                name.clone(),
+                format!("service {name} added back while draining"),
+            ));
+        }
+        if let Some(before) = old.service(name) {
+            let (a, b) = (
+                ContainerSpec::from_service(before).revision,
+                ContainerSpec::from_service(svc).revision,
+            );
+            if a != b {
+                changes.push((
+                    name.clone(),
+                    format!(
+                        "service {name}: spec changed (revision {a} -> {b}); running replicas \
+                         stay until `deploy` rolls them"
+                    ),
+                ));
+            }
         }
         if let Some((before, after, last_action)) = clamp {
-            changes.push(format!(
-                "service {name}: desired {before} -> {after} (new bounds)"
+            changes.push((
+                name.clone(),
+                format!("service {name}: desired {before} -> {after} (new bounds)"),
             ));
             app.journal.save_service_state(
                 name,
@@ -305,5 +328,13 @@ pub fn apply_config(app: &Arc<App>, config: Config) -> Result<Vec<String>, Comma
         }
         rt.wake.notify_one();
     }
-    Ok(changes)
+    for (service, change) in &changes {
+        app.journal.record(NewEvent {
+            service,
+            action: Action::ConfigReloaded,
+            reason: format!("config reloaded: {change}"),
+            ..Default::default()
+        });
+    }
+    Ok(changes.into_iter().map(|(_, c)| c).collect())
 }

@@ -47,7 +47,9 @@ enum Command {
     /// Run the control plane: reconcile loops, HAProxy membership and the HTTP API.
     ///
     /// The API token comes from SHOAL_API_TOKEN or `api.token`. Without one, serve refuses
-    /// to listen beyond loopback unless `api.allow_unauthenticated: true`.
+    /// to listen beyond loopback unless `api.allow_unauthenticated: true`. SIGHUP reloads the
+    /// config file (as `shoal reload` does); SIGTERM or Ctrl-C stops serve and leaves the
+    /// replicas running.
     #[command(after_help = EXIT_CODES)]
     Serve {
         /// The config file.
@@ -371,6 +373,7 @@ async fn serve(config_path: PathBuf, bind: Option<SocketAddr>) -> ExitCode {
         }
     };
     app.start().await;
+    tokio::spawn(reload_on_sighup(app.clone()));
     let state = Arc::new(shoal::api::ApiState { app, token });
     let router = shoal::api::router(state);
     tracing::info!(%bind, "API listening on http://{bind}");
@@ -385,6 +388,25 @@ async fn serve(config_path: PathBuf, bind: Option<SocketAddr>) -> ExitCode {
         Err(e) => {
             eprintln!("error: API server failed: {e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// Reloads the config file on every SIGHUP, like `POST /config/reload`: what changed is logged
+/// and journaled; an invalid config changes nothing and its errors are logged with
+/// `file:line:column`.
+async fn reload_on_sighup(app: Arc<shoal::app::App>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload with POST /config/reload");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match shoal::commands::reload(&app).await {
+            Ok(changes) if changes.is_empty() => {
+                tracing::info!("SIGHUP: config reloaded, nothing changed")
+            }
+            Ok(changes) => tracing::info!("SIGHUP: config reloaded: {}", changes.join("; ")),
+            Err(e) => tracing::error!("SIGHUP: {e}"),
         }
     }
 }

@@ -40,6 +40,8 @@ pub enum Action {
     RolloutFailed,
     /// An image pull started, finished or failed.
     Pull,
+    /// The config was reloaded and changed this service.
+    ConfigReloaded,
     /// Something failed.
     #[default]
     Error,
@@ -47,7 +49,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, for documentation and tests.
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Self::ScaleUp,
         Self::ScaleDown,
         Self::ScaleHeld,
@@ -65,6 +67,7 @@ impl Action {
         Self::Rollout,
         Self::RolloutFailed,
         Self::Pull,
+        Self::ConfigReloaded,
         Self::Error,
     ];
 
@@ -89,6 +92,7 @@ impl Action {
             Self::Rollout => "rollout",
             Self::RolloutFailed => "rollout_failed",
             Self::Pull => "pull",
+            Self::ConfigReloaded => "config_reloaded",
             Self::Error => "error",
         }
     }

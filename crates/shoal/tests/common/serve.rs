@@ -46,6 +46,16 @@ impl Serve {
         std::fs::read_to_string(&self.log_file).unwrap_or_default()
     }
 
+    /// Sends it a signal (`HUP`, `TERM`, ...) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{name} failed");
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("shoal status").is_none()
