@@ -27,6 +27,7 @@ pub use durations::{MAX_HOLD_SECS, MAX_STABILIZATION_SECS, MAX_WAIT_SECS};
 pub use error::{ConfigError, ConfigIssue};
 pub use located::Located;
 pub use model::{
+    SshConfig, DEFAULT_DOCKER_SOCKET,
     ApiConfig, AutoscalerConfig, BusinessHoursConfig, Config, DockerEndpoint, GrafanaConfig,
     LoadBalancerConfig, MonitoringConfig, PrometheusConfig, ServerConfig,
 };
