@@ -7,8 +7,8 @@ use std::time::Duration;
 use crate::config::ServerConfig;
 use crate::engine::{ContainerInfo, ContainerSpec, Engine, EngineError};
 use crate::lb::{self, AdminState, HaproxyClient, HealthCheck, LbError};
-use crate::ssh::SshSettings;
 use crate::ports::{Connector, DockerApi, LbServer, LoadBalancer, Prober};
+use crate::ssh::SshSettings;
 use async_trait::async_trait;
 
 #[async_trait]

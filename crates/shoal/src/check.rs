@@ -57,7 +57,11 @@ pub struct ServerCheck {
 pub async fn check_fleet(config: &Config, run_dir: std::path::PathBuf) -> Vec<ServerCheck> {
     let settings = SshSettings::new(config, run_dir);
     let images: Vec<String> = {
-        let mut v: Vec<String> = config.services.values().map(|s| s.image.value.clone()).collect();
+        let mut v: Vec<String> = config
+            .services
+            .values()
+            .map(|s| s.image.value.clone())
+            .collect();
         v.sort();
         v.dedup();
         v
@@ -95,7 +99,11 @@ fn blank(s: &ServerConfig) -> ServerCheck {
         server: s.name.value.clone(),
         endpoint: match &target {
             Some(t) => format!("ssh://{}", t.display()),
-            None => s.docker_host.as_ref().map(|h| h.value.clone()).unwrap_or_default(),
+            None => s
+                .docker_host
+                .as_ref()
+                .map(|h| h.value.clone())
+                .unwrap_or_default(),
         },
         ssh: target.is_some(),
         ssh_status: if target.is_some() { "failed" } else { "-" }.to_owned(),
@@ -180,7 +188,11 @@ async fn check_server(s: &ServerConfig, settings: &SshSettings, images: &[String
 /// `+0.3s`, `-12.0s`.
 #[must_use]
 pub fn skew_text(ms: i64) -> String {
-    format!("{}{:.1}s", if ms < 0 { "-" } else { "+" }, ms.unsigned_abs() as f64 / 1000.0)
+    format!(
+        "{}{:.1}s",
+        if ms < 0 { "-" } else { "+" },
+        ms.unsigned_abs() as f64 / 1000.0
+    )
 }
 
 /// The table `shoal check` prints, followed by each server's error and warnings in full.
@@ -211,8 +223,16 @@ pub fn report(checks: &[ServerCheck]) -> String {
         .collect();
     let mut out = crate::cli::table(
         &[
-            "SERVER", "ENDPOINT", "SSH", "HOST KEY", "DOCKER", "API", "CONTAINERS", "IMAGE",
-            "SKEW", "USABLE",
+            "SERVER",
+            "ENDPOINT",
+            "SSH",
+            "HOST KEY",
+            "DOCKER",
+            "API",
+            "CONTAINERS",
+            "IMAGE",
+            "SKEW",
+            "USABLE",
         ],
         &rows,
     );

@@ -120,9 +120,8 @@ impl ServerHandle {
                     Ok(e) => e,
                     Err(e) => {
                         let mut retry = lock(&self.retry);
-                        let wait = retry.map_or(CONNECT_BACKOFF.0, |(_, w)| {
-                            (w * 2).min(CONNECT_BACKOFF.1)
-                        });
+                        let wait = retry
+                            .map_or(CONNECT_BACKOFF.0, |(_, w)| (w * 2).min(CONNECT_BACKOFF.1));
                         *retry = Some((tokio::time::Instant::now() + wait, wait));
                         return Err(e);
                     }

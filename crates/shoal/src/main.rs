@@ -287,7 +287,10 @@ async fn check(config: &std::path::Path, json: bool) -> ExitCode {
     let checks = shoal::check::check_fleet(&cfg, dir.clone()).await;
     let _ = std::fs::remove_dir_all(&dir);
     if json {
-        println!("{}", serde_json::to_string_pretty(&checks).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&checks).unwrap_or_default()
+        );
     } else {
         print!("{}", shoal::check::report(&checks));
     }

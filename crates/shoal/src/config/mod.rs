@@ -27,9 +27,9 @@ pub use durations::{MAX_HOLD_SECS, MAX_STABILIZATION_SECS, MAX_WAIT_SECS};
 pub use error::{ConfigError, ConfigIssue};
 pub use located::Located;
 pub use model::{
-    SshConfig, DEFAULT_DOCKER_SOCKET,
     ApiConfig, AutoscalerConfig, BusinessHoursConfig, Config, DockerEndpoint, GrafanaConfig,
-    LoadBalancerConfig, MonitoringConfig, PrometheusConfig, ServerConfig,
+    LoadBalancerConfig, MonitoringConfig, PrometheusConfig, ServerConfig, SshConfig,
+    DEFAULT_DOCKER_SOCKET,
 };
 pub use service::{HealthCheckConfig, ServiceConfig};
 pub use validate::{parse_hhmm, parse_memory};

@@ -55,7 +55,9 @@ impl Config {
                 v.port(p, &format!("{key}.ssh_port"));
             }
             if let Some(sock) = &s.docker_socket {
-                if !sock.starts_with('/') || sock.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                if !sock.starts_with('/')
+                    || sock.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
                     v.at(
                         sock,
                         format!(

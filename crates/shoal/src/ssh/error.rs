@@ -140,16 +140,15 @@ impl SshError {
 
     /// Reads ssh's log (`-E`) of a connection that exited.
     #[must_use]
-    pub fn interpret(
-        t: &SshTarget,
-        s: &SshSettings,
-        log: &str,
-        _code: Option<i32>,
-    ) -> Self {
+    pub fn interpret(t: &SshTarget, s: &SshSettings, log: &str, _code: Option<i32>) -> Self {
         let server = t.server.clone();
         let file = s.known_hosts.clone();
         let keyscan = keyscan_hint(t, &file);
-        let lines: Vec<&str> = log.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let lines: Vec<&str> = log
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
         let find = |needle: &str| lines.iter().find(|l| l.contains(needle)).copied();
         if find("REMOTE HOST IDENTIFICATION HAS CHANGED").is_some()
             || find("has changed and you have requested strict checking").is_some()
@@ -200,10 +199,10 @@ impl SshError {
             return Self::AuthRejected {
                 server,
                 dest,
-                key: t
-                    .key
-                    .as_deref()
-                    .map_or_else(|| "ssh's default keys".to_owned(), |k| Path::display(k).to_string()),
+                key: t.key.as_deref().map_or_else(
+                    || "ssh's default keys".to_owned(),
+                    |k| Path::display(k).to_string(),
+                ),
                 detail: l.rsplit(": ").next().unwrap_or(l).to_owned(),
             };
         }

@@ -67,8 +67,9 @@ impl SshSettings {
 #[must_use]
 pub fn expand_home(p: &Path) -> PathBuf {
     match p.strip_prefix("~") {
-        Ok(rest) => std::env::var_os("HOME")
-            .map_or_else(|| p.to_owned(), |h| PathBuf::from(h).join(rest)),
+        Ok(rest) => {
+            std::env::var_os("HOME").map_or_else(|| p.to_owned(), |h| PathBuf::from(h).join(rest))
+        }
         Err(_) => p.to_owned(),
     }
 }
@@ -128,7 +129,10 @@ impl SshTarget {
     pub fn display(&self) -> String {
         format!(
             "{}{}:{}",
-            self.user.as_ref().map(|u| format!("{u}@")).unwrap_or_default(),
+            self.user
+                .as_ref()
+                .map(|u| format!("{u}@"))
+                .unwrap_or_default(),
             self.host,
             self.port
         )
@@ -250,7 +254,13 @@ impl Tunnel {
 
         let alive = Arc::new(AtomicBool::new(true));
         let (stop, stopped) = oneshot::channel();
-        tokio::spawn(watch(child, stopped, alive.clone(), target.server.clone(), log));
+        tokio::spawn(watch(
+            child,
+            stopped,
+            alive.clone(),
+            target.server.clone(),
+            log,
+        ));
         tracing::info!(server = %target.server, dest = %target.display(), "SSH connection established");
         Ok(Self {
             target: target.clone(),
@@ -322,7 +332,10 @@ fn ssh_args(
     opt("UserKnownHostsFile", s.known_hosts.as_os_str());
     opt("GlobalKnownHostsFile", "/dev/null".as_ref());
     opt("UpdateHostKeys", "no".as_ref());
-    opt("ConnectTimeout", s.connect_timeout.as_secs().max(1).to_string().as_ref());
+    opt(
+        "ConnectTimeout",
+        s.connect_timeout.as_secs().max(1).to_string().as_ref(),
+    );
     opt("ServerAliveInterval", ALIVE_INTERVAL.to_string().as_ref());
     opt("ServerAliveCountMax", ALIVE_COUNT.to_string().as_ref());
     opt("ExitOnForwardFailure", "yes".as_ref());
