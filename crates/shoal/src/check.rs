@@ -127,7 +127,7 @@ async fn check_server(s: &ServerConfig, settings: &SshSettings, images: &[String
         Ok(e) => e,
         Err(e) => {
             if let EngineError::Ssh(se) = &e {
-                c.host_key = match se {
+                c.host_key = match se.as_ref() {
                     SshError::HostKeyChanged { .. } => "changed",
                     SshError::HostKeyUnknown { .. } | SshError::NoKnownHosts { .. } => "unknown",
                     SshError::AuthRejected { .. } | SshError::Forward { .. } => "verified",

@@ -68,7 +68,9 @@ impl Engine {
             }
             DockerEndpoint::Ssh { .. } => {
                 let target = SshTarget::of(server).expect("an SSH endpoint has a target");
-                let t = Tunnel::open(&target, ssh).await.map_err(EngineError::Ssh)?;
+                let t = Tunnel::open(&target, ssh)
+                    .await
+                    .map_err(|e| EngineError::Ssh(Box::new(e)))?;
                 let docker = Docker::connect_with_unix(
                     &t.local_socket().to_string_lossy(),
                     secs,

@@ -46,7 +46,7 @@ pub enum EngineError {
     },
     /// The SSH connection could not be made.
     #[error("{0}")]
-    Ssh(crate::ssh::SshError),
+    Ssh(Box<crate::ssh::SshError>),
     /// Docker answered with an error.
     #[error("server {server}: {op} failed: {message}")]
     Docker {
