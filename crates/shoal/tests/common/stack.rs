@@ -374,5 +374,8 @@ impl Drop for Stack {
         self.kill_shoal();
         self.haproxy.take();
         remove_service_containers(&self.service);
+        // The SSH sockets and logs of its servers reached over SSH, if any.
+        let state = self.dir.path().join("shoal-state.db");
+        let _ = std::fs::remove_dir_all(shoal::ssh::SshSettings::run_dir_for(&state));
     }
 }
