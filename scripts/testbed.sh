@@ -24,7 +24,7 @@ DATA=/var/lib/shoal-testbed      # dockerd data roots, registry storage
 BR=br-shoal
 NET=10.77.0
 REG="$NET.1:5000"
-IMAGE=shoal-workload:latest
+IMAGE=${TESTBED_IMAGE:-shoal-workload:latest}
 CONFIG=examples/testbed.yaml
 
 die() { echo "error: $*" >&2; exit 1; }
@@ -97,7 +97,7 @@ stop_sshd() {
 down() {
   local n i p
   n=$(count)
-  [ "$n" -gt 0 ] || n=$(ls -d "$TB"/s* 2>/dev/null | wc -l)
+  [ "$n" -gt 0 ] || n=$({ ls -d "$TB"/s* 2>/dev/null || true; } | wc -l)
   for i in $(seq 1 "$n"); do
     stop_sshd "$i" || true
     if [ -S "$(sock "$i")" ] && dk "$i" info >/dev/null 2>&1; then
@@ -113,7 +113,7 @@ down() {
   if pid_alive "$TB/registry.pid"; then kill "$(cat "$TB/registry.pid")" 2>/dev/null || true; fi
   ip link del "$BR" 2>/dev/null || true
   # Mounts left under the state dirs by a dockerd that was killed.
-  awk '{print $2}' /proc/mounts | grep -E "^($TB|$DATA)/" | sort -r | while read -r m; do
+  { awk '{print $2}' /proc/mounts | grep -E "^($TB|$DATA)/" || true; } | sort -r | while read -r m; do
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
   done
   rm -rf "$TB" "$DATA"
@@ -130,7 +130,7 @@ up() {
   [ -x /usr/sbin/sshd ] || die "sshd is missing; run scripts/ensure-deps.sh"
   docker image inspect "$IMAGE" >/dev/null 2>&1 || scripts/build-workload-image.sh >/dev/null
   # From here on, a failure removes whatever was made.
-  trap 'echo "error: testbed up failed; removing what was made" >&2; down >/dev/null 2>&1 || true' ERR
+  trap 'rc=$?; if [ $rc -ne 0 ]; then echo "error: testbed up failed; removing what was made" >&2; down >/dev/null 2>&1 || true; fi' EXIT
   mkdir -p "$TB/ssh" "$DATA/registry"
   chmod 700 "$TB"
   echo "$n" >"$TB/count"
@@ -199,7 +199,7 @@ CFG
   echo "==> registry $REG holds $IMAGE (pulled on every server)"
 
   write_config "$n"
-  trap - ERR
+  trap - EXIT
   echo "==> wrote $CONFIG ($n servers over SSH). Next:"
   echo "      target/release/shoal check --config $CONFIG"
   echo "      scripts/run-local.sh $CONFIG"
