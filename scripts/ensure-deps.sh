@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what shoal and its tests need on a fresh Debian machine:
-# a running Docker Engine, HAProxy, curl, and the test workload image. Idempotent.
+# a running Docker Engine, HAProxy, curl, OpenSSH (client and server), Debian's
+# docker-registry, and the test workload image. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,9 @@ command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)          # the fleet test's network namespaces
 command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)      # the SSH transport
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)              # the SSH tests' servers
+command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)  # scripts/testbed.sh
 if ! docker info >/dev/null 2>&1; then
   command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 fi

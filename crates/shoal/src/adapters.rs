@@ -8,6 +8,7 @@ use crate::config::ServerConfig;
 use crate::engine::{ContainerInfo, ContainerSpec, Engine, EngineError};
 use crate::lb::{self, AdminState, HaproxyClient, HealthCheck, LbError};
 use crate::ports::{Connector, DockerApi, LbServer, LoadBalancer, Prober};
+use crate::ssh::SshSettings;
 use async_trait::async_trait;
 
 #[async_trait]
@@ -52,9 +53,20 @@ impl DockerApi for Engine {
     }
 }
 
-/// Connects with bollard ([`Engine::connect`]).
-#[derive(Debug, Default)]
-pub struct BollardConnector;
+/// Connects with bollard ([`Engine::connect`]); servers without `docker_host` over SSH
+/// with these settings.
+#[derive(Debug)]
+pub struct BollardConnector {
+    ssh: SshSettings,
+}
+
+impl BollardConnector {
+    /// A connector whose SSH connections use `ssh`.
+    #[must_use]
+    pub fn new(ssh: SshSettings) -> Self {
+        Self { ssh }
+    }
+}
 
 #[async_trait]
 impl Connector for BollardConnector {
@@ -63,7 +75,7 @@ impl Connector for BollardConnector {
         server: &ServerConfig,
         timeout: Duration,
     ) -> Result<Arc<dyn DockerApi>, EngineError> {
-        Ok(Arc::new(Engine::connect(server, timeout).await?))
+        Ok(Arc::new(Engine::connect(server, &self.ssh, timeout).await?))
     }
 }
 

@@ -40,7 +40,10 @@ impl Parts {
     /// `autoscaler.state_file`, the system clock.
     pub fn production(config: &Config) -> anyhow::Result<Self> {
         Ok(Self {
-            connector: Arc::new(BollardConnector),
+            connector: Arc::new(BollardConnector::new(crate::ssh::SshSettings::new(
+                config,
+                crate::ssh::SshSettings::run_dir_for(&config.autoscaler.state_file),
+            ))),
             make_lb: Arc::new(|lb: &LoadBalancerConfig| {
                 Ok(Arc::new(HaproxyClient::from_config(lb)?) as Arc<dyn LoadBalancer>)
             }),

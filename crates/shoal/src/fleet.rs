@@ -2,7 +2,8 @@
 //!
 //! A monitor pass pings every server concurrently; a server is declared down after
 //! [`crate::timings::DOWN_AFTER_FAILURES`] failed passes in a row and its connection is dropped, to be made
-//! again when it answers. Nothing here decides what runs where.
+//! again when it answers (failed connection attempts back off from 1 s to 30 s). Nothing
+//! here decides what runs where.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::config::{Config, DockerEndpoint, ServerConfig};
+use crate::config::{Config, ServerConfig};
 use crate::engine::EngineError;
 use crate::placement::ServerLoad;
 use crate::ports::{Connector, DockerApi};
@@ -43,7 +44,13 @@ pub struct ServerHandle {
     pub config: ServerConfig,
     engine: Mutex<Option<Arc<dyn DockerApi>>>,
     status: Mutex<ServerStatus>,
+    /// After a failed connect: no new attempt before this instant; the backoff doubles
+    /// from [`CONNECT_BACKOFF`]`.0` up to `.1` and resets once connected.
+    retry: Mutex<Option<(tokio::time::Instant, Duration)>>,
 }
+
+/// First and longest wait between two failed connection attempts to one server.
+pub const CONNECT_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
 
 impl ServerHandle {
     fn new(config: ServerConfig) -> Self {
@@ -51,6 +58,7 @@ impl ServerHandle {
             config,
             engine: Mutex::new(None),
             status: Mutex::new(ServerStatus::default()),
+            retry: Mutex::new(None),
         }
     }
 
@@ -98,10 +106,26 @@ impl ServerHandle {
     /// One monitor pass: connect if needed, ping, count containers.
     pub async fn check(&self, connector: &dyn Connector, timeout: Duration) {
         let existing = lock(&self.engine).clone();
+        if existing.is_none() {
+            if let Some((at, _)) = *lock(&self.retry) {
+                if tokio::time::Instant::now() < at {
+                    return;
+                }
+            }
+        }
         let result = async {
             let engine = match existing {
                 Some(e) => e,
-                None => connector.connect(&self.config, timeout).await?,
+                None => match connector.connect(&self.config, timeout).await {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let mut retry = lock(&self.retry);
+                        let wait = retry
+                            .map_or(CONNECT_BACKOFF.0, |(_, w)| (w * 2).min(CONNECT_BACKOFF.1));
+                        *retry = Some((tokio::time::Instant::now() + wait, wait));
+                        return Err(e);
+                    }
+                },
             };
             // A partitioned server hangs rather than refuses: bound the liveness question
             // itself, so it is declared down within a few seconds.
@@ -131,6 +155,7 @@ impl ServerHandle {
         .await;
         match result {
             Ok((engine, version, containers)) => {
+                *lock(&self.retry) = None;
                 let api = engine.api_version().to_owned();
                 *lock(&self.engine) = Some(engine);
                 let mut st = lock(&self.status);
@@ -148,10 +173,9 @@ impl ServerHandle {
                 };
             }
             Err(e) => {
-                let permanent = matches!(self.config.endpoint(), DockerEndpoint::Ssh { .. });
                 let mut st = lock(&self.status);
                 st.failures = st.failures.saturating_add(1);
-                if permanent || st.failures >= DOWN_AFTER_FAILURES || !st.up {
+                if st.failures >= DOWN_AFTER_FAILURES || !st.up {
                     if st.up {
                         tracing::warn!(server = self.name(), error = %e, "server is down");
                     }

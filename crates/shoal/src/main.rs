@@ -62,6 +62,16 @@ enum Command {
     /// Validate config files offline (contacts nothing).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Connect to every server of a config as `serve` would and report whether each is
+    /// usable: SSH, host key, Docker version and API, containers, images, clock skew.
+    ///
+    /// Run it before `serve`. Exit 0 when every server is usable, 1 otherwise, 2 when the
+    /// config is invalid.
+    Check {
+        /// The config file.
+        #[arg(long, short, default_value = "config.yaml")]
+        config: PathBuf,
+    },
     /// HAProxy helpers.
     #[command(subcommand)]
     Haproxy(HaproxyCommand),
@@ -207,6 +217,9 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Serve { config, bind } => serve(config, bind).await,
         Command::Config(ConfigCommand::Check { file }) => match Config::load(&file) {
             Ok(c) => {
+                for (what, problem) in shoal::ssh::local_file_problems(&c) {
+                    eprintln!("{}: warning: {what}: {problem}", file.display());
+                }
                 println!(
                     "{}: ok ({} server(s), {} service(s))",
                     file.display(),
@@ -220,6 +233,7 @@ async fn run(cli: Cli) -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Check { config } => check(&config, cli.json).await,
         Command::Haproxy(HaproxyCommand::Render { config, output }) => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
@@ -260,6 +274,32 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Reload => cli::reload(&client()).await,
         Command::Events { service, limit } => cli::events(&client(), &service, limit).await,
         Command::Simulate(args) => simulate(&args, cli.json),
+    }
+}
+
+async fn check(config: &std::path::Path, json: bool) -> ExitCode {
+    let cfg = match Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let dir = shoal::check::run_dir();
+    let checks = shoal::check::check_fleet(&cfg, dir.clone()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&checks).unwrap_or_default()
+        );
+    } else {
+        print!("{}", shoal::check::report(&checks));
+    }
+    if checks.iter().all(|c| c.usable) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

@@ -217,7 +217,10 @@ fn client_commands_print_tables_from_a_real_serve() {
         .find(|l| l.starts_with("viassh "))
         .expect(&servers);
     assert!(ssh.contains("ssh://admin@192.0.2.10:22"), "{ssh}");
-    assert!(ssh.contains("SSH transport"), "{ssh}");
+    assert!(
+        ssh.contains("ssh_key /root/.ssh/id_rsa cannot be used"),
+        "{ssh}"
+    );
 
     let stats = ok(&s.cli(&["stats", "web"]));
     assert!(stats.starts_with("web: 0/0 ready, desired "), "{stats}");

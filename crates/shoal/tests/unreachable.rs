@@ -30,7 +30,10 @@ async fn unreachable_servers_are_reported_and_scale_up_is_503() {
     }
     let ssh = list.iter().find(|s| s["name"] == "viassh").unwrap();
     assert!(
-        ssh["reason"].as_str().unwrap().contains("SSH transport"),
+        ssh["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ssh_key /root/.ssh/id_rsa cannot be used"),
         "{ssh}"
     );
     let gone = list.iter().find(|s| s["name"] == "gone").unwrap();

@@ -28,7 +28,8 @@ pub use error::{ConfigError, ConfigIssue};
 pub use located::Located;
 pub use model::{
     ApiConfig, AutoscalerConfig, BusinessHoursConfig, Config, DockerEndpoint, GrafanaConfig,
-    LoadBalancerConfig, MonitoringConfig, PrometheusConfig, ServerConfig,
+    LoadBalancerConfig, MonitoringConfig, PrometheusConfig, ServerConfig, SshConfig,
+    DEFAULT_DOCKER_SOCKET,
 };
 pub use service::{HealthCheckConfig, ServiceConfig};
 pub use validate::{parse_hhmm, parse_memory};

@@ -28,6 +28,46 @@ pub struct Config {
     /// The HTTP API of `shoal serve` (a shoal addition).
     #[serde(default)]
     pub api: ApiConfig,
+    /// How servers without `docker_host` are reached over SSH (a shoal addition).
+    #[serde(default)]
+    pub ssh: SshConfig,
+}
+
+/// SSH settings shared by every server reached over SSH (a shoal addition).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshConfig {
+    /// The known_hosts file host keys are verified against (nothing else is consulted);
+    /// `~/` is the home directory. Default `~/.ssh/known_hosts`.
+    #[serde(default = "default_known_hosts")]
+    pub known_hosts: PathBuf,
+    /// Seconds to establish the connection (TCP, key exchange, authentication).
+    #[serde(default = "default_ssh_connect_timeout")]
+    pub connect_timeout: Located<u64>,
+}
+
+impl Default for SshConfig {
+    fn default() -> Self {
+        Self {
+            known_hosts: default_known_hosts(),
+            connect_timeout: default_ssh_connect_timeout(),
+        }
+    }
+}
+
+impl SshConfig {
+    /// The connect timeout. Valid after [`Config::validate`].
+    #[must_use]
+    pub fn connect_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.connect_timeout.value)
+    }
+}
+
+fn default_known_hosts() -> PathBuf {
+    PathBuf::from("~/.ssh/known_hosts")
+}
+fn default_ssh_connect_timeout() -> Located<u64> {
+    Located::unlocated(10)
 }
 
 /// HAProxy settings. `stats_port` and `https_enabled` are the seed's; the rest are additions.
@@ -115,7 +155,14 @@ pub struct ServerConfig {
     /// Unset: the engine is reached over SSH.
     #[serde(default)]
     pub docker_host: Option<Located<String>>,
+    /// Path of the Docker socket on the server, forwarded over SSH (a shoal addition;
+    /// default `/var/run/docker.sock`).
+    #[serde(default)]
+    pub docker_socket: Option<Located<String>>,
 }
+
+/// Default remote Docker socket of a server reached over SSH.
+pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
 fn default_max_containers() -> Located<u32> {
     Located::unlocated(12)
@@ -128,7 +175,7 @@ pub enum DockerEndpoint {
     Unix(PathBuf),
     /// A plain TCP endpoint (`host:port`).
     Tcp(String),
-    /// Over SSH (not implemented yet).
+    /// Over SSH: the server's Docker socket forwarded to a local one.
     Ssh {
         /// SSH user.
         user: Option<String>,
@@ -138,6 +185,8 @@ pub enum DockerEndpoint {
         port: u16,
         /// Private key.
         key: Option<PathBuf>,
+        /// The Docker socket's path on the server.
+        socket: String,
     },
 }
 
@@ -157,6 +206,10 @@ impl ServerConfig {
                 host: self.host.value.clone(),
                 port: self.ssh_port.as_ref().map_or(22, |p| p.value as u16),
                 key: self.ssh_key.clone(),
+                socket: self
+                    .docker_socket
+                    .as_ref()
+                    .map_or_else(|| DEFAULT_DOCKER_SOCKET.to_owned(), |s| s.value.clone()),
             },
         }
     }

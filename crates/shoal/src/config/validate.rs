@@ -22,6 +22,8 @@ impl Config {
             );
         }
 
+        v.seconds(&self.ssh.connect_timeout, "ssh.connect_timeout", 1, WAIT);
+
         if self.servers.is_empty() {
             v.push(0, 0, "servers: at least one server is required".into());
         }
@@ -51,6 +53,19 @@ impl Config {
             }
             if let Some(p) = &s.ssh_port {
                 v.port(p, &format!("{key}.ssh_port"));
+            }
+            if let Some(sock) = &s.docker_socket {
+                if !sock.starts_with('/')
+                    || sock.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    v.at(
+                        sock,
+                        format!(
+                            "{key}.docker_socket {:?} must be an absolute path without spaces",
+                            sock.value
+                        ),
+                    );
+                }
             }
             if let Some(h) = &s.docker_host {
                 match h.split_once("://") {

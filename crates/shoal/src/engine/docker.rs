@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::models::{
@@ -19,6 +20,16 @@ use super::{
     LABEL_SERVER, LABEL_SERVICE,
 };
 use crate::config::{DockerEndpoint, ServerConfig};
+use crate::ssh::{SshSettings, SshTarget, Tunnel};
+
+/// What `docker info` says that shoal reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineInfo {
+    /// Containers running there (all of them).
+    pub containers_running: u32,
+    /// The engine's clock minus this machine's, in ms, when it reported its time.
+    pub skew_ms: Option<i64>,
+}
 
 /// A connection to one server's Docker Engine.
 #[derive(Clone, Debug)]
@@ -27,17 +38,25 @@ pub struct Engine {
     docker: Docker,
     timeout: Duration,
     api_version: String,
+    /// The SSH connection the engine is reached through (kept open while the engine lives).
+    tunnel: Option<Arc<Tunnel>>,
 }
 
 impl Engine {
-    /// Connects to the server's engine and negotiates the API version.
-    pub async fn connect(server: &ServerConfig, timeout: Duration) -> Result<Self, EngineError> {
+    /// Connects to the server's engine and negotiates the API version; a server without
+    /// `docker_host` through an SSH connection made with `ssh`.
+    pub async fn connect(
+        server: &ServerConfig,
+        ssh: &SshSettings,
+        timeout: Duration,
+    ) -> Result<Self, EngineError> {
         let name = server.name.value.clone();
         let unreachable = |reason: String| EngineError::Unreachable {
             server: name.clone(),
             reason,
         };
         let secs = timeout.as_secs().max(1);
+        let mut tunnel = None;
         let docker = match server.endpoint() {
             DockerEndpoint::Unix(path) => Docker::connect_with_unix(
                 &path.to_string_lossy(),
@@ -48,11 +67,17 @@ impl Engine {
                 Docker::connect_with_http(&addr, secs, bollard::API_DEFAULT_VERSION)
             }
             DockerEndpoint::Ssh { .. } => {
-                return Err(unreachable(
-                    "no docker_host set and the SSH transport is not implemented yet; \
-                     set docker_host to unix:///path or tcp://host:port"
-                        .to_owned(),
-                ))
+                let target = SshTarget::of(server).expect("an SSH endpoint has a target");
+                let t = Tunnel::open(&target, ssh)
+                    .await
+                    .map_err(|e| EngineError::Ssh(Box::new(e)))?;
+                let docker = Docker::connect_with_unix(
+                    &t.local_socket().to_string_lossy(),
+                    secs,
+                    bollard::API_DEFAULT_VERSION,
+                );
+                tunnel = Some(Arc::new(t));
+                docker
             }
         }
         .map_err(|e| unreachable(e.to_string()))?;
@@ -65,6 +90,7 @@ impl Engine {
             server: name,
             docker,
             timeout,
+            tunnel,
         };
         engine.ping().await?;
         Ok(engine)
@@ -86,7 +112,39 @@ impl Engine {
     where
         F: Future<Output = Result<T, bollard::errors::Error>>,
     {
+        if let Some(t) = &self.tunnel {
+            if !t.is_alive() {
+                return Err(EngineError::Unreachable {
+                    server: self.server.clone(),
+                    reason: format!("the SSH connection to {} ended", t.target().display()),
+                });
+            }
+        }
         bounded(&self.server, op, self.timeout, f).await
+    }
+
+    /// Whether the engine is reached over SSH and that connection has ended.
+    #[must_use]
+    pub fn transport_lost(&self) -> bool {
+        self.tunnel.as_ref().is_some_and(|t| !t.is_alive())
+    }
+
+    /// Containers running (all, not only shoal's) and the engine's clock minus this
+    /// machine's, in milliseconds (the midpoint of the call is taken as "now").
+    pub async fn info(&self) -> Result<EngineInfo, EngineError> {
+        let before = jiff::Timestamp::now();
+        let info = self.call("info", self.docker.info()).await?;
+        let after = jiff::Timestamp::now();
+        let mid = before.as_millisecond() + (after.as_millisecond() - before.as_millisecond()) / 2;
+        let skew_ms = info
+            .system_time
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.as_millisecond() - mid);
+        Ok(EngineInfo {
+            containers_running: info.containers_running.unwrap_or(0).max(0) as u32,
+            skew_ms,
+        })
     }
 
     /// Checks the engine answers.

@@ -11,7 +11,7 @@ use serde::Serialize;
 mod docker;
 mod spec;
 
-pub use docker::Engine;
+pub use docker::{Engine, EngineInfo};
 pub use spec::ContainerSpec;
 
 /// Label: the service a container belongs to.
@@ -44,6 +44,9 @@ pub enum EngineError {
         /// The limit.
         secs: u64,
     },
+    /// The SSH connection could not be made.
+    #[error("{0}")]
+    Ssh(Box<crate::ssh::SshError>),
     /// Docker answered with an error.
     #[error("server {server}: {op} failed: {message}")]
     Docker {

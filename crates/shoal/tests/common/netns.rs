@@ -38,6 +38,8 @@ pub struct NetnsServer {
     tcp: bool,
     /// Marker dir that reserves the /24 among concurrent test processes.
     reservation: PathBuf,
+    /// The namespace's sshd (see [`Self::start_sshd`]).
+    sshd: Option<Child>,
 }
 
 /// Port of the namespace dockerd's TCP listener (see [`NetnsServer::start_with_tcp`]).
@@ -46,7 +48,14 @@ pub const DOCKER_TCP_PORT: u16 = 2375;
 impl NetnsServer {
     /// Creates bridge, namespace, veth pair and addresses, starts dockerd and loads `image`.
     pub fn start(image: &str) -> Self {
-        Self::start_inner(image, false)
+        Self::start_inner(image, false, "")
+    }
+
+    /// Like [`Self::start`], for the `tag`-th of several servers of one test process
+    /// (`tag`: one letter, part of the interface names).
+    pub fn start_tagged(image: &str, tag: &str) -> Self {
+        assert!(tag.len() <= 2, "interface names have at most 15 characters");
+        Self::start_inner(image, false, tag)
     }
 
     /// Like [`Self::start`], with dockerd also listening on `tcp://{ip}:2375` (plain HTTP,
@@ -54,15 +63,15 @@ impl NetnsServer {
     /// server configured with [`Self::tcp_docker_host`] is then cut off, control plane
     /// included, when the link goes down.
     pub fn start_with_tcp(image: &str) -> Self {
-        Self::start_inner(image, true)
+        Self::start_inner(image, true, "")
     }
 
-    fn start_inner(image: &str, tcp: bool) -> Self {
+    fn start_inner(image: &str, tcp: bool, tag: &str) -> Self {
         let pid = std::process::id();
-        // The full pid keeps names unique among live processes ("shn" + 7 digits <= 15).
-        let netns = format!("shn{pid}");
-        let bridge = format!("shb{pid}");
-        let veth = format!("shv{pid}");
+        // The full pid keeps names unique among live processes ("shn" + 7 digits + tag <= 15).
+        let netns = format!("shn{pid}{tag}");
+        let bridge = format!("shb{pid}{tag}");
+        let veth = format!("shv{pid}{tag}");
         // Leftovers of an earlier (killed) process that had the same pid.
         run_quiet("ip", &["netns", "del", &netns]);
         run_quiet("ip", &["link", "del", &veth]);
@@ -90,6 +99,7 @@ impl NetnsServer {
             dockerd: None,
             tcp,
             reservation,
+            sshd: None,
         };
         // From here on, Drop cleans up whatever was made.
         s.setup_network();
@@ -365,8 +375,138 @@ impl NetnsServer {
     }
 }
 
+/// SSH access to a namespace server: its sshd's generated host key, a generated client key
+/// it accepts for root, and a known_hosts file that holds its host key.
+pub struct SshAccess {
+    /// The client's private key.
+    pub key: PathBuf,
+    /// A known_hosts file with the server's host key (for `ip`, port 22).
+    pub known_hosts: PathBuf,
+    /// The server's public host key line (`ssh-ed25519 AAAA...`).
+    pub host_key_pub: String,
+}
+
+impl NetnsServer {
+    fn ssh_dir(&self) -> PathBuf {
+        self.dir.join("ssh")
+    }
+
+    /// Generates a host key, a client key, authorized_keys and known_hosts (once), and
+    /// starts sshd in the namespace on `{ip}:22`; waits until it accepts connections.
+    pub fn start_sshd(&mut self) -> SshAccess {
+        assert!(self.sshd.is_none(), "sshd already running");
+        let d = self.ssh_dir();
+        let host_key = d.join("host_ed25519");
+        let key = d.join("client_ed25519");
+        let known_hosts = d.join("known_hosts");
+        if !host_key.exists() {
+            std::fs::create_dir_all(&d).expect("ssh dir");
+            for k in [&host_key, &key] {
+                run(
+                    "ssh-keygen",
+                    &[
+                        "-q",
+                        "-t",
+                        "ed25519",
+                        "-N",
+                        "",
+                        "-C",
+                        "shoal-test",
+                        "-f",
+                        k.to_str().unwrap(),
+                    ],
+                );
+            }
+            std::fs::copy(key.with_extension("pub"), d.join("authorized_keys"))
+                .expect("authorized_keys");
+            std::fs::write(
+                d.join("sshd_config"),
+                format!(
+                    "Port 22\nListenAddress {ip}\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
+                     PidFile {pid}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                     KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+                     AllowStreamLocalForwarding local\nAllowTcpForwarding local\nX11Forwarding no\n\
+                     PermitTTY no\nMaxStartups 50\n",
+                    ip = self.ip,
+                    hk = host_key.display(),
+                    ak = d.join("authorized_keys").display(),
+                    pid = d.join("sshd.pid").display(),
+                ),
+            )
+            .expect("sshd_config");
+            let host_pub = std::fs::read_to_string(host_key.with_extension("pub")).unwrap();
+            let mut parts = host_pub.split_whitespace();
+            let line = format!("{} {}", parts.next().unwrap(), parts.next().unwrap());
+            std::fs::write(&known_hosts, format!("{} {line}\n", self.ip)).expect("known_hosts");
+        }
+        // sshd's privilege separation directory.
+        std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/var/run/netns/{}", self.netns))
+            .arg("/usr/sbin/sshd")
+            .arg("-D")
+            .arg("-f")
+            .arg(d.join("sshd_config"))
+            .arg("-E")
+            .arg(d.join("sshd.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sshd in the namespace");
+        self.sshd = Some(child);
+        let addr: std::net::SocketAddr = format!("{}:22", self.ip).parse().unwrap();
+        Wait::new("the namespace sshd to listen", Duration::from_secs(20))
+            .every(Duration::from_millis(100))
+            .until(|| {
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
+            });
+        let host_pub = std::fs::read_to_string(host_key.with_extension("pub")).unwrap();
+        SshAccess {
+            key,
+            known_hosts,
+            host_key_pub: host_pub
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+
+    /// Stops sshd and every connection it serves (SIGKILL to the listener and its
+    /// per-connection children): the SSH control path is cut, the replicas keep running.
+    pub fn stop_sshd(&mut self) {
+        let Some(mut child) = self.sshd.take() else {
+            return;
+        };
+        // nsenter execs sshd, so the child's pid is sshd's.
+        let mut pids = vec![child.id()];
+        let mut i = 0;
+        while i < pids.len() {
+            let p = pids[i];
+            let kids =
+                std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+            pids.extend(
+                kids.split_whitespace()
+                    .filter_map(|k| k.parse::<u32>().ok()),
+            );
+            i += 1;
+        }
+        for p in pids.iter().rev() {
+            run_quiet("kill", &["-KILL", &p.to_string()]);
+        }
+        let _ = child.wait();
+    }
+
+    /// The sshd log so far.
+    pub fn sshd_log(&self) -> String {
+        std::fs::read_to_string(self.ssh_dir().join("sshd.log")).unwrap_or_default()
+    }
+}
+
 impl Drop for NetnsServer {
     fn drop(&mut self) {
+        self.stop_sshd();
         if std::thread::panicking() {
             let log = self.dockerd_log();
             let tail: Vec<&str> = log.lines().rev().take(40).collect();

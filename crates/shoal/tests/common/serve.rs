@@ -71,7 +71,7 @@ impl Drop for Serve {
 }
 
 /// Writes a config in `dir` whose two servers cannot be reached (a Docker socket that does
-/// not exist, and a server over SSH) with one service `web`; returns its path and the API
+/// not exist, and a server over SSH whose key file does not exist, so it is never contacted) with one service `web`; returns its path and the API
 /// port. `shoal serve` runs on it without Docker or HAProxy.
 pub fn unreachable_fleet(dir: &Path) -> (PathBuf, u16) {
     let api = super::free_port();

@@ -33,6 +33,10 @@ pub struct Opts {
     pub image: String,
     /// Extra YAML lines under `servers` (indented 2 spaces), after `local`.
     pub servers_extra: String,
+    /// Whether the host's engine is server `local` (default true).
+    pub local: bool,
+    /// Extra top-level YAML lines (such as an `ssh:` section).
+    pub top_extra: String,
 }
 
 impl Default for Opts {
@@ -47,6 +51,8 @@ impl Default for Opts {
             autoscaler_extra: String::new(),
             image: IMAGE.to_owned(),
             servers_extra: String::new(),
+            local: true,
+            top_extra: String::new(),
         }
     }
 }
@@ -102,11 +108,7 @@ impl Stack {
   config_file: {cfgfile}
   drain_timeout: 10
 servers:
-  - host: 127.0.0.1
-    name: local
-    docker_host: unix:///var/run/docker.sock
-    max_containers: 100
-{servers_extra}services:
+{local}{servers_extra}services:
   {service}:
     image: {image}
     port: {frontend}
@@ -125,7 +127,7 @@ servers:
   log_level: debug
 {autoscaler_extra}api:
   bind: 127.0.0.1:{api_port}
-",
+{top_extra}",
             socket = socket.display(),
             cfgfile = cfg.display(),
             min = opts.min,
@@ -136,6 +138,12 @@ servers:
             image = opts.image,
             autoscaler_extra = opts.autoscaler_extra,
             servers_extra = opts.servers_extra,
+            top_extra = opts.top_extra,
+            local = if opts.local {
+                "  - host: 127.0.0.1\n    name: local\n    docker_host: unix:///var/run/docker.sock\n    max_containers: 100\n"
+            } else {
+                ""
+            },
         );
         let config = dir.path().join("config.yaml");
         std::fs::write(&config, yaml).expect("write config");
@@ -366,5 +374,8 @@ impl Drop for Stack {
         self.kill_shoal();
         self.haproxy.take();
         remove_service_containers(&self.service);
+        // The SSH sockets and logs of its servers reached over SSH, if any.
+        let state = self.dir.path().join("shoal-state.db");
+        let _ = std::fs::remove_dir_all(shoal::ssh::SshSettings::run_dir_for(&state));
     }
 }

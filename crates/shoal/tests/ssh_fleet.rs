@@ -1,0 +1,311 @@
+//! The seed's Phase 8.2 failure sequence on a fleet reached over SSH only: two servers,
+//! each a network namespace with its own IP, dockerd and sshd (generated host and client
+//! keys, one known_hosts), HAProxy and `shoal serve` on this machine, steady client traffic
+//! through HAProxy. Kill a container; stop Docker on server 2 and start it again; restart
+//! shoal (SIGKILL); SIGKILL shoal mid scale-up and mid scale-down. After each: the replicas
+//! running equal the desired count, HAProxy holds exactly them (all UP), no duplicate or
+//! orphan container on any server, and the last requests all succeed. Failed requests per
+//! fault are printed.
+//!
+//! Two servers, not the testbed's four: every step of the sequence involves at most two
+//! (the one that fails and one that takes its replicas), and each namespace costs a
+//! dockerd. Needs root.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::docker::require_image;
+use common::netns::NetnsServer;
+use common::{http_client, Load, Opts, Stack, Wait, IMAGE};
+
+const READY: Duration = Duration::from_secs(90);
+const LAST_N: usize = 30;
+
+fn steady_load(s: &Stack) -> Load {
+    Load::get(s.frontend_url("/api/tags"))
+        .pause(Duration::from_millis(50))
+        .http(http_client(Duration::from_secs(3)))
+        .start()
+}
+
+/// Names of the service's containers on `ns` (all states when `all`).
+fn names(ns: &NetnsServer, service: &str, all: bool) -> Vec<String> {
+    if !ns.docker_answers() {
+        return Vec::new();
+    }
+    let mut c = ns.docker();
+    c.args([
+        "ps",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        &format!("label=io.shoal.service={service}"),
+    ]);
+    if all {
+        c.arg("-a");
+    }
+    let mut v: Vec<String> = common::cmd::stdout(&mut c)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    v.sort();
+    v
+}
+
+/// Waits until exactly `n` replicas run over both servers, each name once, every container
+/// of the service on either server running (no orphan left behind), shoal reporting
+/// exactly them, HAProxy holding exactly them all UP; stable for 3 s.
+async fn settle(s: &Stack, fleet: &[NetnsServer], n: usize) -> BTreeMap<String, usize> {
+    let mut since: Option<Instant> = None;
+    Wait::new(format!("{n} replicas, stable for 3 s"), READY)
+        .every(Duration::from_millis(300))
+        .until_async(async || {
+            let mut running = Vec::new();
+            let mut all = Vec::new();
+            let mut per = BTreeMap::new();
+            for ns in fleet {
+                let r = names(ns, &s.service, false);
+                per.insert(ns.netns.clone(), r.len());
+                running.extend(r);
+                all.extend(names(ns, &s.service, true));
+            }
+            let set: BTreeSet<String> = running.iter().cloned().collect();
+            let placed = s.placement().await;
+            let up: BTreeSet<String> = s.up_servers().into_iter().collect();
+            let in_lb: BTreeSet<String> = s.servers().into_iter().map(|r| r.name).collect();
+            let ok = running.len() == n
+                && set.len() == n
+                && all.len() == n
+                && placed.keys().cloned().collect::<BTreeSet<_>>() == set
+                && up == set
+                && in_lb == set;
+            if !ok {
+                since = None;
+                return Err(format!(
+                    "running {running:?}, all {all:?}, shoal {placed:?}, UP {up:?}, in HAProxy {in_lb:?}"
+                ));
+            }
+            let t = since.get_or_insert_with(Instant::now).elapsed();
+            if t < Duration::from_secs(3) {
+                return Err(format!("settled {t:?} ago"));
+            }
+            Ok(per)
+        })
+        .await
+}
+
+/// Stops `load` 3 s later; asserts the last requests succeeded; prints and returns the
+/// failed count.
+async fn finish(fault: &str, load: Load, t0: Instant) -> u64 {
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = load.finish().await;
+    assert!(
+        r.total() > LAST_N,
+        "{fault}: enough requests ({})",
+        r.total()
+    );
+    assert!(
+        r.last_ok(LAST_N),
+        "{fault}: the last {LAST_N} requests succeed; {}",
+        r.first_errors(5)
+    );
+    let failed = r.failed();
+    eprintln!(
+        "FAULT {fault}: {} requests, {failed} failed (at {:?}), recovered in {:?}",
+        r.total(),
+        r.failures_since(t0),
+        t0.elapsed()
+    );
+    failed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phase_8_2_over_ssh() {
+    require_image();
+    let mut fleet = vec![
+        NetnsServer::start_tagged(IMAGE, "a"),
+        NetnsServer::start_tagged(IMAGE, "b"),
+    ];
+    let mut known_hosts = String::new();
+    let mut servers = String::new();
+    for (i, ns) in fleet.iter_mut().enumerate() {
+        let access = ns.start_sshd();
+        known_hosts.push_str(&std::fs::read_to_string(&access.known_hosts).unwrap());
+        servers.push_str(&format!(
+            "  - host: {ip}\n    name: server{n}\n    ssh_user: root\n    ssh_key: {key}\n    docker_socket: {sock}\n    max_containers: 12\n",
+            ip = ns.ip,
+            n = i + 1,
+            key = access.key.display(),
+            sock = ns.socket().display(),
+        ));
+    }
+    let kh_dir = tempfile::tempdir().unwrap();
+    let kh = kh_dir.path().join("known_hosts");
+    std::fs::write(&kh, known_hosts).unwrap();
+    let mut s = Stack::new(
+        "sshf",
+        Opts {
+            min: 2,
+            max: 4,
+            local: false,
+            servers_extra: servers,
+            top_extra: format!(
+                "ssh:\n  known_hosts: {}\n  connect_timeout: 5\n",
+                kh.display()
+            ),
+            ..Opts::default()
+        },
+    );
+
+    // `shoal check` first, as a user would.
+    let out = common::shoal()
+        .args(["check", "--config"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    s.start_shoal();
+    let per = settle(&s, &fleet, 2).await;
+    assert!(per.values().all(|&n| n == 1), "spread: {per:?}");
+    for name in ["server1", "server2"] {
+        let v = s.server(name).await;
+        assert_eq!(v["status"], "up", "{v}");
+        assert!(
+            v["endpoint"].as_str().unwrap().starts_with("ssh://root@"),
+            "{v}"
+        );
+    }
+    let mut failed = BTreeMap::new();
+
+    // 1. Kill a container on server1.
+    let load = steady_load(&s);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t0 = Instant::now();
+    let victim = names(&fleet[0], &s.service, false).pop().unwrap();
+    common::cmd::succeed(fleet[0].docker().args(["kill", &victim]));
+    settle(&s, &fleet, 2).await;
+    failed.insert(
+        "kill a container",
+        finish("kill a container", load, t0).await,
+    );
+
+    // 2. Stop Docker on server2, then start it again.
+    let load = steady_load(&s);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t0 = Instant::now();
+    fleet[1].stop_dockerd();
+    Wait::new("server2 down", Duration::from_secs(30))
+        .until_async(async || (s.server("server2").await["status"] == "down").then_some(()))
+        .await;
+    let per = settle(&s, &fleet, 2).await;
+    assert_eq!(
+        per[&fleet[0].netns], 2,
+        "both on server1 while server2 is down"
+    );
+    fleet[1].start_dockerd();
+    Wait::new("server2 up again", Duration::from_secs(60))
+        .until_async(async || (s.server("server2").await["status"] == "up").then_some(()))
+        .await;
+    settle(&s, &fleet, 2).await;
+    failed.insert(
+        "docker stop/start on server2",
+        finish("docker stop/start on server2", load, t0).await,
+    );
+
+    // 3. Restart shoal (SIGKILL, start): it adopts what runs, nothing new.
+    let before: BTreeSet<String> = fleet
+        .iter()
+        .flat_map(|ns| names(ns, &s.service, true))
+        .collect();
+    let load = steady_load(&s);
+    let t0 = Instant::now();
+    s.kill_shoal();
+    s.start_shoal();
+    settle(&s, &fleet, 2).await;
+    let after: BTreeSet<String> = fleet
+        .iter()
+        .flat_map(|ns| names(ns, &s.service, true))
+        .collect();
+    assert_eq!(
+        before, after,
+        "a restarted shoal adopts the replicas, creates none"
+    );
+    failed.insert("shoal restart", finish("shoal restart", load, t0).await);
+    // The killed shoal's SSH connections were ended by the new one: one per server.
+    let masters = ssh_masters(&s);
+    assert_eq!(masters, 2, "one SSH connection per server after a restart");
+
+    // 4. SIGKILL mid scale-up: a third replica created, not yet UP.
+    let load = steady_load(&s);
+    let t0 = Instant::now();
+    let (code, body) = s.act("scale/up").await;
+    assert_eq!(code, 200, "{body}");
+    Wait::new("a third container created", Duration::from_secs(30))
+        .every(Duration::from_millis(50))
+        .until(|| {
+            (fleet
+                .iter()
+                .map(|ns| names(ns, &s.service, true).len())
+                .sum::<usize>()
+                == 3)
+                .then_some(())
+        });
+    s.kill_shoal();
+    s.start_shoal();
+    settle(&s, &fleet, 3).await;
+    failed.insert(
+        "kill -9 mid scale-up",
+        finish("kill -9 mid scale-up", load, t0).await,
+    );
+
+    // 5. SIGKILL mid scale-down: a replica draining.
+    let load = steady_load(&s);
+    let t0 = Instant::now();
+    let (code, body) = s.act("scale/down").await;
+    assert_eq!(code, 200, "{body}");
+    Wait::new(
+        "a replica leaving HAProxy's rotation",
+        Duration::from_secs(30),
+    )
+    .every(Duration::from_millis(50))
+    .until(|| (s.up_servers().len() < 3).then_some(()));
+    s.kill_shoal();
+    s.start_shoal();
+    settle(&s, &fleet, 2).await;
+    failed.insert(
+        "kill -9 mid scale-down",
+        finish("kill -9 mid scale-down", load, t0).await,
+    );
+
+    eprintln!("failed requests per fault: {failed:?}");
+    drop(s);
+    // Nothing of the service left on either server after the stack is gone.
+    drop(fleet);
+}
+
+/// Live `ssh` ControlMasters of this stack's shoal (their command lines name its run dir).
+fn ssh_masters(s: &Stack) -> usize {
+    let state = s.dir.path().join("shoal-state.db");
+    let run_dir = shoal::ssh::SshSettings::run_dir_for(&state);
+    let needle = run_dir.display().to_string();
+    let mut n = 0;
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.starts_with("ssh ") && cmd.contains(" -M ") && cmd.contains(&needle) {
+            n += 1;
+        }
+    }
+    n
+}
