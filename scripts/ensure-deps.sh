@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what shoal and its tests need on a fresh Debian machine:
-# a running Docker Engine, HAProxy, curl, and the test workload image. Idempotent.
+# a running Docker Engine, HAProxy, curl, the test workload image; for the operator tests
+# Prometheus (with promtool), docker-compose, headless Chromium, sqlite3 (the backup
+# script) and the shoal image (scripts/build-shoal-image.sh). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +11,11 @@ command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)          # the fleet test's network namespaces
 command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)     # also brings promtool
+command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium fonts-dejavu-core)
+command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if ! docker info >/dev/null 2>&1; then
   command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 fi
@@ -30,4 +37,6 @@ fi
 
 # Debian's haproxy package may start a system instance; shoal runs its own, so leave it be.
 scripts/build-workload-image.sh >/dev/null 2>/tmp/shoal-build-image.log || { cat /tmp/shoal-build-image.log >&2; exit 1; }
-echo "==> ready: $(docker version --format 'Docker {{.Server.Version}} (API {{.Server.APIVersion}})'), $(haproxy -v | head -1 | cut -d' ' -f1-3), image shoal-workload:latest"
+# The shoal image (static release build: minutes when clean, seconds when cached).
+scripts/build-shoal-image.sh >/dev/null 2>/tmp/shoal-build-shoal-image.log || { cat /tmp/shoal-build-shoal-image.log >&2; exit 1; }
+echo "==> ready: $(docker version --format 'Docker {{.Server.Version}} (API {{.Server.APIVersion}})'), $(haproxy -v | head -1 | cut -d' ' -f1-3), images shoal-workload:latest and shoal:latest, $(prometheus --version 2>&1 | head -1 | cut -d' ' -f1-3)"
