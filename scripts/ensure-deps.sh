@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts what shoal and its tests need on a fresh Debian machine:
 # a running Docker Engine, HAProxy, curl, OpenSSH (client and server), Debian's
-# docker-registry, and the test workload image. Idempotent.
+# docker-registry, the test workload image; for the operator tests Prometheus (with
+# promtool), docker-compose, headless Chromium, sqlite3 (the backup script) and systemd's
+# analyzer (with --tests). Idempotent. The shoal image is built by scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,13 @@ command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)      # the SSH transport
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)              # the SSH tests' servers
 command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)  # scripts/testbed.sh
+if [ "${1:-}" = --tests ]; then   # only the operator tests need these (scripts/test.sh)
+  command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)     # also brings promtool
+  command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium fonts-dejavu-core)
+  command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
+  command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+fi
 if ! docker info >/dev/null 2>&1; then
   command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 fi
@@ -34,4 +43,4 @@ fi
 
 # Debian's haproxy package may start a system instance; shoal runs its own, so leave it be.
 scripts/build-workload-image.sh >/dev/null 2>/tmp/shoal-build-image.log || { cat /tmp/shoal-build-image.log >&2; exit 1; }
-echo "==> ready: $(docker version --format 'Docker {{.Server.Version}} (API {{.Server.APIVersion}})'), $(haproxy -v | head -1 | cut -d' ' -f1-3), image shoal-workload:latest"
+echo "==> ready: $(docker version --format 'Docker {{.Server.Version}} (API {{.Server.APIVersion}})'), $(haproxy -v | head -1 | cut -d' ' -f1-3), image shoal-workload:latest, $(command -v prometheus >/dev/null && prometheus --version 2>&1 | head -1 | cut -d' ' -f1-3)"

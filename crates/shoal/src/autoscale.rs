@@ -22,7 +22,7 @@ use crate::journal::{Action, NewEvent, SavedState};
 use crate::lb;
 use crate::policy::{self, Direction, Inputs, PolicyConfig};
 use crate::schedule::WindowState;
-use crate::service::{Phase, ServiceRuntime, Trigger};
+use crate::service::{Phase, ReplicaSample, ServiceRuntime, Trigger};
 use crate::timings;
 
 /// Seconds of cooldown left at `now` for a service whose last action was `last_action`.
@@ -132,11 +132,17 @@ impl Autoscaler {
             .map(|l| l.max_containers.saturating_sub(l.containers))
             .sum();
         // Samples only when the window is open: outside it the count is fixed.
-        let (utilization, memory): (Vec<f64>, Vec<u64>) = if window_open {
-            self.sample(cfg, svc, &ready).await.into_iter().unzip()
+        let samples = if window_open {
+            self.sample(cfg, &ready).await
         } else {
-            (Vec::new(), Vec::new())
+            Vec::new()
         };
+        let cpus = svc.cpus.as_ref().map(|c| c.value);
+        let utilization: Vec<f64> = samples
+            .iter()
+            .map(|(_, s)| cpus.map_or(s.cpu_percent, |n| s.cpu_percent / n))
+            .collect();
+        let memory: Vec<u64> = samples.iter().map(|(_, s)| s.memory_bytes).collect();
         let sessions = if window_open && pcfg.target_sessions.is_some() {
             self.ctx
                 .lb()
@@ -163,6 +169,7 @@ impl Autoscaler {
             let decision = policy::evaluate(&pcfg, &mut st.policy, &inputs, now);
             st.utilization = inputs.mean_utilization();
             st.memory_bytes = memory_sum;
+            st.replica_samples = samples.into_iter().collect();
             let before = st.desired;
             let acts = decision.acts(before);
             if acts {
@@ -205,6 +212,15 @@ impl Autoscaler {
             (inputs, decision, before, acts, journal_it)
         });
         let (inputs, decision, before, acts, journal_it) = outcome;
+        self.ctx.metrics.record_point(
+            &rt.name,
+            crate::metrics::Point {
+                at: now,
+                desired: rt.update(|st| st.desired),
+                ready: inputs.ready,
+                utilization: inputs.mean_utilization(),
+            },
+        );
 
         if acts {
             self.ctx.journal.save_service_state(
@@ -259,15 +275,13 @@ impl Autoscaler {
         }
     }
 
-    /// Utilization (percent of the CPU limit, or of one core) and memory (bytes) of each
-    /// ready replica that answered; missing samples are simply absent.
+    /// CPU (percent of one core) and memory (bytes) of each ready replica that answered,
+    /// by container id; missing samples are simply absent.
     async fn sample(
         &self,
         cfg: &Config,
-        svc: &ServiceConfig,
         ready: &[(String, String)],
-    ) -> Vec<(f64, u64)> {
-        let cpus = svc.cpus.as_ref().map(|c| c.value);
+    ) -> Vec<(String, ReplicaSample)> {
         // Docker's stats take about a second (two readings); a server slower than this
         // bound just has no sample this time, and delays nobody.
         let (low, high) = timings::STATS_BOUND;
@@ -277,17 +291,19 @@ impl Autoscaler {
             async move {
                 let engine = engine?;
                 match tokio::time::timeout(bound, engine.stats(id)).await {
-                    Ok(Ok(sample)) => Some(sample),
+                    Ok(Ok((cpu_percent, memory_bytes))) => Some((
+                        id.clone(),
+                        ReplicaSample {
+                            cpu_percent,
+                            memory_bytes,
+                        },
+                    )),
                     _ => None,
                 }
             }
         }))
         .await;
-        samples
-            .into_iter()
-            .flatten()
-            .map(|(cpu, mem)| (cpus.map_or(cpu, |n| cpu / n), mem))
-            .collect()
+        samples.into_iter().flatten().collect()
     }
 }
 

@@ -7,9 +7,15 @@
 //!
 //! Counters are registered without `_total`: the OpenMetrics encoder appends it, so the
 //! exposed sample names are `shoal_scale_actions_total{...}` and so on.
+//!
+//! Every metric is documented in `docs/metrics.md`. Per-replica CPU and memory are the
+//! autoscaler's last sample (taken every `check_interval`), never a Docker call per scrape.
+//! [`Metrics`] also keeps a short history of each service (desired, ready, utilization at
+//! each evaluation) for the status page's chart.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -59,16 +65,60 @@ struct ServerLabel {
     server: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    service: String,
+    phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaLabels {
+    service: String,
+    server: String,
+    replica: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    service: String,
+    action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabel {
+    version: String,
+}
+
 type PassHistograms = Family<ServiceLabel, Histogram, fn() -> Histogram>;
 
 fn pass_histogram() -> Histogram {
     Histogram::new(PASS_BUCKETS)
 }
 
+/// Points of history kept per service: at the default `check_interval` (30 s) 6 hours,
+/// at 10 s 2 hours.
+pub const HISTORY_POINTS: usize = 720;
+
+/// One service at one autoscaler evaluation, for the status page's chart.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    /// When.
+    pub at: jiff::Timestamp,
+    /// Desired count after the evaluation.
+    pub desired: u32,
+    /// Replicas in rotation.
+    pub ready: u32,
+    /// Mean utilization (percent), when there were samples.
+    pub utilization: Option<f64>,
+}
+
+type History = BTreeMap<String, VecDeque<Point>>;
+
 /// Metrics observed as they happen, kept for the life of `serve`.
 #[derive(Debug, Clone)]
 pub struct Metrics {
     pass_duration: PassHistograms,
+    history: Arc<Mutex<History>>,
 }
 
 impl Default for Metrics {
@@ -83,7 +133,29 @@ impl Metrics {
     pub fn new() -> Self {
         Self {
             pass_duration: Family::new_with_constructor(pass_histogram as fn() -> Histogram),
+            history: Arc::default(),
         }
+    }
+
+    /// Appends a point to `service`'s history (the oldest goes beyond [`HISTORY_POINTS`]).
+    pub fn record_point(&self, service: &str, point: Point) {
+        let mut h = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        let ring = h.entry(service.to_owned()).or_default();
+        if ring.len() >= HISTORY_POINTS {
+            ring.pop_front();
+        }
+        ring.push_back(point);
+    }
+
+    /// `service`'s history, oldest first.
+    #[must_use]
+    pub fn history(&self, service: &str) -> Vec<Point> {
+        self.history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(service)
+            .map(|r| r.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Records how long one reconcile pass of `service` took.
@@ -121,6 +193,41 @@ pub struct ServiceSample {
     pub window_open: bool,
     /// Seconds of cooldown left.
     pub cooldown_remaining: u64,
+    /// Replicas by phase (`starting`, `joining`, `ready`, `draining`).
+    pub phases: BTreeMap<&'static str, u64>,
+    /// `min_replicas`.
+    pub min_replicas: u32,
+    /// `max_replicas`.
+    pub max_replicas: u32,
+    /// `scale_up_threshold` (percent).
+    pub scale_up_threshold: f64,
+    /// `scale_down_threshold` (percent).
+    pub scale_down_threshold: f64,
+    /// `target_utilization` (percent) when the policy is `target`.
+    pub target_utilization: Option<f64>,
+    /// CPU limit per replica (cores), when set.
+    pub cpu_limit_cores: Option<f64>,
+    /// Next edge of the business-hours window (unix seconds), for `business_hours_only`.
+    pub window_next_change: Option<i64>,
+    /// Replicas a rollout in progress has still to replace (`None`: no rollout).
+    pub rollout_remaining: Option<u64>,
+    /// Journal events recorded by this process, by action name.
+    pub journal_events: BTreeMap<String, u64>,
+    /// Last resource sample of each ready replica.
+    pub replicas: Vec<ReplicaResources>,
+}
+
+/// One replica's last resource sample.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReplicaResources {
+    /// Container name.
+    pub name: String,
+    /// Server it runs on.
+    pub server: String,
+    /// CPU in percent of one core.
+    pub cpu_percent: f64,
+    /// Memory in use (bytes).
+    pub memory_bytes: u64,
 }
 
 /// One server as the metrics show it.
@@ -132,12 +239,21 @@ pub struct ServerSample {
     pub up: bool,
     /// shoal-managed containers there.
     pub containers: u32,
+    /// `max_containers`.
+    pub max_containers: u32,
 }
 
 fn service_label(name: &str) -> ServiceLabel {
     ServiceLabel {
         service: name.to_owned(),
     }
+}
+
+/// Replica phases, as `shoal_replicas_by_phase` labels them.
+pub const PHASES: [&str; 4] = ["starting", "joining", "ready", "draining"];
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
 fn gauge_i64(v: u64) -> i64 {
@@ -163,6 +279,80 @@ pub fn encode(
     let decisions = Family::<DecisionLabels, Counter>::default();
     let window_open = Family::<ServiceLabel, Gauge>::default();
     let cooldown = Family::<ServiceLabel, Gauge>::default();
+    let by_phase = Family::<PhaseLabels, Gauge>::default();
+    let min_replicas = Family::<ServiceLabel, Gauge>::default();
+    let max_replicas = Family::<ServiceLabel, Gauge>::default();
+    let up_threshold = Family::<ServiceLabel, Gauge<f64, AtomicU64>>::default();
+    let down_threshold = Family::<ServiceLabel, Gauge<f64, AtomicU64>>::default();
+    let target = Family::<ServiceLabel, Gauge<f64, AtomicU64>>::default();
+    let cpu_limit = Family::<ServiceLabel, Gauge<f64, AtomicU64>>::default();
+    let next_change = Family::<ServiceLabel, Gauge>::default();
+    let rollout_active = Family::<ServiceLabel, Gauge>::default();
+    let rollout_remaining = Family::<ServiceLabel, Gauge>::default();
+    let rollout_failures = Family::<ServiceLabel, Counter>::default();
+    let journal_events = Family::<ActionLabels, Counter>::default();
+    let replica_cpu = Family::<ReplicaLabels, Gauge<f64, AtomicU64>>::default();
+    let replica_memory = Family::<ReplicaLabels, Gauge>::default();
+    for s in services {
+        let l = service_label(&s.name);
+        for phase in PHASES {
+            by_phase
+                .get_or_create(&PhaseLabels {
+                    service: s.name.clone(),
+                    phase: phase.to_owned(),
+                })
+                .set(gauge_i64(s.phases.get(phase).copied().unwrap_or(0)));
+        }
+        min_replicas
+            .get_or_create(&l)
+            .set(i64::from(s.min_replicas));
+        max_replicas
+            .get_or_create(&l)
+            .set(i64::from(s.max_replicas));
+        up_threshold.get_or_create(&l).set(s.scale_up_threshold);
+        down_threshold.get_or_create(&l).set(s.scale_down_threshold);
+        if let Some(t) = s.target_utilization {
+            target.get_or_create(&l).set(t);
+        }
+        if let Some(c) = s.cpu_limit_cores {
+            cpu_limit.get_or_create(&l).set(c);
+        }
+        if let Some(t) = s.window_next_change {
+            next_change.get_or_create(&l).set(t);
+        }
+        rollout_active
+            .get_or_create(&l)
+            .set(i64::from(s.rollout_remaining.is_some()));
+        rollout_remaining
+            .get_or_create(&l)
+            .set(gauge_i64(s.rollout_remaining.unwrap_or(0)));
+        // Present from the start (0), so `increase()` sees the first failure.
+        rollout_failures.get_or_create(&l).inc_by(
+            s.journal_events
+                .get(crate::journal::Action::RolloutFailed.as_str())
+                .copied()
+                .unwrap_or(0),
+        );
+        for (action, n) in &s.journal_events {
+            journal_events
+                .get_or_create(&ActionLabels {
+                    service: s.name.clone(),
+                    action: action.clone(),
+                })
+                .inc_by(*n);
+        }
+        for r in &s.replicas {
+            let rl = ReplicaLabels {
+                service: s.name.clone(),
+                server: r.server.clone(),
+                replica: r.name.clone(),
+            };
+            replica_cpu.get_or_create(&rl).set(round2(r.cpu_percent));
+            replica_memory
+                .get_or_create(&rl)
+                .set(gauge_i64(r.memory_bytes));
+        }
+    }
     for s in services {
         let l = service_label(&s.name);
         replicas.get_or_create(&l).set(gauge_i64(s.ready));
@@ -207,6 +397,7 @@ pub fn encode(
     }
     let server_up = Family::<ServerLabel, Gauge>::default();
     let server_containers = Family::<ServerLabel, Gauge>::default();
+    let server_max = Family::<ServerLabel, Gauge>::default();
     for s in servers {
         let l = ServerLabel {
             server: s.name.clone(),
@@ -215,7 +406,16 @@ pub fn encode(
         server_containers
             .get_or_create(&l)
             .set(i64::from(s.containers));
+        server_max
+            .get_or_create(&l)
+            .set(i64::from(s.max_containers));
     }
+    let build_info = Family::<VersionLabel, Gauge>::default();
+    build_info
+        .get_or_create(&VersionLabel {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        })
+        .set(1);
     let uptime = Gauge::<i64>::default();
     uptime.set(gauge_i64(uptime_seconds));
 
@@ -281,6 +481,86 @@ pub fn encode(
         server_containers,
     );
     reg.register(
+        "shoal_server_max_containers",
+        "Most containers shoal places on the server (max_containers)",
+        server_max,
+    );
+    reg.register(
+        "shoal_replicas_by_phase",
+        "Replicas by phase: starting (waiting for its first passing probe), joining (in HAProxy, waiting for its check), ready (in rotation), draining",
+        by_phase,
+    );
+    reg.register(
+        "shoal_min_replicas",
+        "The service's min_replicas",
+        min_replicas,
+    );
+    reg.register(
+        "shoal_max_replicas",
+        "The service's max_replicas",
+        max_replicas,
+    );
+    reg.register(
+        "shoal_scale_up_threshold_percent",
+        "Utilization above which the threshold policy adds a replica (scale_up_threshold)",
+        up_threshold,
+    );
+    reg.register(
+        "shoal_scale_down_threshold_percent",
+        "Utilization below which the threshold policy removes a replica (scale_down_threshold)",
+        down_threshold,
+    );
+    reg.register(
+        "shoal_target_utilization_percent",
+        "Utilization the target policy aims at (only for scale_policy target)",
+        target,
+    );
+    reg.register(
+        "shoal_cpu_limit_cores",
+        "CPU limit of one replica in cores (only when the service sets cpus)",
+        cpu_limit,
+    );
+    reg.register(
+        "shoal_business_window_next_change_timestamp_seconds",
+        "When the business-hours window next opens or closes (unix time; only for business_hours_only services)",
+        next_change,
+    );
+    reg.register(
+        "shoal_rollout_in_progress",
+        "1 while a rollout (deploy or rolling update) replaces the service's replicas",
+        rollout_active,
+    );
+    reg.register(
+        "shoal_rollout_replicas_remaining",
+        "Replicas the rollout in progress has still to replace",
+        rollout_remaining,
+    );
+    reg.register(
+        "shoal_rollout_failures",
+        "Rollouts stopped because a new replica never became healthy, since shoal started",
+        rollout_failures,
+    );
+    reg.register(
+        "shoal_journal_events",
+        "Events written to the decision journal since shoal started, by action",
+        journal_events,
+    );
+    reg.register(
+        "shoal_replica_cpu_percent",
+        "CPU of a ready replica at the autoscaler's last sample (percent of one core, as docker stats shows it)",
+        replica_cpu,
+    );
+    reg.register(
+        "shoal_replica_memory_bytes",
+        "Memory in use of a ready replica at the autoscaler's last sample",
+        replica_memory,
+    );
+    reg.register(
+        "shoal_build_info",
+        "Always 1; the version label is shoal's",
+        build_info,
+    );
+    reg.register(
         "shoal_uptime_seconds",
         "Seconds since shoal serve started",
         uptime,
@@ -299,31 +579,7 @@ pub fn encode(
 /// The metrics text of `app` now. Reads service state only through snapshots.
 #[must_use]
 pub fn render(app: &App) -> String {
-    let cfg = app.config();
-    let now = app.clock.now();
-    let services: Vec<ServiceSample> = cfg
-        .services
-        .iter()
-        .filter_map(|(name, svc)| {
-            let st = app.service(name)?.snapshot();
-            let count = |f: &dyn Fn(&crate::service::Replica) -> bool| {
-                st.replicas.values().filter(|r| f(r)).count() as u64
-            };
-            Some(ServiceSample {
-                name: name.clone(),
-                ready: count(&|r| r.phase == Phase::Ready),
-                running: count(&|r| r.container_state == crate::engine::ContainerState::Running),
-                desired: st.desired,
-                scale_actions: st.scale_actions.clone(),
-                replacements: st.replacements.clone(),
-                utilization: st.utilization.map(|u| (u * 100.0).round() / 100.0),
-                memory_bytes: st.memory_bytes,
-                decisions: st.decisions.clone(),
-                window_open: crate::autoscale::window_state(&cfg, svc, now).is_none_or(|w| w.open),
-                cooldown_remaining: crate::autoscale::cooldown_left(svc, st.last_action, now),
-            })
-        })
-        .collect();
+    let services = service_samples(app);
     let servers: Vec<ServerSample> = app
         .fleet
         .all()
@@ -334,6 +590,7 @@ pub fn render(app: &App) -> String {
                 name: h.name().to_owned(),
                 up: st.up,
                 containers: st.containers,
+                max_containers: *h.config.max_containers,
             }
         })
         .collect();
@@ -343,6 +600,73 @@ pub fn render(app: &App) -> String {
         app.started.elapsed().as_secs(),
         &app.metrics,
     )
+}
+
+/// Every configured service as the metrics (and the status page) show it.
+#[must_use]
+pub fn service_samples(app: &App) -> Vec<ServiceSample> {
+    let cfg = app.config();
+    let now = app.clock.now();
+    let recorded = app.journal.recorded();
+    cfg.services
+        .iter()
+        .filter_map(|(name, svc)| {
+            let st = app.service(name)?.snapshot();
+            let count = |f: &dyn Fn(&crate::service::Replica) -> bool| {
+                st.replicas.values().filter(|r| f(r)).count() as u64
+            };
+            let pcfg = crate::policy::PolicyConfig::from_service(svc, cfg.autoscaler.dry_run);
+            let window = crate::autoscale::window_state(&cfg, svc, now);
+            let mut phases = BTreeMap::new();
+            for r in st.replicas.values() {
+                *phases.entry(r.phase.as_str()).or_insert(0u64) += 1;
+            }
+            let replicas = st
+                .replica_samples
+                .iter()
+                .filter_map(|(id, sample)| {
+                    let r = st.replicas.get(id)?;
+                    Some(ReplicaResources {
+                        name: r.name.clone(),
+                        server: r.server.clone(),
+                        cpu_percent: sample.cpu_percent,
+                        memory_bytes: sample.memory_bytes,
+                    })
+                })
+                .collect();
+            Some(ServiceSample {
+                name: name.clone(),
+                ready: count(&|r| r.phase == Phase::Ready),
+                running: count(&|r| r.container_state == crate::engine::ContainerState::Running),
+                desired: st.desired,
+                scale_actions: st.scale_actions.clone(),
+                replacements: st.replacements.clone(),
+                utilization: st.utilization.map(round2),
+                memory_bytes: st.memory_bytes,
+                decisions: st.decisions.clone(),
+                window_open: window.as_ref().is_none_or(|w| w.open),
+                cooldown_remaining: crate::autoscale::cooldown_left(svc, st.last_action, now),
+                phases,
+                min_replicas: pcfg.min,
+                max_replicas: pcfg.max,
+                scale_up_threshold: pcfg.up_threshold,
+                scale_down_threshold: pcfg.down_threshold,
+                target_utilization: (pcfg.kind == crate::policy::PolicyKind::Target)
+                    .then_some(pcfg.target),
+                cpu_limit_cores: svc.cpus.as_ref().map(|c| c.value),
+                window_next_change: window
+                    .and_then(|w| w.next_change)
+                    .map(jiff::Timestamp::as_second),
+                rollout_remaining: st.rollout.as_ref().map(|r| r.replace_ids.len() as u64),
+                journal_events: recorded
+                    .iter()
+                    .filter(|((service, _), _)| service == name)
+                    .map(|((_, action), n)| ((*action).to_owned(), *n))
+                    .collect(),
+                replicas,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -362,6 +686,7 @@ mod tests {
             decisions: BTreeMap::from([(("down".into(), "threshold".into()), 2)]),
             window_open: false,
             cooldown_remaining: 596,
+            ..Default::default()
         }
     }
 
@@ -371,11 +696,13 @@ mod tests {
                 name: "local".into(),
                 up: true,
                 containers: 6,
+                max_containers: 12,
             },
             ServerSample {
                 name: "viassh".into(),
                 up: false,
                 containers: 0,
+                max_containers: 4,
             },
         ]
     }
@@ -413,6 +740,82 @@ mod tests {
         }
         assert!(!text.contains("_total_total"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn operator_metrics_carry_units_labels_and_values() {
+        let s = ServiceSample {
+            phases: BTreeMap::from([("ready", 2), ("starting", 1)]),
+            min_replicas: 1,
+            max_replicas: 4,
+            scale_up_threshold: 75.0,
+            scale_down_threshold: 25.0,
+            cpu_limit_cores: Some(0.5),
+            window_next_change: Some(1_800_000_000),
+            rollout_remaining: Some(2),
+            journal_events: BTreeMap::from([("rollout_failed".into(), 1), ("scale_up".into(), 3)]),
+            replicas: vec![ReplicaResources {
+                name: "web-1".into(),
+                server: "local".into(),
+                cpu_percent: 37.456,
+                memory_bytes: 1_048_576,
+            }],
+            ..sample()
+        };
+        let text = encode(&[s], &servers(), 0, &Metrics::new());
+        for line in [
+            "shoal_replicas_by_phase{service=\"web\",phase=\"starting\"} 1",
+            "shoal_replicas_by_phase{service=\"web\",phase=\"joining\"} 0",
+            "shoal_replicas_by_phase{service=\"web\",phase=\"ready\"} 2",
+            "shoal_replicas_by_phase{service=\"web\",phase=\"draining\"} 0",
+            "shoal_min_replicas{service=\"web\"} 1",
+            "shoal_max_replicas{service=\"web\"} 4",
+            "shoal_scale_up_threshold_percent{service=\"web\"} 75.0",
+            "shoal_scale_down_threshold_percent{service=\"web\"} 25.0",
+            "shoal_cpu_limit_cores{service=\"web\"} 0.5",
+            "shoal_business_window_next_change_timestamp_seconds{service=\"web\"} 1800000000",
+            "shoal_rollout_in_progress{service=\"web\"} 1",
+            "shoal_rollout_replicas_remaining{service=\"web\"} 2",
+            "shoal_rollout_failures_total{service=\"web\"} 1",
+            "shoal_journal_events_total{service=\"web\",action=\"scale_up\"} 3",
+            "shoal_replica_cpu_percent{service=\"web\",server=\"local\",replica=\"web-1\"} 37.46",
+            "shoal_replica_memory_bytes{service=\"web\",server=\"local\",replica=\"web-1\"} 1048576",
+            "shoal_server_max_containers{server=\"local\"} 12",
+            concat!("shoal_build_info{version=\"", env!("CARGO_PKG_VERSION"), "\"} 1"),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing line {line:?} in:\n{text}"
+            );
+        }
+        // No target line for the threshold policy; no rollout failure invented.
+        assert!(
+            !text.contains("shoal_target_utilization_percent{"),
+            "{text}"
+        );
+        let idle = encode(&[sample()], &[], 0, &Metrics::new());
+        assert!(idle.contains("shoal_rollout_failures_total{service=\"web\"} 0"));
+        assert!(idle.contains("shoal_rollout_in_progress{service=\"web\"} 0"));
+    }
+
+    #[test]
+    fn history_keeps_the_newest_points() {
+        let m = Metrics::new();
+        for i in 0..HISTORY_POINTS + 5 {
+            m.record_point(
+                "web",
+                Point {
+                    at: jiff::Timestamp::from_second(i as i64).unwrap(),
+                    desired: 1,
+                    ready: 1,
+                    utilization: None,
+                },
+            );
+        }
+        let h = m.history("web");
+        assert_eq!(h.len(), HISTORY_POINTS);
+        assert_eq!(h[0].at.as_second(), 5);
+        assert!(m.history("other").is_empty());
     }
 
     #[test]

@@ -28,6 +28,19 @@ pub enum Phase {
     Draining,
 }
 
+impl Phase {
+    /// Its name in lower case, as the API and the metrics show it.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Joining => "joining",
+            Self::Ready => "ready",
+            Self::Draining => "draining",
+        }
+    }
+}
+
 /// One replica as the loop tracks it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Replica {
@@ -138,6 +151,15 @@ pub struct Rollout {
     pub replaced: u32,
 }
 
+/// One replica's resource use as the autoscaler last sampled it (Docker's stats API).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ReplicaSample {
+    /// CPU in percent of one core (as `docker stats` shows it).
+    pub cpu_percent: f64,
+    /// Memory in use (bytes).
+    pub memory_bytes: u64,
+}
+
 /// Mutable state of one service. Readers outside the loop get a copy
 /// ([`ServiceRuntime::snapshot`]).
 #[derive(Clone, Debug, Default)]
@@ -158,6 +180,9 @@ pub struct ServiceState {
     pub utilization: Option<f64>,
     /// Memory of the ready replicas at the last evaluation (bytes, summed).
     pub memory_bytes: Option<u64>,
+    /// The last sample of each ready replica that answered, by container id (replaced at
+    /// every evaluation, so a replica gone is gone from it too).
+    pub replica_samples: BTreeMap<String, ReplicaSample>,
     /// Autoscaler evaluations that acted or were held, by (direction, reason).
     pub decisions: BTreeMap<(String, String), u64>,
     /// The hold last journaled; the same hold again is counted, not journaled again.

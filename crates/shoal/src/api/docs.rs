@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{read, write};
+use super::{read, ui, write};
 
 /// The OpenAPI description of the API.
 #[derive(OpenApi)]
@@ -24,6 +24,7 @@ use super::{read, write};
         read::events,
         read::metrics,
         read::openapi,
+        ui::ui,
         write::scale_up,
         write::scale_down,
         write::deploy,
@@ -32,7 +33,7 @@ use super::{read, write};
     ),
     modifiers(&BearerScheme),
     tags(
-        (name = "status", description = "Liveness, status, metrics and this document"),
+        (name = "status", description = "Liveness, status, metrics, the status page and this document"),
         (name = "servers", description = "The fleet"),
         (name = "services", description = "Services, their replicas and their journal"),
         (name = "commands", description = "Changes: scale, deploy, reload (bearer token)"),
@@ -174,8 +175,10 @@ mod tests {
                         schema.as_object().is_some_and(|s| !s.is_empty()),
                         "{at} {media}: no schema"
                     );
-                    if path != "/metrics" {
-                        assert_eq!(media, "application/json", "{at}");
+                    match path.as_str() {
+                        "/metrics" => {}
+                        "/ui" => assert_eq!(media, "text/html; charset=utf-8", "{at}"),
+                        _ => assert_eq!(media, "application/json", "{at}"),
                     }
                     if !status.starts_with('2') {
                         assert_eq!(

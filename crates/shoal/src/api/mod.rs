@@ -1,4 +1,5 @@
-//! The HTTP API of `shoal serve` (axum): the seed's endpoints, `/metrics`, `/openapi.json`.
+//! The HTTP API of `shoal serve` (axum): the seed's endpoints, `/metrics`, `/openapi.json`,
+//! the status page `/ui`.
 //!
 //! The only module that knows HTTP status codes and JSON shapes. Every body is a type in
 //! [`model`]; `/openapi.json` is generated from those types and from the `#[utoipa::path]`
@@ -12,6 +13,7 @@ mod docs;
 mod error;
 pub mod model;
 mod read;
+mod ui;
 mod write;
 
 use std::sync::Arc;
@@ -89,6 +91,7 @@ fn table() -> Vec<Route> {
         route(Method::GET, "/services/{name}/events", Open, read::events),
         route(Method::GET, "/metrics", Open, read::metrics),
         route(Method::GET, "/openapi.json", Open, read::openapi),
+        route(Method::GET, "/ui", Open, ui::ui),
         route(
             Method::POST,
             "/services/{name}/scale/up",

@@ -26,6 +26,9 @@ pub(super) struct Inner {
 /// and serialised by a mutex.
 pub struct Journal {
     inner: Mutex<Inner>,
+    /// Events recorded by this process, by (service, action): counters for the metrics
+    /// (the table is pruned, so it is no source for them).
+    recorded: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// `None` in memory.
     path: Option<PathBuf>,
     retention: usize,
@@ -94,6 +97,7 @@ impl Journal {
                 // The first insert prunes what earlier runs left.
                 since_prune: PRUNE_EVERY,
             }),
+            recorded: Mutex::default(),
             path,
             retention: DEFAULT_RETENTION,
         }
@@ -138,6 +142,13 @@ impl Journal {
             "{}",
             e.reason
         );
+        {
+            let mut counts = self.recorded.lock().unwrap_or_else(PoisonError::into_inner);
+            let n = counts
+                .entry((e.service.to_owned(), e.action.as_str()))
+                .or_default();
+            *n = n.saturating_add(1);
+        }
         let at = jiff::Timestamp::now().to_string();
         let mut g = self.lock();
         let inserted = g
@@ -176,6 +187,16 @@ impl Journal {
                 tracing::warn!(journal = %self.where_(), "journal: pruning failed: {err}");
             }
         }
+    }
+
+    /// Events recorded by this process since it opened the journal, by (service, action
+    /// name), whether or not the database write succeeded.
+    #[must_use]
+    pub fn recorded(&self) -> BTreeMap<(String, &'static str), u64> {
+        self.recorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Events of `service`, newest first, skipping `offset`, at most `limit`, and the number

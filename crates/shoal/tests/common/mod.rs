@@ -9,6 +9,7 @@
 //! - [`docker`]: the `docker` CLI (containers of a service, inspect, image copy);
 //! - [`netns`]: a second server (network namespace with its own dockerd), on a /24 from
 //!   [`subnet`];
+//! - [`prometheus`]: a real Prometheus and its HTTP API;
 //! - [`replica`]: tiny in-process HTTP replicas for the HAProxy tests;
 //! - [`cmd`]: running helper commands.
 //!
@@ -27,6 +28,7 @@ pub mod haproxy;
 pub mod lab;
 pub mod load;
 pub mod netns;
+pub mod prometheus;
 pub mod replica;
 pub mod serve;
 pub mod stack;
