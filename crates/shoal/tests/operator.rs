@@ -257,18 +257,28 @@ async fn prometheus_scrapes_shoal_and_haproxy_and_every_dashboard_and_alert_quer
         },
     )
     .await;
-    // Per-replica CPU and memory: one series per ready replica.
-    let cpu = prom
-        .query(&format!(
-            "shoal_replica_memory_bytes{{service=\"{}\"}}",
-            stack.service
-        ))
-        .await;
-    assert!(
-        !cpu["data"]["result"].as_array().unwrap().is_empty(),
-        "{cpu}\n{}",
-        prom.log()
+    // Per-replica CPU and memory: a series per ready replica once the autoscaler has sampled
+    // them and Prometheus has scraped that (both run on their own intervals).
+    let query = format!(
+        "shoal_replica_memory_bytes{{service=\"{}\"}}",
+        stack.service
     );
+    wait_for_async(
+        "a per-replica memory series in Prometheus",
+        Duration::from_secs(30),
+        async || {
+            let memory = prom.query(&query).await;
+            if memory["data"]["result"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+            {
+                Ok(())
+            } else {
+                Err(format!("{memory}"))
+            }
+        },
+    )
+    .await;
 }
 
 #[test]
