@@ -22,7 +22,9 @@ use crate::config::{Config, ServerConfig};
 use crate::engine::EngineError;
 use crate::placement::ServerLoad;
 use crate::ports::{Connector, DockerApi};
-use crate::timings::{DOWN_AFTER_FAILURES, EVENTS_BACKOFF, EVENTS_RECHECK, LIST_TIMEOUT};
+use crate::timings::{
+    DOWN_AFTER_FAILURES, EVENTS_BACKOFF, EVENTS_RECHECK, EVENT_LOOK_AGAIN, LIST_TIMEOUT,
+};
 
 /// What an event watcher does with an event: wake the loop of the service it names;
 /// `false` when no such service runs here (another control plane's, a removed one).
@@ -118,6 +120,17 @@ impl ServerHandle {
                                 continue; // seen before the stream was reopened
                             }
                             last_nano = ev.time_nano;
+                            if matches!(ev.action.as_str(), "die" | "oom" | "stop") {
+                                // The engine announces a death before its container list
+                                // shows it (Docker 20.10: about 0.2 s): look again then.
+                                let (wake, service) = (wake.clone(), ev.service.clone());
+                                tokio::spawn(async move {
+                                    for d in EVENT_LOOK_AGAIN {
+                                        tokio::time::sleep(d).await;
+                                        wake(&service);
+                                    }
+                                });
+                            }
                             if wake(&ev.service) {
                                 *lock(&self.events).entry(ev.action.clone()).or_default() += 1;
                                 tracing::debug!(server = self.name(), service = ev.service,

@@ -44,7 +44,7 @@ pub trait DockerApi: Send + Sync + Debug {
     async fn remove(&self, id: &str) -> Result<(), EngineError>;
     /// CPU percent (100 = one core) and memory bytes of a running container.
     async fn stats(&self, id: &str) -> Result<(f64, u64), EngineError>;
-    /// Events of shoal-managed containers (death, stop, kill, OOM, removal, health status)
+    /// Events of shoal-managed containers (death, stop, OOM, removal, health status)
     /// from `since` (unix seconds) or from now, until the connection ends or fails.
     fn events(&self, since: Option<i64>) -> EventStream;
 }

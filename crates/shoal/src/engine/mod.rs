@@ -141,8 +141,11 @@ pub struct ContainerInfo {
 }
 
 /// The container events shoal listens for: the ones after which a replica may have stopped
-/// serving (`health_status` carries `healthy` or `unhealthy` after a colon).
-pub const EVENT_ACTIONS: [&str; 6] = ["die", "stop", "kill", "oom", "destroy", "health_status"];
+/// serving (`health_status` carries `healthy` or `unhealthy` after a colon). Not `kill`: it
+/// is a signal on its way, sent while the container still runs; a pass it woke would find
+/// the replica running and probe it as it dies, holding the pass up until the probe's
+/// timeout. The `die` that follows a fatal signal is what wakes the loop.
+pub const EVENT_ACTIONS: [&str; 5] = ["die", "stop", "oom", "destroy", "health_status"];
 
 /// One container event of a shoal-managed container, from a server's event stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
