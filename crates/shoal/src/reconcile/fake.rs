@@ -63,6 +63,8 @@ pub struct WorldState {
     pub created: u32,
     /// Events announced so far (their fake time).
     events_sent: i64,
+    /// The `since` of every event stream opened, in order: (server, since).
+    pub events_opened: Vec<(String, Option<i64>)>,
     /// Open event streams: (server, sender).
     listeners: Vec<(String, tokio::sync::mpsc::UnboundedSender<DockerEvent>)>,
     next_port: u16,
@@ -136,6 +138,11 @@ impl World {
                     .retain(|(s, tx)| s != server || tx.send(event.clone()).is_ok());
             }
         });
+    }
+
+    /// Ends every open event stream (a dropped connection).
+    pub fn end_event_streams(&self) {
+        self.with(|w| w.listeners.clear());
     }
 
     /// Names in the backend `backend`, whatever their state.
@@ -306,10 +313,12 @@ impl DockerApi for FakeEngine {
         self.gate().await;
         Ok((self.world.with(|w| w.cpu), 1 << 20))
     }
-    fn events(&self, _since: Option<i64>) -> EventStream {
+    fn events(&self, since: Option<i64>) -> EventStream {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        self.world
-            .with(|w| w.listeners.push((self.server.clone(), tx)));
+        self.world.with(|w| {
+            w.events_opened.push((self.server.clone(), since));
+            w.listeners.push((self.server.clone(), tx));
+        });
         futures_util::stream::unfold(
             rx,
             |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
