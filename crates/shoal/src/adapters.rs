@@ -51,6 +51,9 @@ impl DockerApi for Engine {
     async fn stats(&self, id: &str) -> Result<(f64, u64), EngineError> {
         Engine::stats(self, id).await
     }
+    fn events(&self, since: Option<i64>) -> crate::engine::EventStream {
+        Engine::events(self, since)
+    }
 }
 
 /// Connects with bollard ([`Engine::connect`]); servers without `docker_host` over SSH

@@ -66,6 +66,12 @@ impl App {
                 .clone()
                 .monitor(timings::MONITOR_EVERY, timings::ENGINE_CALL),
         );
+        let ctx = Arc::downgrade(&self.ctx);
+        let wake: crate::fleet::Wake = Arc::new(move |service: &str| {
+            let rt = ctx.upgrade().and_then(|c| c.service(service));
+            rt.map(|rt| rt.wake.notify_one()).is_some()
+        });
+        tokio::spawn(self.fleet.clone().watch_events(wake));
         let names: Vec<String> = self.config().services.keys().cloned().collect();
         for name in names {
             self.spawn_service(&name);

@@ -4,8 +4,15 @@
 //! [`crate::timings::DOWN_AFTER_FAILURES`] failed passes in a row and its connection is dropped, to be made
 //! again when it answers (failed connection attempts back off from 1 s to 30 s). Nothing
 //! here decides what runs where.
+//!
+//! Each server also has an event watcher ([`Fleet::watch_events`]): it reads the server's
+//! Docker event stream of shoal-managed containers and, on each event, wakes the loop of the
+//! container's service, which then lists (the source of truth) and decides. A dropped
+//! stream is reopened with `since` = the last event's time, with backoff. The watcher counts
+//! the events and decides nothing.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -15,7 +22,13 @@ use crate::config::{Config, ServerConfig};
 use crate::engine::EngineError;
 use crate::placement::ServerLoad;
 use crate::ports::{Connector, DockerApi};
-use crate::timings::{DOWN_AFTER_FAILURES, LIST_TIMEOUT};
+use crate::timings::{
+    DOWN_AFTER_FAILURES, EVENTS_BACKOFF, EVENTS_RECHECK, EVENT_LOOK_AGAIN, LIST_TIMEOUT,
+};
+
+/// What an event watcher does with an event: wake the loop of the service it names;
+/// `false` when no such service runs here (another control plane's, a removed one).
+pub type Wake = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// What is known about a server right now.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -47,6 +60,10 @@ pub struct ServerHandle {
     /// After a failed connect: no new attempt before this instant; the backoff doubles
     /// from [`CONNECT_BACKOFF`]`.0` up to `.1` and resets once connected.
     retry: Mutex<Option<(tokio::time::Instant, Duration)>>,
+    /// Docker events of services that run here, by action.
+    events: Mutex<BTreeMap<String, u64>>,
+    /// Whether an event watcher runs for this handle.
+    watched: AtomicBool,
 }
 
 /// First and longest wait between two failed connection attempts to one server.
@@ -59,6 +76,88 @@ impl ServerHandle {
             engine: Mutex::new(None),
             status: Mutex::new(ServerStatus::default()),
             retry: Mutex::new(None),
+            events: Mutex::new(BTreeMap::new()),
+            watched: AtomicBool::new(false),
+        }
+    }
+
+    /// Docker events received from this server for services that run here, by action.
+    #[must_use]
+    pub fn events_received(&self) -> BTreeMap<String, u64> {
+        lock(&self.events).clone()
+    }
+
+    /// Reads this server's event stream while it is in `fleet`: on each event, calls `wake`
+    /// with its service and counts it if that service runs here. The stream is opened on the current connection
+    /// and opened again (from the last event's time) when it ends or fails, with backoff, or
+    /// when the connection was made again.
+    async fn watch(self: Arc<Self>, fleet: std::sync::Weak<Fleet>, wake: Wake) {
+        use futures_util::StreamExt;
+        let mut since: Option<i64> = None;
+        let mut last_nano = 0_i64;
+        let mut backoff = EVENTS_BACKOFF.0;
+        loop {
+            let current = fleet
+                .upgrade()
+                .and_then(|f| f.get(self.name()))
+                .is_some_and(|h| Arc::ptr_eq(&h, &self));
+            if !current {
+                return;
+            }
+            let Some(engine) = self.engine() else {
+                tokio::time::sleep(EVENTS_RECHECK).await;
+                continue;
+            };
+            let opened = unix_now();
+            let mut stream = engine.events(since);
+            let why = loop {
+                tokio::select! {
+                    item = stream.next() => match item {
+                        Some(Ok(ev)) => {
+                            backoff = EVENTS_BACKOFF.0;
+                            since = Some(ev.time);
+                            if ev.time_nano <= last_nano {
+                                continue; // seen before the stream was reopened
+                            }
+                            last_nano = ev.time_nano;
+                            if matches!(ev.action.as_str(), "die" | "oom" | "stop") {
+                                // The engine announces a death before its container list
+                                // shows it (Docker 20.10: about 0.2 s): look again then.
+                                let (wake, service) = (wake.clone(), ev.service.clone());
+                                tokio::spawn(async move {
+                                    for d in EVENT_LOOK_AGAIN {
+                                        tokio::time::sleep(d).await;
+                                        wake(&service);
+                                    }
+                                });
+                            }
+                            if wake(&ev.service) {
+                                *lock(&self.events).entry(ev.action.clone()).or_default() += 1;
+                                tracing::debug!(server = self.name(), service = ev.service,
+                                    container = ev.container, action = ev.action, "docker event");
+                            }
+                        }
+                        Some(Err(e)) => break e.to_string(),
+                        None => break "the stream ended".to_owned(),
+                    },
+                    () = tokio::time::sleep(EVENTS_RECHECK) => {
+                        let same = self.engine().is_some_and(|e| Arc::ptr_eq(&e, &engine));
+                        if !same {
+                            break "the connection was made again".to_owned();
+                        }
+                    }
+                }
+            };
+            // Nothing seen on this stream: reopen from when it was opened, so what happened
+            // while it was down is still delivered.
+            since = since.or(Some(opened));
+            tracing::debug!(
+                server = self.name(),
+                reason = why,
+                "docker event stream reopens"
+            );
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(EVENTS_BACKOFF.1);
         }
     }
 
@@ -260,6 +359,20 @@ impl Fleet {
                 }
             })
             .collect()
+    }
+
+    /// Keeps one event watcher ([`ServerHandle::watch`]) running per server of the fleet,
+    /// new servers included, until the process ends.
+    pub async fn watch_events(self: Arc<Self>, wake: Wake) {
+        let weak = Arc::downgrade(&self);
+        loop {
+            for h in self.all() {
+                if !h.watched.swap(true, Ordering::SeqCst) {
+                    tokio::spawn(h.clone().watch(weak.clone(), wake.clone()));
+                }
+            }
+            tokio::time::sleep(EVENTS_RECHECK).await;
+        }
     }
 
     /// Runs the monitor until the process ends.

@@ -66,6 +66,12 @@ struct ServerLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerActionLabels {
+    server: String,
+    action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
     service: String,
     phase: String,
@@ -241,6 +247,8 @@ pub struct ServerSample {
     pub containers: u32,
     /// `max_containers`.
     pub max_containers: u32,
+    /// Docker events received from it for services that run here, by action.
+    pub events: BTreeMap<String, u64>,
 }
 
 fn service_label(name: &str) -> ServiceLabel {
@@ -398,7 +406,16 @@ pub fn encode(
     let server_up = Family::<ServerLabel, Gauge>::default();
     let server_containers = Family::<ServerLabel, Gauge>::default();
     let server_max = Family::<ServerLabel, Gauge>::default();
+    let docker_events = Family::<ServerActionLabels, Counter>::default();
     for s in servers {
+        for (action, n) in &s.events {
+            docker_events
+                .get_or_create(&ServerActionLabels {
+                    server: s.name.clone(),
+                    action: action.clone(),
+                })
+                .inc_by(*n);
+        }
         let l = ServerLabel {
             server: s.name.clone(),
         };
@@ -484,6 +501,11 @@ pub fn encode(
         "shoal_server_max_containers",
         "Most containers shoal places on the server (max_containers)",
         server_max,
+    );
+    reg.register(
+        "shoal_docker_events",
+        "Docker events of the services' containers received from the server, by action (each wakes its service's loop)",
+        docker_events,
     );
     reg.register(
         "shoal_replicas_by_phase",
@@ -591,6 +613,7 @@ pub fn render(app: &App) -> String {
                 up: st.up,
                 containers: st.containers,
                 max_containers: *h.config.max_containers,
+                events: h.events_received(),
             }
         })
         .collect();
@@ -697,12 +720,14 @@ mod tests {
                 up: true,
                 containers: 6,
                 max_containers: 12,
+                events: BTreeMap::from([("die".into(), 3), ("health_status".into(), 5)]),
             },
             ServerSample {
                 name: "viassh".into(),
                 up: false,
                 containers: 0,
                 max_containers: 4,
+                events: BTreeMap::new(),
             },
         ]
     }
@@ -730,6 +755,9 @@ mod tests {
             "shoal_server_up{server=\"local\"} 1",
             "shoal_server_up{server=\"viassh\"} 0",
             "shoal_server_containers{server=\"local\"} 6",
+            "# TYPE shoal_docker_events counter",
+            "shoal_docker_events_total{server=\"local\",action=\"die\"} 3",
+            "shoal_docker_events_total{server=\"local\",action=\"health_status\"} 5",
             "shoal_uptime_seconds 16",
             "# TYPE shoal_reconcile_pass_duration_seconds histogram",
         ] {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::config::ServerConfig;
-use crate::engine::{ContainerInfo, ContainerSpec, EngineError};
+use crate::engine::{ContainerInfo, ContainerSpec, EngineError, EventStream};
 use crate::lb::{HealthCheck, LbError};
 
 /// One server's Docker Engine, as the loop uses it. Every call is bounded by the
@@ -44,6 +44,9 @@ pub trait DockerApi: Send + Sync + Debug {
     async fn remove(&self, id: &str) -> Result<(), EngineError>;
     /// CPU percent (100 = one core) and memory bytes of a running container.
     async fn stats(&self, id: &str) -> Result<(f64, u64), EngineError>;
+    /// Events of shoal-managed containers (death, stop, OOM, removal, health status)
+    /// from `since` (unix seconds) or from now, until the connection ends or fails.
+    fn events(&self, since: Option<i64>) -> EventStream;
 }
 
 /// Makes the engine connection of a server.

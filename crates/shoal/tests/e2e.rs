@@ -118,12 +118,20 @@ async fn killed_replica_leaves_haproxy_and_is_replaced() {
     let victim_name = docker::inspect(docker::docker(), &victim, "{{.Name}}")
         .trim_start_matches('/')
         .to_owned();
+    let deaths_before = deaths_seen(&s.metrics().await);
     docker::kill(&victim);
 
     wait_for(
         "killed replica out of HAProxy",
         Duration::from_secs(20),
-        || (!s.up_servers().contains(&victim_name)).then_some(()),
+        || (!s.servers().iter().any(|r| r.name == victim_name)).then_some(()),
+    );
+    // The death came through the server's event stream (the counter counts only this
+    // service's containers), not only through the next listing.
+    let deaths_after = deaths_seen(&s.metrics().await);
+    assert!(
+        deaths_after > deaths_before,
+        "no die event counted: {deaths_before} before, {deaths_after} after"
     );
     s.wait_ready(2, READY);
     let after = s.running();
@@ -456,4 +464,12 @@ async fn a_missing_image_is_pulled_in_the_background_and_a_failed_pull_is_journa
         "one attempt (started + failed) within the retry interval"
     );
     assert!(s.running().is_empty());
+}
+
+/// `shoal_docker_events_total{server="local",action="die"}`, 0 while absent.
+fn deaths_seen(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("shoal_docker_events_total{server=\"local\",action=\"die\"} "))
+        .map_or(0, |v| v.trim().parse().expect("a counter value"))
 }

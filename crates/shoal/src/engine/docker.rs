@@ -9,15 +9,15 @@ use bollard::models::{
     ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, ListContainersOptions, RemoveContainerOptions,
-    StatsOptions, StopContainerOptions,
+    CreateContainerOptions, CreateImageOptions, EventsOptions, ListContainersOptions,
+    RemoveContainerOptions, StatsOptions, StopContainerOptions,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
 
 use super::{
-    ContainerInfo, ContainerSpec, ContainerState, EngineError, LABEL_MANAGED, LABEL_REVISION,
-    LABEL_SERVER, LABEL_SERVICE,
+    ContainerInfo, ContainerSpec, ContainerState, DockerEvent, EngineError, EventStream,
+    EVENT_ACTIONS, LABEL_MANAGED, LABEL_REVISION, LABEL_SERVER, LABEL_SERVICE,
 };
 use crate::config::{DockerEndpoint, ServerConfig};
 use crate::ssh::{SshSettings, SshTarget, Tunnel};
@@ -212,6 +212,58 @@ impl Engine {
                 })
             })
             .collect())
+    }
+
+    /// The events of shoal-managed containers ([`EVENT_ACTIONS`]), from `since` (unix
+    /// seconds; events of that second again) or from now. Opening the stream is bounded like
+    /// any call; the stream itself runs until the connection ends (`None`) or fails.
+    pub fn events(&self, since: Option<i64>) -> EventStream {
+        if let Some(t) = &self.tunnel {
+            if !t.is_alive() {
+                let err = EngineError::Unreachable {
+                    server: self.server.clone(),
+                    reason: format!("the SSH connection to {} ended", t.target().display()),
+                };
+                return futures_util::stream::once(async move { Err(err) }).boxed();
+            }
+        }
+        let opts = EventsOptions {
+            since: since.map(|s| s.to_string()),
+            until: None,
+            filters: Some(HashMap::from([
+                ("type".to_owned(), vec!["container".to_owned()]),
+                ("label".to_owned(), vec![format!("{LABEL_MANAGED}=true")]),
+                (
+                    "event".to_owned(),
+                    EVENT_ACTIONS.iter().map(|a| (*a).to_owned()).collect(),
+                ),
+            ])),
+        };
+        let (server, timeout) = (self.server.clone(), self.timeout);
+        self.docker
+            .events(Some(opts))
+            .filter_map(move |item| {
+                let out = match item {
+                    Ok(m) => {
+                        let actor = m.actor.unwrap_or_default();
+                        let labels = actor.attributes.unwrap_or_default();
+                        let action = m.action.unwrap_or_default();
+                        match (labels.get(LABEL_SERVICE), actor.id) {
+                            (Some(service), Some(container)) => Some(Ok(DockerEvent {
+                                service: service.clone(),
+                                container,
+                                action: action.split(':').next().unwrap_or_default().to_owned(),
+                                time: m.time.unwrap_or_default(),
+                                time_nano: m.time_nano.unwrap_or_default(),
+                            })),
+                            _ => None,
+                        }
+                    }
+                    Err(e) => Some(Err(docker_error(&server, "events", timeout, e))),
+                };
+                std::future::ready(out)
+            })
+            .boxed()
     }
 
     /// Creates and starts a replica of `service` named `name`, publishing its port on a free
@@ -442,28 +494,37 @@ where
             secs: limit.as_secs(),
         }),
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(match e {
-            bollard::errors::Error::DockerResponseServerError {
-                status_code,
-                message,
-            } => EngineError::Docker {
-                server: server.to_owned(),
-                op,
-                status: Some(status_code),
-                message,
-            },
-            bollard::errors::Error::RequestTimeoutError => EngineError::Timeout {
-                server: server.to_owned(),
-                op,
-                secs: limit.as_secs(),
-            },
-            other => EngineError::Docker {
-                server: server.to_owned(),
-                op,
-                status: None,
-                message: other.to_string(),
-            },
-        }),
+        Ok(Err(e)) => Err(docker_error(server, op, limit, e)),
+    }
+}
+
+fn docker_error(
+    server: &str,
+    op: &'static str,
+    limit: Duration,
+    e: bollard::errors::Error,
+) -> EngineError {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => EngineError::Docker {
+            server: server.to_owned(),
+            op,
+            status: Some(status_code),
+            message,
+        },
+        bollard::errors::Error::RequestTimeoutError => EngineError::Timeout {
+            server: server.to_owned(),
+            op,
+            secs: limit.as_secs(),
+        },
+        other => EngineError::Docker {
+            server: server.to_owned(),
+            op,
+            status: None,
+            message: other.to_string(),
+        },
     }
 }
 

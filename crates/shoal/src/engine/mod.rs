@@ -12,6 +12,9 @@ mod docker;
 mod spec;
 
 pub use docker::{Engine, EngineInfo};
+
+/// A server's stream of container events ([`crate::ports::DockerApi::events`]).
+pub type EventStream = futures_util::stream::BoxStream<'static, Result<DockerEvent, EngineError>>;
 pub use spec::ContainerSpec;
 
 /// Label: the service a container belongs to.
@@ -135,4 +138,26 @@ pub struct ContainerInfo {
     pub host_port: Option<u16>,
     /// Creation time, unix seconds.
     pub created: i64,
+}
+
+/// The container events shoal listens for: the ones after which a replica may have stopped
+/// serving (`health_status` carries `healthy` or `unhealthy` after a colon). Not `kill`: it
+/// is a signal on its way, sent while the container still runs; a pass it woke would find
+/// the replica running and probe it as it dies, holding the pass up until the probe's
+/// timeout. The `die` that follows a fatal signal is what wakes the loop.
+pub const EVENT_ACTIONS: [&str; 5] = ["die", "stop", "oom", "destroy", "health_status"];
+
+/// One container event of a shoal-managed container, from a server's event stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DockerEvent {
+    /// `io.shoal.service` of the container.
+    pub service: String,
+    /// Container id.
+    pub container: String,
+    /// Docker's action, up to a colon (`die`, `kill`, `health_status`, ...).
+    pub action: String,
+    /// When it happened, unix seconds (what `since` takes).
+    pub time: i64,
+    /// When it happened, unix nanoseconds (to skip events seen before a reconnect).
+    pub time_nano: i64,
 }

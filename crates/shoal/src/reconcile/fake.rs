@@ -8,9 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::StreamExt;
 
 use crate::config::ServerConfig;
-use crate::engine::{ContainerInfo, ContainerSpec, ContainerState, EngineError};
+use crate::engine::{
+    ContainerInfo, ContainerSpec, ContainerState, DockerEvent, EngineError, EventStream,
+};
 use crate::lb::{HealthCheck, LbError};
 use crate::ports::{Connector, DockerApi, LbServer, LoadBalancer, Prober};
 
@@ -58,6 +61,12 @@ pub struct WorldState {
     pub cpu: f64,
     /// Containers ever created.
     pub created: u32,
+    /// Events announced so far (their fake time).
+    events_sent: i64,
+    /// The `since` of every event stream opened, in order: (server, since).
+    pub events_opened: Vec<(String, Option<i64>)>,
+    /// Open event streams: (server, sender).
+    listeners: Vec<(String, tokio::sync::mpsc::UnboundedSender<DockerEvent>)>,
     next_port: u16,
 }
 
@@ -102,6 +111,47 @@ impl World {
                 .filter(|c| c.info.service == service && c.info.state == ContainerState::Running)
                 .map(|c| c.info.clone())
                 .collect()
+        })
+    }
+
+    /// Kills container `id` on `server` (it exits); with `announce`, the server's open
+    /// event streams get its `die` event, as Docker's would.
+    pub fn kill(&self, server: &str, id: &str, announce: bool) {
+        self.with(|w| {
+            let c = w
+                .servers
+                .get_mut(server)
+                .and_then(|s| s.containers.get_mut(id))
+                .expect("a fake container to kill");
+            c.info.state = ContainerState::Exited;
+            let service = c.info.service.clone();
+            w.events_sent += 1;
+            let event = DockerEvent {
+                service,
+                container: id.to_owned(),
+                action: "die".into(),
+                time: w.events_sent,
+                time_nano: w.events_sent,
+            };
+            if announce {
+                w.listeners
+                    .retain(|(s, tx)| s != server || tx.send(event.clone()).is_ok());
+            }
+        });
+    }
+
+    /// Ends every open event stream (a dropped connection).
+    pub fn end_event_streams(&self) {
+        self.with(|w| w.listeners.clear());
+    }
+
+    /// Names in the backend `backend`, whatever their state.
+    pub fn registered(&self, backend: &str) -> BTreeSet<String> {
+        self.with(|w| {
+            w.backends
+                .get(backend)
+                .map(|b| b.keys().cloned().collect())
+                .unwrap_or_default()
         })
     }
 
@@ -262,6 +312,18 @@ impl DockerApi for FakeEngine {
     async fn stats(&self, _id: &str) -> Result<(f64, u64), EngineError> {
         self.gate().await;
         Ok((self.world.with(|w| w.cpu), 1 << 20))
+    }
+    fn events(&self, since: Option<i64>) -> EventStream {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.world.with(|w| {
+            w.events_opened.push((self.server.clone(), since));
+            w.listeners.push((self.server.clone(), tx));
+        });
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+        )
+        .boxed()
     }
 }
 

@@ -297,3 +297,101 @@ async fn a_panicking_pass_stays_in_its_service() {
     commands::scale(&app, "web", true, Trigger::Manual).unwrap();
     until(Duration::from_secs(10), "two ready", || ready(&app) == 2).await;
 }
+
+/// The one running container of `web`: (server, id, name).
+fn only_replica(world: &World) -> (String, String, String) {
+    let running = world.running("web");
+    assert_eq!(running.len(), 1, "{running:#?}");
+    let c = &running[0];
+    (c.server.clone(), c.id.clone(), c.name.clone())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_container_death_event_takes_it_out_of_the_load_balancer_before_the_next_pass() {
+    let world = World::new(&["s1"]);
+    // At rest the loop passes every 2 s (the interval is longer).
+    let app = app(
+        &world,
+        config(&["s1"], "    min_replicas: 1\n    max_replicas: 1\n    health_check:\n      path: /health\n      interval: 10\n      timeout: 1\n"),
+    );
+    app.start().await;
+    until(Duration::from_secs(30), "one replica in rotation", || {
+        world.in_rotation(BACKEND).len() == 1
+    })
+    .await;
+    // Let the event watcher open its stream, and the loop settle at rest.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // Without an event, a dead container stays registered until the next pass lists it.
+    let (server, id, name) = only_replica(&world);
+    world.kill(&server, &id, false);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        world.registered(BACKEND).contains(&name),
+        "a silent death was noticed at once: the test would not show the event's effect"
+    );
+    until(Duration::from_secs(10), "replaced by listing", || {
+        world.in_rotation(BACKEND).len() == 1 && world.running("web").len() == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // With its event, it leaves at once (well before the 2 s requeue).
+    let (server, id, name) = only_replica(&world);
+    world.kill(&server, &id, true);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        !world.registered(BACKEND).contains(&name),
+        "{name} is still registered 20 ms after its die event"
+    );
+    let counted = app
+        .fleet
+        .get("s1")
+        .unwrap()
+        .events_received()
+        .get("die")
+        .copied();
+    assert_eq!(counted, Some(1));
+    until(Duration::from_secs(10), "replaced", || {
+        world.in_rotation(BACKEND).len() == 1
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_event_stream_is_reopened_from_the_last_event() {
+    let world = World::new(&["s1"]);
+    let app = app(
+        &world,
+        config(&["s1"], "    min_replicas: 1\n    max_replicas: 1\n    health_check:\n      path: /health\n      interval: 10\n      timeout: 1\n"),
+    );
+    app.start().await;
+    until(Duration::from_secs(30), "one replica in rotation", || {
+        world.in_rotation(BACKEND).len() == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (server, id, _) = only_replica(&world);
+    world.kill(&server, &id, true); // the fake's first event: time 1
+    until(Duration::from_secs(10), "replaced", || {
+        world.in_rotation(BACKEND).len() == 1 && world.running("web").len() == 1
+    })
+    .await;
+
+    world.end_event_streams();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let opened = world.with(|w| w.events_opened.clone());
+    assert_eq!(
+        opened,
+        vec![("s1".to_owned(), None), ("s1".to_owned(), Some(1))],
+        "opened from now, then again from the last event's time"
+    );
+    // Events reach the loop through the reopened stream.
+    let (server, id, name) = only_replica(&world);
+    world.kill(&server, &id, true);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        !world.registered(BACKEND).contains(&name),
+        "{name} is still registered 20 ms after its die event on the reopened stream"
+    );
+}
