@@ -361,7 +361,7 @@ impl Fleet {
             .collect()
     }
 
-    /// Keeps one event watcher ([`ServerHandle::watch`]) running per server of the fleet,
+    /// Keeps one event watcher (`ServerHandle::watch`) running per server of the fleet,
     /// new servers included, until the process ends.
     pub async fn watch_events(self: Arc<Self>, wake: Wake) {
         let weak = Arc::downgrade(&self);
