@@ -298,6 +298,23 @@ async fn a_panicking_pass_stays_in_its_service() {
     until(Duration::from_secs(10), "two ready", || ready(&app) == 2).await;
 }
 
+/// One replica of `web` on `s1`, in rotation, the loop at rest (it passes every 2 s: the
+/// check interval is longer) and the event watcher's stream open.
+async fn one_replica_at_rest() -> (World, Arc<App>) {
+    let world = World::new(&["s1"]);
+    let app = app(
+        &world,
+        config(&["s1"], "    min_replicas: 1\n    max_replicas: 1\n    health_check:\n      path: /health\n      interval: 10\n      timeout: 1\n"),
+    );
+    app.start().await;
+    until(Duration::from_secs(30), "one replica in rotation", || {
+        world.in_rotation(BACKEND).len() == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    (world, app)
+}
+
 /// The one running container of `web`: (server, id, name).
 fn only_replica(world: &World) -> (String, String, String) {
     let running = world.running("web");
@@ -308,19 +325,7 @@ fn only_replica(world: &World) -> (String, String, String) {
 
 #[tokio::test(start_paused = true)]
 async fn a_container_death_event_takes_it_out_of_the_load_balancer_before_the_next_pass() {
-    let world = World::new(&["s1"]);
-    // At rest the loop passes every 2 s (the interval is longer).
-    let app = app(
-        &world,
-        config(&["s1"], "    min_replicas: 1\n    max_replicas: 1\n    health_check:\n      path: /health\n      interval: 10\n      timeout: 1\n"),
-    );
-    app.start().await;
-    until(Duration::from_secs(30), "one replica in rotation", || {
-        world.in_rotation(BACKEND).len() == 1
-    })
-    .await;
-    // Let the event watcher open its stream, and the loop settle at rest.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (world, app) = one_replica_at_rest().await;
 
     // Without an event, a dead container stays registered until the next pass lists it.
     let (server, id, name) = only_replica(&world);
@@ -360,17 +365,7 @@ async fn a_container_death_event_takes_it_out_of_the_load_balancer_before_the_ne
 
 #[tokio::test(start_paused = true)]
 async fn a_dropped_event_stream_is_reopened_from_the_last_event() {
-    let world = World::new(&["s1"]);
-    let app = app(
-        &world,
-        config(&["s1"], "    min_replicas: 1\n    max_replicas: 1\n    health_check:\n      path: /health\n      interval: 10\n      timeout: 1\n"),
-    );
-    app.start().await;
-    until(Duration::from_secs(30), "one replica in rotation", || {
-        world.in_rotation(BACKEND).len() == 1
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (world, _app) = one_replica_at_rest().await;
     let (server, id, _) = only_replica(&world);
     world.kill(&server, &id, true); // the fake's first event: time 1
     until(Duration::from_secs(10), "replaced", || {
