@@ -361,7 +361,15 @@ pub fn plan(input: &Input<'_>) -> Plan {
         .as_ref()
         .is_some_and(|id| alive.iter().any(|r| &r.id == id));
     let mut counted: Vec<&Replica> = alive.clone();
-    counted.extend(tracked.iter());
+    // A container found this pass counts only when it runs or is about to: one listed while
+    // Docker removes it (a drain that finished between the listing and this plan) must not
+    // make the count look high and get a serving replica drained in its place.
+    counted.extend(tracked.iter().filter(|r| {
+        matches!(
+            r.container_state,
+            ContainerState::Running | ContainerState::Created
+        )
+    }));
     let active = counted.len() as u32;
     let target = desired.saturating_add(u32::from(surge_alive));
     let mut loads = loads_for(obs, state, &counted, &replaced);

@@ -309,3 +309,24 @@ fn the_first_listing_waits_for_every_up_server() {
         p.steps
     );
 }
+
+#[test]
+fn a_container_listed_while_docker_removes_it_never_costs_a_serving_replica() {
+    // Replica id0 serves; the listing also shows a container the loop no longer knows (its
+    // drain finished between the listing and this plan) in Docker's `removing` state.
+    let spec = spec(1, 4);
+    let (state, mut obs, now) = world(&[(0, 2, true, 0, true, 50)], 1, None);
+    let mut gone = obs.containers[0].clone();
+    gone.id = "removed-meanwhile".into();
+    gone.name = "web-old".into();
+    gone.state = ContainerState::Removing;
+    obs.containers.push(gone);
+    let p = run(&spec, &state, &obs, now);
+    assert!(
+        !p.steps
+            .iter()
+            .any(|s| matches!(s, Step::Drain { .. } | Step::Start { .. })),
+        "{:#?}",
+        p.steps
+    );
+}
