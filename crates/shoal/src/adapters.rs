@@ -22,6 +22,9 @@ impl DockerApi for Engine {
     async fn version(&self) -> Result<String, EngineError> {
         Engine::version(self).await
     }
+    async fn clock_skew_ms(&self) -> Result<Option<i64>, EngineError> {
+        Ok(Engine::info(self).await?.skew_ms)
+    }
     async fn list_managed(&self, service: Option<&str>) -> Result<Vec<ContainerInfo>, EngineError> {
         Engine::list_managed(self, service).await
     }

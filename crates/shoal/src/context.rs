@@ -172,6 +172,9 @@ impl Context {
             map.remove(&rt.name);
             drop(map);
             self.journal.forget_service_state(&rt.name);
+            for h in self.fleet.all() {
+                h.report_serving(&rt.name, None);
+            }
             tracing::info!(service = rt.name, "service removed and drained");
             return true;
         }
@@ -201,8 +204,9 @@ impl Context {
                     )
                 } else {
                     format!(
-                        "{} is down ({})",
+                        "{} is {} ({})",
                         s.name(),
+                        st.state.as_str(),
                         st.reason.unwrap_or_else(|| "not checked yet".into())
                     )
                 }

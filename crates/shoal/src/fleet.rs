@@ -5,6 +5,12 @@
 //! again when it answers (failed connection attempts back off from 1 s to 30 s). Nothing
 //! here decides what runs where.
 //!
+//! A server is `up` while its control path (SSH, then Docker) answers. Without one it is
+//! `unreachable` while replicas there still pass HAProxy's health checks (the loops report
+//! how many of theirs do, every pass: [`ServerHandle::report_serving`]), and `down` when none
+//! does: they failed too, the server is gone, or nothing ran there. Only an `up` server gets
+//! new replicas; the loops judge the replicas on the others by HAProxy's view.
+//!
 //! Each server also has an event watcher ([`Fleet::watch_events`]): it reads the server's
 //! Docker event stream of shoal-managed containers and, on each event, wakes the loop of the
 //! container's service, which then lists (the source of truth) and decides. A dropped
@@ -30,24 +36,99 @@ use crate::timings::{
 /// `false` when no such service runs here (another control plane's, a removed one).
 pub type Wake = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
+/// A server's state as shoal judges it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerState {
+    /// Its control path (SSH and Docker, or `docker_host`) answers.
+    Up,
+    /// No control path, but replicas there still pass HAProxy's health checks: they keep
+    /// serving, nothing new is placed there.
+    Unreachable,
+    /// No control path and nothing there passes HAProxy's checks (or not checked yet).
+    #[default]
+    Down,
+}
+
+impl ServerState {
+    /// Its name in lower case, as the API, the CLI and the metrics show it.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Unreachable => "unreachable",
+            Self::Down => "down",
+        }
+    }
+}
+
 /// What is known about a server right now.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ServerStatus {
-    /// Whether its engine answered the last time it was asked (within the failure grace).
+    /// Whether its control path answered the last time it was asked (within the failure
+    /// grace): replicas may be started, listed and removed there.
     pub up: bool,
-    /// Why it is down.
+    /// `up`, `unreachable` or `down` (see [`ServerState`]).
+    pub state: ServerState,
+    /// When `state` last changed (RFC 3339).
+    pub since: Option<String>,
+    /// Why it is not up.
     pub reason: Option<String>,
     /// Docker Engine version, once connected.
     pub docker_version: Option<String>,
     /// Negotiated API version.
     pub api_version: Option<String>,
-    /// shoal-managed containers there, all services.
+    /// shoal-managed containers there, all services, in any state (they count toward
+    /// `max_containers`).
     pub containers: u32,
+    /// Of those, the ones running.
+    pub containers_running: u32,
+    /// Replicas there (all services) that HAProxy's checks pass, as the loops last saw.
+    pub serving: u32,
+    /// The engine's clock minus this machine's, in ms (Docker's `info`, refreshed every
+    /// [`SKEW_EVERY`]).
+    pub skew_ms: Option<i64>,
     /// Failed passes in a row.
     #[serde(skip)]
     pub failures: u32,
     /// When it last answered.
     pub last_seen: Option<String>,
+}
+
+/// How often the monitor asks a server for its clock (`docker info` is heavier than the
+/// liveness call it makes every pass).
+pub const SKEW_EVERY: Duration = Duration::from_secs(60);
+
+impl ServerStatus {
+    /// Sets `state` from the control path and the replicas serving there; stamps `since`
+    /// when it changed. Returns the previous state when it changed.
+    fn judge(&mut self, name: &str) -> Option<ServerState> {
+        let next = if self.up {
+            ServerState::Up
+        } else if self.serving > 0 {
+            ServerState::Unreachable
+        } else {
+            ServerState::Down
+        };
+        if next == self.state && self.since.is_some() {
+            return None;
+        }
+        let was = self.state;
+        self.state = next;
+        self.since = Some(jiff::Timestamp::now().to_string());
+        let reason = self.reason.as_deref().unwrap_or("");
+        match next {
+            ServerState::Up => tracing::info!(server = name, was = was.as_str(), "server is up"),
+            ServerState::Unreachable => tracing::warn!(
+                server = name,
+                serving = self.serving,
+                reason,
+                "server is unreachable; its replicas still pass HAProxy's checks and keep serving"
+            ),
+            ServerState::Down => tracing::warn!(server = name, reason, "server is down"),
+        }
+        Some(was)
+    }
 }
 
 /// One server: its config, its connection and its status.
@@ -64,6 +145,10 @@ pub struct ServerHandle {
     events: Mutex<BTreeMap<String, u64>>,
     /// Whether an event watcher runs for this handle.
     watched: AtomicBool,
+    /// Replicas here that HAProxy's checks pass, by service (each loop's last report).
+    serving: Mutex<BTreeMap<String, u32>>,
+    /// When the clock skew was last asked for.
+    skew_at: Mutex<Option<tokio::time::Instant>>,
 }
 
 /// First and longest wait between two failed connection attempts to one server.
@@ -78,7 +163,29 @@ impl ServerHandle {
             retry: Mutex::new(None),
             events: Mutex::new(BTreeMap::new()),
             watched: AtomicBool::new(false),
+            serving: Mutex::new(BTreeMap::new()),
+            skew_at: Mutex::new(None),
         }
+    }
+
+    /// Records how many of `service`'s replicas here HAProxy's checks pass (`None`: the
+    /// service is gone), and judges the server's state again.
+    pub fn report_serving(&self, service: &str, n: Option<u32>) {
+        let total = {
+            let mut m = lock(&self.serving);
+            match n {
+                Some(n) => {
+                    m.insert(service.to_owned(), n);
+                }
+                None => {
+                    m.remove(service);
+                }
+            }
+            m.values().copied().fold(0u32, u32::saturating_add)
+        };
+        let mut st = lock(&self.status);
+        st.serving = total;
+        st.judge(self.name());
     }
 
     /// Docker events received from this server for services that run here, by action.
@@ -189,10 +296,10 @@ impl ServerHandle {
         let mut st = lock(&self.status);
         st.failures = st.failures.saturating_add(1);
         if st.failures >= DOWN_AFTER_FAILURES && st.up {
-            tracing::warn!(server = self.name(), error = %err, "server is down");
             st.up = false;
             st.reason = Some(err.to_string());
             *lock(&self.engine) = None;
+            st.judge(self.name());
         }
     }
 
@@ -240,7 +347,7 @@ impl ServerHandle {
             };
             let containers =
                 match tokio::time::timeout(LIST_TIMEOUT, engine.list_managed(None)).await {
-                    Ok(list) => list?.len() as u32,
+                    Ok(list) => list?,
                     Err(_) => {
                         return Err(EngineError::Timeout {
                             server: self.name().to_owned(),
@@ -256,31 +363,47 @@ impl ServerHandle {
             Ok((engine, version, containers)) => {
                 *lock(&self.retry) = None;
                 let api = engine.api_version().to_owned();
+                let skew_due = lock(&self.skew_at)
+                    .is_none_or(|t| t.elapsed() >= SKEW_EVERY || !self.status().up);
+                let skew = if skew_due {
+                    *lock(&self.skew_at) = Some(tokio::time::Instant::now());
+                    match tokio::time::timeout(LIST_TIMEOUT, engine.clock_skew_ms()).await {
+                        Ok(Ok(s)) => Some(s),
+                        Ok(Err(e)) => {
+                            tracing::debug!(server = self.name(), error = %e, "docker info failed");
+                            None
+                        }
+                        Err(_) => None,
+                    }
+                } else {
+                    None
+                };
                 *lock(&self.engine) = Some(engine);
                 let mut st = lock(&self.status);
-                if !st.up {
-                    tracing::info!(server = self.name(), version, api, "server is up");
+                st.up = true;
+                st.reason = None;
+                st.docker_version = Some(version);
+                st.api_version = Some(api);
+                st.containers = containers.len() as u32;
+                st.containers_running = containers
+                    .iter()
+                    .filter(|c| c.state == crate::engine::ContainerState::Running)
+                    .count() as u32;
+                if let Some(skew) = skew {
+                    st.skew_ms = skew;
                 }
-                *st = ServerStatus {
-                    up: true,
-                    reason: None,
-                    docker_version: Some(version),
-                    api_version: Some(api),
-                    containers,
-                    failures: 0,
-                    last_seen: Some(jiff::Timestamp::now().to_string()),
-                };
+                st.failures = 0;
+                st.last_seen = Some(jiff::Timestamp::now().to_string());
+                st.judge(self.name());
             }
             Err(e) => {
                 let mut st = lock(&self.status);
                 st.failures = st.failures.saturating_add(1);
                 if st.failures >= DOWN_AFTER_FAILURES || !st.up {
-                    if st.up {
-                        tracing::warn!(server = self.name(), error = %e, "server is down");
-                    }
                     st.up = false;
                     st.reason = Some(e.to_string());
                     *lock(&self.engine) = None;
+                    st.judge(self.name());
                 }
             }
         }

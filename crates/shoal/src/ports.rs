@@ -23,6 +23,10 @@ pub trait DockerApi: Send + Sync + Debug {
     fn api_version(&self) -> &str;
     /// The engine's version (a liveness question).
     async fn version(&self) -> Result<String, EngineError>;
+    /// The engine's clock minus this machine's, in ms (`None` when it does not say).
+    async fn clock_skew_ms(&self) -> Result<Option<i64>, EngineError> {
+        Ok(None)
+    }
     /// shoal-managed containers, of one service or of all.
     async fn list_managed(&self, service: Option<&str>) -> Result<Vec<ContainerInfo>, EngineError>;
     /// Creates and starts a replica; returns its container id.

@@ -420,33 +420,48 @@ pub struct Server {
     pub max_containers: u32,
     /// How shoal reaches its Docker Engine: `unix://`, `tcp://` or `ssh://`.
     pub endpoint: String,
-    /// `up` or `down`.
+    /// `up`, `unreachable` (no control path, replicas there still pass HAProxy's checks)
+    /// or `down`.
     pub status: ServerState,
-    /// Whether its engine answers (`status == "up"`).
+    /// Whether its control path answers (`status == "up"`).
     pub up: bool,
-    /// Why it is down.
+    /// Why it is not up (the control path's last error).
     #[schema(required = true)]
     pub reason: Option<String>,
+    /// When `status` last changed (RFC 3339).
+    #[schema(required = true)]
+    pub since: Option<String>,
     /// Docker Engine version, once connected.
     #[schema(required = true)]
     pub docker_version: Option<String>,
     /// Negotiated Docker API version.
     #[schema(required = true)]
     pub api_version: Option<String>,
-    /// shoal-managed containers there, all services.
+    /// shoal-managed containers there, all services, in any state (they count toward
+    /// `max_containers`).
     pub containers: u32,
+    /// Of those, the ones running (as last listed).
+    pub containers_running: u32,
+    /// Replicas there, all services, that HAProxy's health checks pass.
+    pub serving: u32,
+    /// The engine's clock minus this machine's, in milliseconds, when it reported it.
+    #[schema(required = true)]
+    pub clock_skew_ms: Option<i64>,
     /// When it last answered (RFC 3339).
     #[schema(required = true)]
     pub last_seen: Option<String>,
 }
 
-/// Whether a server answers.
+/// A server's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ServerState {
-    /// Its engine answers.
+    /// Its control path (SSH and Docker, or `docker_host`) answers.
     Up,
-    /// It does not; see `reason`.
+    /// No control path, but replicas there still pass HAProxy's health checks: they keep
+    /// serving, nothing new is placed there. See `reason`.
+    Unreachable,
+    /// No control path and nothing there passes HAProxy's checks; see `reason`.
     Down,
 }
 

@@ -126,7 +126,8 @@ pub(super) async fn status(State(s): State<Arc<ApiState>>) -> Json<Status> {
     })
 }
 
-/// Servers and whether their Docker Engine answers.
+/// Servers: state (`up`, `unreachable`, `down`), reason, since when, Docker version,
+/// containers, clock skew.
 #[utoipa::path(
     get, path = "/servers", tag = "servers",
     responses((status = 200, description = "Every configured server", body = ServerList)),
@@ -156,16 +157,20 @@ pub(super) async fn servers(State(s): State<Arc<ApiState>>) -> Json<ServerList> 
                 role: c.role.clone(),
                 max_containers: *c.max_containers,
                 endpoint,
-                status: if st.up {
-                    ServerState::Up
-                } else {
-                    ServerState::Down
+                status: match st.state {
+                    crate::fleet::ServerState::Up => ServerState::Up,
+                    crate::fleet::ServerState::Unreachable => ServerState::Unreachable,
+                    crate::fleet::ServerState::Down => ServerState::Down,
                 },
                 up: st.up,
                 reason: st.reason,
+                since: st.since,
                 docker_version: st.docker_version,
                 api_version: st.api_version,
                 containers: st.containers,
+                containers_running: st.containers_running,
+                serving: st.serving,
+                clock_skew_ms: st.skew_ms,
                 last_seen: st.last_seen,
             }
         })

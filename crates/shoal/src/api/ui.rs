@@ -102,7 +102,8 @@ pub fn page(app: &App) -> String {
             "<span class=\"up\">up</span>".to_owned()
         } else {
             format!(
-                "<span class=\"down\">down</span> <span class=\"muted\">{}</span>",
+                "<span class=\"down\">{}</span> <span class=\"muted\">{}</span>",
+                st.state.as_str(),
                 esc(st.reason.as_deref().unwrap_or(""))
             )
         };

@@ -41,6 +41,12 @@ pub(super) struct ServerLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct ServerStateLabels {
+    pub(super) server: String,
+    pub(super) state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct ServerActionLabels {
     pub(super) server: String,
     pub(super) action: String,
@@ -220,6 +226,7 @@ pub fn encode(
             .set(gauge_i64(s.cooldown_remaining));
     }
     let server_up = Family::<ServerLabel, Gauge>::default();
+    let server_state = Family::<ServerStateLabels, Gauge>::default();
     let server_containers = Family::<ServerLabel, Gauge>::default();
     let server_max = Family::<ServerLabel, Gauge>::default();
     let docker_events = Family::<ServerActionLabels, Counter>::default();
@@ -236,6 +243,14 @@ pub fn encode(
             server: s.name.clone(),
         };
         server_up.get_or_create(&l).set(i64::from(s.up));
+        for state in ["up", "unreachable", "down"] {
+            server_state
+                .get_or_create(&ServerStateLabels {
+                    server: s.name.clone(),
+                    state: state.to_owned(),
+                })
+                .set(i64::from(s.state == state));
+        }
         server_containers
             .get_or_create(&l)
             .set(i64::from(s.containers));
@@ -307,6 +322,11 @@ pub fn encode(
         "shoal_server_up",
         "1 when the server's Docker Engine answers",
         server_up,
+    );
+    reg.register(
+        "shoal_server_state",
+        "1 for the server's state (up, unreachable: no control path but its replicas pass HAProxy's checks, down), 0 for the others",
+        server_state,
     );
     reg.register(
         "shoal_server_containers",

@@ -176,6 +176,8 @@ pub struct ServerSample {
     pub name: String,
     /// Whether its engine answers.
     pub up: bool,
+    /// `up`, `unreachable` or `down`.
+    pub state: &'static str,
     /// shoal-managed containers there.
     pub containers: u32,
     /// `max_containers`.
@@ -206,6 +208,7 @@ pub fn render(app: &App) -> String {
             ServerSample {
                 name: h.name().to_owned(),
                 up: st.up,
+                state: st.state.as_str(),
                 containers: st.containers,
                 max_containers: *h.config.max_containers,
                 events: h.events_received(),

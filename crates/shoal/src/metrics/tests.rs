@@ -24,6 +24,7 @@ fn servers() -> Vec<ServerSample> {
         ServerSample {
             name: "local".into(),
             up: true,
+            state: "up",
             containers: 6,
             max_containers: 12,
             events: BTreeMap::from([("die".into(), 3), ("health_status".into(), 5)]),
@@ -31,6 +32,7 @@ fn servers() -> Vec<ServerSample> {
         ServerSample {
             name: "viassh".into(),
             up: false,
+            state: "unreachable",
             containers: 0,
             max_containers: 4,
             events: BTreeMap::new(),
@@ -61,6 +63,9 @@ fn names_labels_and_values_are_those_shoal_always_exposed() {
         "shoal_server_up{server=\"local\"} 1",
         "shoal_server_up{server=\"viassh\"} 0",
         "shoal_server_containers{server=\"local\"} 6",
+        "shoal_server_state{server=\"local\",state=\"up\"} 1",
+        "shoal_server_state{server=\"viassh\",state=\"unreachable\"} 1",
+        "shoal_server_state{server=\"viassh\",state=\"down\"} 0",
         "# TYPE shoal_docker_events counter",
         "shoal_docker_events_total{server=\"local\",action=\"die\"} 3",
         "shoal_docker_events_total{server=\"local\",action=\"health_status\"} 5",

@@ -29,8 +29,11 @@ pub struct FakeContainer {
 /// One fake server.
 #[derive(Clone, Debug)]
 pub struct FakeServer {
-    /// `false`: every call hangs (a partition, a wedged engine).
+    /// `false`: every call hangs (a partition, a wedged engine, sshd gone).
     pub answering: bool,
+    /// `false`: its replicas cannot be reached either (the server is gone): their health
+    /// checks fail, HAProxy's included.
+    pub reachable: bool,
     /// Containers by id.
     pub containers: BTreeMap<String, FakeContainer>,
 }
@@ -85,6 +88,7 @@ impl World {
                         (*s).to_owned(),
                         FakeServer {
                             answering: true,
+                            reachable: true,
                             containers: BTreeMap::new(),
                         },
                     )
@@ -173,6 +177,7 @@ impl WorldState {
     fn healthy_port(&self, port: u16) -> bool {
         self.servers
             .values()
+            .filter(|s| s.reachable)
             .flat_map(|s| s.containers.values())
             .any(|c| {
                 c.info.host_port == Some(port)

@@ -233,8 +233,8 @@ async fn drain_timeout_bounds_a_drain_with_stuck_sessions() {
     assert_eq!(world.running("web").len(), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn server_that_stops_answering_is_replaced_elsewhere_and_reconciled_on_return() {
+/// Two replicas of `web` in rotation, one on `s1`, one on `s2`.
+async fn two_servers_one_replica_each() -> (World, Arc<App>) {
     let world = World::new(&["s1", "s2"]);
     let app = app(
         &world,
@@ -242,22 +242,107 @@ async fn server_that_stops_answering_is_replaced_elsewhere_and_reconciled_on_ret
     );
     app.start().await;
     until(Duration::from_secs(10), "two ready", || ready(&app) == 2).await;
-    let on = |s: &str| {
-        world
-            .running("web")
-            .iter()
-            .filter(|c| c.server == s)
-            .count()
-    };
-    assert_eq!((on("s1"), on("s2")), (1, 1), "spread over both servers");
+    assert_eq!(on(&world, "s1"), 1, "spread over both servers");
+    assert_eq!(on(&world, "s2"), 1, "spread over both servers");
+    (world, app)
+}
+
+/// Running containers of `web` on `server`.
+fn on(world: &World, server: &str) -> usize {
+    world
+        .running("web")
+        .iter()
+        .filter(|c| c.server == server)
+        .count()
+}
+
+/// Journal events that change what runs or what HAProxy serves.
+fn changes(app: &App) -> Vec<Event> {
+    events(app)
+        .into_iter()
+        .filter(|e| {
+            e.action.starts_with("replica_") || e.action.starts_with("lb_") || e.action == "error"
+        })
+        .collect()
+}
+
+fn server_state(app: &App, server: &str) -> crate::fleet::ServerStatus {
+    app.fleet.get(server).unwrap().status()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_control_path_with_healthy_replicas_keeps_them_serving_and_starts_none() {
+    let (world, app) = two_servers_one_replica_each().await;
+    let created = world.with(|w| w.created);
+    // s2's engine stops answering (sshd gone); its replica still passes HAProxy's checks.
     world.with(|w| w.servers.get_mut("s2").unwrap().answering = false);
+    until(Duration::from_secs(30), "s2 unreachable", || {
+        server_state(&app, "s2").state == crate::fleet::ServerState::Unreachable
+    })
+    .await;
+    let st = server_state(&app, "s2");
+    assert!(!st.up);
+    assert_eq!(st.serving, 1, "{st:?}");
+    assert!(
+        st.reason.as_deref().is_some_and(|r| r.contains("s2")),
+        "the reason names what failed: {st:?}"
+    );
+    // Well past every failure threshold: nothing duplicated, nothing lost, still serving.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(world.with(|w| w.created), created, "{:#?}", events(&app));
+    assert_eq!((on(&world, "s1"), on(&world, "s2")), (1, 1));
+    assert_eq!(world.in_rotation(BACKEND).len(), 2);
+    assert_eq!(ready(&app), 2);
+    assert!(
+        actions(&app, "replica_lost").is_empty(),
+        "{:#?}",
+        events(&app)
+    );
+    // Nothing new is placed there: a scale-up goes to s1.
+    commands::scale(&app, "web", true, Trigger::Manual).unwrap();
+    until(Duration::from_secs(10), "three ready", || ready(&app) == 3).await;
+    assert_eq!((on(&world, "s1"), on(&world, "s2")), (2, 1));
+    commands::scale(&app, "web", false, Trigger::Manual).unwrap();
+    until(Duration::from_secs(30), "back to two", || {
+        world.running("web").len() == 2 && ready(&app) == 2
+    })
+    .await;
+    // The drained one was on s1: the one without a control path could not be stopped.
+    assert_eq!((on(&world, "s1"), on(&world, "s2")), (1, 1));
+    let created = world.with(|w| w.created);
+    let acted = changes(&app).len();
+    // The control path is back: up, and nothing to do.
+    world.with(|w| w.servers.get_mut("s2").unwrap().answering = true);
+    until(Duration::from_secs(30), "s2 up", || {
+        server_state(&app, "s2").state == crate::fleet::ServerState::Up
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(world.with(|w| w.created), created);
+    assert_eq!(changes(&app).len(), acted, "{:#?}", &changes(&app)[acted..]);
+    assert_eq!(world.in_rotation(BACKEND).len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_gone_has_its_replicas_replaced_elsewhere_and_reconciled_on_return() {
+    let (world, app) = two_servers_one_replica_each().await;
+    // s2 is gone: no control path, and its replica fails HAProxy's checks too.
+    world.with(|w| {
+        let s2 = w.servers.get_mut("s2").unwrap();
+        s2.answering = false;
+        s2.reachable = false;
+    });
     let took = until(
         Duration::from_secs(30),
         "replacement on s1 in rotation",
-        || on("s1") == 2 && ready(&app) == 2 && !actions(&app, "replica_lost").is_empty(),
+        || on(&world, "s1") == 2 && ready(&app) == 2 && !actions(&app, "replica_lost").is_empty(),
     )
     .await;
     assert!(took < Duration::from_secs(15), "{took:?}");
+    assert_eq!(
+        server_state(&app, "s2").state,
+        crate::fleet::ServerState::Down
+    );
     assert_eq!(
         world.in_rotation(BACKEND).len(),
         2,
@@ -265,9 +350,18 @@ async fn server_that_stops_answering_is_replaced_elsewhere_and_reconciled_on_ret
         events(&app),
         world.0.lock().unwrap().backends
     );
+    assert_eq!(
+        world.registered(BACKEND).len(),
+        2,
+        "the lost one left HAProxy"
+    );
     // s2 answers again with its old replica still running: the surplus is drained, exactly
     // two remain, none duplicated.
-    world.with(|w| w.servers.get_mut("s2").unwrap().answering = true);
+    world.with(|w| {
+        let s2 = w.servers.get_mut("s2").unwrap();
+        s2.answering = true;
+        s2.reachable = true;
+    });
     until(Duration::from_secs(30), "back to exactly two", || {
         world.running("web").len() == 2
             && app.service("web").unwrap().snapshot().replicas.len() == 2
@@ -278,6 +372,10 @@ async fn server_that_stops_answering_is_replaced_elsewhere_and_reconciled_on_ret
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(world.running("web").len(), 2);
     assert_eq!(world.in_rotation(BACKEND).len(), 2);
+    assert_eq!(
+        server_state(&app, "s2").state,
+        crate::fleet::ServerState::Up
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -44,6 +44,45 @@ impl Observation {
             .as_ref()
             .is_some_and(|v| v.iter().any(|s| s.name == name))
     }
+
+    /// Whether the load balancer lists `name` with its health checks passing (in rotation,
+    /// or in maintenance with a passing check).
+    #[must_use]
+    pub fn serving(&self, name: &str) -> bool {
+        self.lb.as_ref().is_some_and(|v| {
+            v.iter()
+                .any(|s| s.name == name && (s.in_rotation || s.check_passing))
+        })
+    }
+}
+
+/// Replicas of a service that HAProxy's checks pass, per configured server, for the fleet's
+/// judgement of servers without a control path ([`crate::fleet::ServerHandle::report_serving`]).
+/// Ones HAProxy serves that the loop does not know are attributed by address when it is the
+/// host of exactly one server. `None` when the load balancer did not answer.
+#[must_use]
+pub fn serving_per_server(
+    state: &ServiceState,
+    obs: &Observation,
+) -> Option<BTreeMap<String, u32>> {
+    let view = obs.lb.as_ref()?;
+    let mut out: BTreeMap<String, u32> = obs.servers.iter().map(|s| (s.clone(), 0)).collect();
+    for s in view.iter().filter(|s| s.in_rotation || s.check_passing) {
+        let server = match state.replicas.values().find(|r| r.name == s.name) {
+            Some(r) => Some(r.server.clone()),
+            None => {
+                let mut by_addr = obs.hosts.iter().filter(|(_, h)| **h == s.addr);
+                match (by_addr.next(), by_addr.next()) {
+                    (Some((server, _)), None) => Some(server.clone()),
+                    _ => None,
+                }
+            }
+        };
+        if let Some(n) = server.and_then(|server| out.get_mut(&server)) {
+            *n = n.saturating_add(1);
+        }
+    }
+    Some(out)
 }
 
 /// Lists `service`'s containers on every up server and reads its backend, concurrently. A

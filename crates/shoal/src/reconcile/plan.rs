@@ -6,6 +6,13 @@
 //! replicas (removed before anything is started, so Docker's restart policy can never bring
 //! one back beside its replacement), HAProxy membership (register, promote, repair drift),
 //! the count (start or drain), then the rollout.
+//!
+//! A replica on a server without a control path (configured, not up) cannot be listed,
+//! stopped or removed. HAProxy's view decides for it: while HAProxy's checks pass it keeps
+//! serving and counts, and nothing is started in its place; once they fail (or HAProxy no
+//! longer lists it) it is lost: out of HAProxy, started elsewhere. Without HAProxy's view
+//! it is kept as it was. It is never chosen to drain or to be rolled; if it comes back with
+//! its server after it was lost, the surplus is drained like any other.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -287,6 +294,10 @@ pub fn plan(input: &Input<'_>) -> Plan {
             }
             continue;
         }
+        if unreachable(obs, &r.server) && obs.lb.as_ref().is_none_or(|_| obs.serving(&r.name)) {
+            // No control path, but HAProxy's checks pass (or HAProxy did not say): it serves.
+            continue;
+        }
         gone.insert(r.id.clone());
         steps.push(Step::Lost {
             id: r.id.clone(),
@@ -299,12 +310,28 @@ pub fn plan(input: &Input<'_>) -> Plan {
         .filter(|c| !state.replicas.contains_key(&c.id))
         .map(|c| track(c, obs, now))
         .collect();
+    // Replicas HAProxy serves from a server without a control path that the loop does not
+    // know (it restarted meanwhile): left serving and counted, known once the server is back.
+    let held_strays: BTreeSet<&str> = obs
+        .lb
+        .iter()
+        .flatten()
+        .filter(|s| {
+            !state.replicas.values().any(|r| r.name == s.name)
+                && !tracked.iter().any(|r| r.name == s.name)
+                && (s.in_rotation || s.check_passing)
+                && only_unreachable_host(obs, &s.addr)
+        })
+        .map(|s| s.name.as_str())
+        .collect();
+    let held = held_strays.len() as u32;
     let mut desired = state.desired;
     if !state.adopted {
         let running = tracked
             .iter()
             .filter(|r| r.container_state == ContainerState::Running)
-            .count() as u32;
+            .count() as u32
+            + held;
         // Within the bounds; the autoscaler moves it to off_hours_replicas outside the window.
         // The desired count saved before the restart wins (replicas may have died while shoal
         // was down); without one, what runs is what was wanted.
@@ -370,7 +397,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
             ContainerState::Running | ContainerState::Created
         )
     }));
-    let active = counted.len() as u32;
+    let active = counted.len() as u32 + held;
     let target = desired.saturating_add(u32::from(surge_alive));
     let mut loads = loads_for(obs, state, &counted, &replaced);
     let mut starting = false;
@@ -392,6 +419,8 @@ pub fn plan(input: &Input<'_>) -> Plan {
         let candidates: Vec<Candidate> = alive
             .iter()
             .filter(|r| Some(&r.id) != surge_new.as_ref())
+            // Without a control path it could not be stopped: it stays until its server is back.
+            .filter(|r| !unreachable(obs, &r.server))
             .map(|r| Candidate {
                 id: r.id.clone(),
                 server: r.server.clone(),
@@ -449,11 +478,17 @@ pub fn plan(input: &Input<'_>) -> Plan {
             },
             None => {
                 let left: Vec<&String> = ro.replace_ids.iter().filter(|id| is_alive(id)).collect();
-                match left.first() {
-                    None => steps.push(Step::RolloutDone {
+                // One on a server without a control path could not be stopped: it waits.
+                let next = left.iter().find(|id| {
+                    alive
+                        .iter()
+                        .any(|r| &r.id == **id && !unreachable(obs, &r.server))
+                });
+                match (left.first(), next) {
+                    (None, _) => steps.push(Step::RolloutDone {
                         replaced: ro.replaced,
                     }),
-                    Some(old) if !busy => match placement::place(&mut loads, 1).pop() {
+                    (Some(_), Some(old)) if !busy => match placement::place(&mut loads, 1).pop() {
                         Some(server) => steps.push(Step::Start {
                             server,
                             surge_for: Some((*old).clone()),
@@ -463,7 +498,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
                             placed: 0,
                         }),
                     },
-                    Some(_) => {}
+                    (Some(_), _) => {}
                 }
             }
         }
@@ -518,7 +553,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         for s in view {
             let known = state.replicas.values().any(|r| r.name == s.name)
                 || tracked.iter().any(|r| r.name == s.name);
-            if !known {
+            if !known && !held_strays.contains(s.name.as_str()) {
                 membership.push(Step::RemoveStray {
                     name: s.name.clone(),
                 });
@@ -542,6 +577,23 @@ pub fn plan(input: &Input<'_>) -> Plan {
             .clamp(Duration::from_millis(100), timings::MAX_PASS_INTERVAL)
     };
     Plan { steps, requeue }
+}
+
+/// Whether `server` is configured but has no control path (not up): what runs there can be
+/// neither listed nor removed.
+fn unreachable(obs: &Observation, server: &str) -> bool {
+    obs.servers.contains(server) && !obs.up.contains(server)
+}
+
+/// Whether `addr` is the host of configured servers that are all without a control path
+/// (an address shared with an up server says nothing about where a replica runs).
+fn only_unreachable_host(obs: &Observation, addr: &str) -> bool {
+    let mut servers = obs
+        .hosts
+        .iter()
+        .filter(|(_, h)| h.as_str() == addr)
+        .peekable();
+    servers.peek().is_some() && servers.all(|(s, _)| unreachable(obs, s))
 }
 
 /// A container seen for the first time, as a `Starting` replica.

@@ -330,3 +330,218 @@ fn a_container_listed_while_docker_removes_it_never_costs_a_serving_replica() {
         p.steps
     );
 }
+
+/// `server` without a control path: not up, not listed; HAProxy's view unchanged.
+fn cut(obs: &mut Observation, server: &str) {
+    obs.up.remove(server);
+    obs.answered.remove(server);
+    obs.containers.retain(|c| c.server != server);
+    for l in obs.loads.iter_mut().filter(|l| l.name == server) {
+        l.up = false;
+    }
+}
+
+/// HAProxy's checks of `name` fail (it is DOWN).
+fn fails_in_lb(obs: &mut Observation, name: &str) {
+    for s in obs.lb.iter_mut().flatten().filter(|s| s.name == name) {
+        s.status = "DOWN".into();
+        s.in_rotation = false;
+        s.check_passing = false;
+    }
+}
+
+fn lost(p: &Plan) -> Vec<&str> {
+    p.steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Lost { id, .. } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn started_on(p: &Plan) -> Vec<&str> {
+    p.steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Start { server, .. } => Some(server.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Two ready replicas: id0 on s1, id1 on s2.
+const TWO_READY: [Gen; 2] = [(0, 2, true, 0, true, 50), (1, 2, true, 0, true, 50)];
+
+#[test]
+fn a_replica_haproxy_still_serves_from_a_server_without_control_path_is_kept_and_counted() {
+    let spec = spec(1, 4);
+    let (state, mut obs, now) = world(&TWO_READY, 2, None);
+    cut(&mut obs, "s2");
+    let p = run(&spec, &state, &obs, now);
+    assert!(lost(&p).is_empty(), "{:#?}", p.steps);
+    assert!(
+        started_on(&p).is_empty(),
+        "nothing duplicated: {:#?}",
+        p.steps
+    );
+    assert!(
+        !p.steps.iter().any(|s| matches!(
+            s,
+            Step::Replace { .. } | Step::Drain { .. } | Step::RemoveStray { .. }
+        )),
+        "{:#?}",
+        p.steps
+    );
+    // Without HAProxy's view it is kept as well.
+    obs.lb = None;
+    let p = run(&spec, &state, &obs, now);
+    assert!(
+        lost(&p).is_empty() && started_on(&p).is_empty(),
+        "{:#?}",
+        p.steps
+    );
+}
+
+#[test]
+fn a_replica_failing_haproxy_on_a_server_without_control_path_is_lost_and_started_elsewhere() {
+    let spec = spec(1, 4);
+    let (state, mut obs, now) = world(&TWO_READY, 2, None);
+    cut(&mut obs, "s2");
+    fails_in_lb(&mut obs, "web-1");
+    let p = run(&spec, &state, &obs, now);
+    assert_eq!(lost(&p), ["id1"], "{:#?}", p.steps);
+    assert!(
+        matches!(
+            p.steps.iter().find(|s| matches!(s, Step::Lost { .. })),
+            Some(Step::Lost { in_lb: true, .. })
+        ),
+        "it leaves HAProxy: {:#?}",
+        p.steps
+    );
+    let on = started_on(&p);
+    assert_eq!(on.len(), 1, "{:#?}", p.steps);
+    assert_ne!(
+        on[0], "s2",
+        "nothing is placed on a server without control path"
+    );
+    // The same when HAProxy no longer lists it at all.
+    let (state, mut obs, now) = world(&TWO_READY, 2, None);
+    cut(&mut obs, "s2");
+    obs.lb.as_mut().unwrap().retain(|s| s.name != "web-1");
+    let p = run(&spec, &state, &obs, now);
+    assert_eq!(lost(&p), ["id1"], "{:#?}", p.steps);
+    assert_eq!(started_on(&p).len(), 1, "{:#?}", p.steps);
+}
+
+#[test]
+fn surplus_is_never_drained_from_a_server_without_control_path() {
+    let spec = spec(1, 4);
+    // id1 on s2 is the newest and the most loaded server's: it would be the victim.
+    let gens = [
+        (0, 2, true, 0, true, 50),
+        (1, 2, true, 0, true, 10),
+        (1, 2, true, 0, true, 5),
+    ];
+    let (state, mut obs, now) = world(&gens, 2, None);
+    cut(&mut obs, "s2");
+    let p = run(&spec, &state, &obs, now);
+    let drained: Vec<&str> = p
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Drain { id, .. } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(drained, ["id0"], "{:#?}", p.steps);
+    // Only replicas there are surplus: the surplus waits for the server.
+    let (state, mut obs, now) = world(&gens[1..], 1, None);
+    cut(&mut obs, "s2");
+    let p = run(&spec, &state, &obs, now);
+    assert!(
+        !p.steps.iter().any(|s| matches!(s, Step::Drain { .. })),
+        "{:#?}",
+        p.steps
+    );
+}
+
+#[test]
+fn after_a_restart_replicas_haproxy_serves_from_a_server_without_control_path_are_left_and_counted()
+{
+    let spec = spec(1, 4);
+    let (mut state, mut obs, now) = world(&TWO_READY, 2, None);
+    // The restarted loop knows nothing; s2 (10.0.0.2) has no control path.
+    state.adopted = false;
+    state.replicas.clear();
+    obs.hosts.insert("s2".into(), "10.0.0.2".into());
+    for s in obs.lb.iter_mut().flatten().filter(|s| s.name == "web-1") {
+        s.addr = "10.0.0.2".into();
+    }
+    cut(&mut obs, "s2");
+    let p = run(&spec, &state, &obs, now);
+    assert!(
+        matches!(
+            p.steps[0],
+            Step::Adopt {
+                running: 2,
+                desired: 2,
+                ..
+            }
+        ),
+        "{:#?}",
+        p.steps
+    );
+    assert!(started_on(&p).is_empty(), "{:#?}", p.steps);
+    assert!(
+        !p.steps
+            .iter()
+            .any(|s| matches!(s, Step::RemoveStray { name } if name == "web-1")),
+        "{:#?}",
+        p.steps
+    );
+    // Failing HAProxy's checks, it is a stray like any other: removed, and replaced when
+    // the count saved before the restart wants it.
+    fails_in_lb(&mut obs, "web-1");
+    state.saved_desired = Some(2);
+    let p = run(&spec, &state, &obs, now);
+    assert!(
+        p.steps
+            .iter()
+            .any(|s| matches!(s, Step::RemoveStray { name } if name == "web-1")),
+        "{:#?}",
+        p.steps
+    );
+    assert_eq!(started_on(&p).len(), 1, "{:#?}", p.steps);
+}
+
+#[test]
+fn a_rollout_waits_for_an_old_replica_on_a_server_without_control_path() {
+    let spec = spec(1, 4);
+    // Replicas id0 (s1) and id1 (s2); the rollout has id1 left to replace.
+    let (state, mut obs, now) = world(&TWO_READY, 2, Some((1, false)));
+    assert_eq!(
+        state.rollout.as_ref().unwrap().replace_ids,
+        BTreeSet::from(["id1".to_owned()])
+    );
+    cut(&mut obs, "s2");
+    let p = run(&spec, &state, &obs, now);
+    assert!(
+        !p.steps.iter().any(|s| matches!(
+            s,
+            Step::Start { .. } | Step::RolloutDone { .. } | Step::Drain { .. }
+        )),
+        "{:#?}",
+        p.steps
+    );
+    // Back: it is rolled.
+    let (state, obs, now) = world(&TWO_READY, 2, Some((1, false)));
+    let p = run(&spec, &state, &obs, now);
+    assert!(
+        p.steps
+            .iter()
+            .any(|s| matches!(s, Step::Start { surge_for: Some(old), .. } if old == "id1")),
+        "{:#?}",
+        p.steps
+    );
+}

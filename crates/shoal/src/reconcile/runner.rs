@@ -115,6 +115,13 @@ pub async fn pass(ctx: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
         removed,
         now,
     });
+    if let Some(serving) = observe::serving_per_server(&state, &obs) {
+        for (server, n) in serving {
+            if let Some(h) = ctx.fleet.get(&server) {
+                h.report_serving(&rt.name, Some(n));
+            }
+        }
+    }
     let errors = Executor::new(ctx, rt, &spec).run(&plan).await;
     let short = plan
         .steps
