@@ -220,6 +220,17 @@ async fn run(cli: Cli) -> ExitCode {
                 for (what, problem) in shoal::ssh::local_file_problems(&c) {
                     eprintln!("{}: warning: {what}: {problem}", file.display());
                 }
+                for (what, problem) in shoal::engine::tls::cert_file_problems(&c.servers) {
+                    eprintln!("{}: warning: {what}: {problem}", file.display());
+                }
+                for s in c.servers.iter().filter(|s| s.plain_tcp_beyond_loopback()) {
+                    eprintln!(
+                        "{}: warning: server {}: docker_tls: false: plain TCP to {}, not encrypted or authenticated",
+                        file.display(),
+                        s.name.value,
+                        s.docker_host.as_ref().map_or("", |h| h.value.as_str())
+                    );
+                }
                 println!(
                     "{}: ok ({} server(s), {} service(s))",
                     file.display(),
@@ -371,6 +382,17 @@ async fn serve(config_path: PathBuf, bind: Option<SocketAddr>) -> ExitCode {
         }
     };
     init_tracing(&config.autoscaler.log_level);
+    for s in config
+        .servers
+        .iter()
+        .filter(|s| s.plain_tcp_beyond_loopback())
+    {
+        tracing::warn!(
+            server = s.name.value,
+            docker_host = s.docker_host.as_ref().map_or("", |h| h.value.as_str()),
+            "docker_tls: false: the engine is reached over plain TCP, not encrypted or authenticated; anyone who can reach it controls Docker there"
+        );
+    }
     let bind = match bind.map_or_else(|| config.api.bind.parse::<SocketAddr>(), Ok) {
         Ok(b) => b,
         Err(e) => {

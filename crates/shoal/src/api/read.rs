@@ -144,6 +144,7 @@ pub(super) async fn servers(State(s): State<Arc<ApiState>>) -> Json<ServerList> 
             let endpoint = match c.endpoint() {
                 DockerEndpoint::Unix(p) => format!("unix://{}", p.display()),
                 DockerEndpoint::Tcp(a) => format!("tcp://{a}"),
+                DockerEndpoint::TcpTls { addr, .. } => format!("tcp://{addr} (TLS)"),
                 DockerEndpoint::Ssh {
                     user, host, port, ..
                 } => format!(

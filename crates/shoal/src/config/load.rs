@@ -47,6 +47,11 @@ impl Config {
                     s.ssh_key = Some(base.join(k));
                 }
             }
+            if let Some(p) = &mut s.docker_cert_path {
+                if p.value.is_relative() {
+                    p.value = base.join(&p.value);
+                }
+            }
         }
     }
 

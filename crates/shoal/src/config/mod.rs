@@ -9,7 +9,8 @@
 //!   and [`HealthCheckConfig`];
 //! - `durations`: the bounds on values in seconds and the accessors that turn them into
 //!   [`std::time::Duration`];
-//! - `load`: [`Config::load`] and [`Config::parse`]; `validate`: [`Config::validate`];
+//! - `load`: [`Config::load`] and [`Config::parse`]; `validate`: [`Config::validate`]
+//!   (`tls`: the rules for `tcp://` engines, TLS or explicitly plain);
 //! - `error`: [`ConfigIssue`] and [`ConfigError`].
 
 mod durations;
@@ -18,6 +19,7 @@ mod load;
 mod located;
 mod model;
 mod service;
+mod tls;
 mod validate;
 
 #[cfg(test)]
@@ -27,9 +29,10 @@ pub use durations::{MAX_HOLD_SECS, MAX_STABILIZATION_SECS, MAX_WAIT_SECS};
 pub use error::{ConfigError, ConfigIssue};
 pub use located::Located;
 pub use model::{
-    ApiConfig, AutoscalerConfig, BusinessHoursConfig, Config, DockerEndpoint, GrafanaConfig,
-    LoadBalancerConfig, MonitoringConfig, PrometheusConfig, ServerConfig, SshConfig,
+    is_loopback_host, ApiConfig, AutoscalerConfig, BusinessHoursConfig, Config, DockerEndpoint,
+    GrafanaConfig, LoadBalancerConfig, MonitoringConfig, PrometheusConfig, ServerConfig, SshConfig,
     DEFAULT_DOCKER_SOCKET,
 };
 pub use service::{HealthCheckConfig, ServiceConfig};
+pub use tls::CERT_FILES;
 pub use validate::{parse_hhmm, parse_memory};

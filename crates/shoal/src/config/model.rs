@@ -159,6 +159,40 @@ pub struct ServerConfig {
     /// default `/var/run/docker.sock`).
     #[serde(default)]
     pub docker_socket: Option<Located<String>>,
+    /// TLS for a `tcp://` `docker_host`: the directory holding `ca.pem`, `cert.pem` and
+    /// `key.pem`, as Docker's own `DOCKER_CERT_PATH` (a shoal addition). The engine's
+    /// certificate must chain to `ca.pem` and name the address; `cert.pem`/`key.pem` are the
+    /// client's (a dockerd started with `--tlsverify`).
+    #[serde(default)]
+    pub docker_cert_path: Option<Located<PathBuf>>,
+    /// `false` accepts plain TCP to a `tcp://` `docker_host` that is not loopback (refused
+    /// otherwise: whoever reaches that port controls the engine); `true` requires
+    /// `docker_cert_path` (a shoal addition).
+    #[serde(default)]
+    pub docker_tls: Option<Located<bool>>,
+}
+
+impl ServerConfig {
+    /// Whether this server's engine is reached over plain TCP at an address that is not
+    /// loopback (accepted only with `docker_tls: false`).
+    #[must_use]
+    pub fn plain_tcp_beyond_loopback(&self) -> bool {
+        match self.endpoint() {
+            DockerEndpoint::Tcp(addr) => !is_loopback_host(&addr),
+            _ => false,
+        }
+    }
+}
+
+/// Whether the host of `host:port` is loopback (`localhost`, `127.0.0.0/8`, `[::1]`).
+#[must_use]
+pub fn is_loopback_host(addr: &str) -> bool {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Default remote Docker socket of a server reached over SSH.
@@ -175,6 +209,14 @@ pub enum DockerEndpoint {
     Unix(PathBuf),
     /// A plain TCP endpoint (`host:port`).
     Tcp(String),
+    /// A TCP endpoint with TLS (`host:port`; the client certificate, key and CA in
+    /// `cert_path`, as `DOCKER_CERT_PATH`).
+    TcpTls {
+        /// `host:port`.
+        addr: String,
+        /// Directory of `ca.pem`, `cert.pem`, `key.pem`.
+        cert_path: PathBuf,
+    },
     /// Over SSH: the server's Docker socket forwarded to a local one.
     Ssh {
         /// SSH user.
@@ -199,7 +241,14 @@ impl ServerConfig {
                 DockerEndpoint::Unix(PathBuf::from(&h["unix://".len()..]))
             }
             Some(h) if h.starts_with("tcp://") => {
-                DockerEndpoint::Tcp(h["tcp://".len()..].to_owned())
+                let addr = h["tcp://".len()..].to_owned();
+                match &self.docker_cert_path {
+                    Some(dir) => DockerEndpoint::TcpTls {
+                        addr,
+                        cert_path: dir.value.clone(),
+                    },
+                    None => DockerEndpoint::Tcp(addr),
+                }
             }
             _ => DockerEndpoint::Ssh {
                 user: self.ssh_user.clone(),

@@ -67,6 +67,7 @@ impl Config {
                     );
                 }
             }
+            v.docker_tls(s, &key);
             if let Some(h) = &s.docker_host {
                 match h.split_once("://") {
                     Some(("unix", path)) if path.starts_with('/') => {}
@@ -381,7 +382,7 @@ impl Config {
 }
 
 #[derive(Default)]
-struct Validator {
+pub(super) struct Validator {
     issues: Vec<ConfigIssue>,
 }
 
@@ -393,7 +394,7 @@ impl Validator {
             message,
         });
     }
-    fn at<T>(&mut self, l: &Located<T>, message: String) {
+    pub(super) fn at<T>(&mut self, l: &Located<T>, message: String) {
         self.push(l.line, l.column, message);
     }
     /// Returns whether the port is valid.

@@ -66,6 +66,18 @@ impl Engine {
             DockerEndpoint::Tcp(addr) => {
                 Docker::connect_with_http(&addr, secs, bollard::API_DEFAULT_VERSION)
             }
+            DockerEndpoint::TcpTls { addr, cert_path } => {
+                super::tls::check_cert_files(&cert_path).map_err(unreachable)?;
+                let (ca, cert, key) = super::tls::cert_files(&cert_path);
+                Docker::connect_with_ssl(
+                    &addr,
+                    &key,
+                    &cert,
+                    &ca,
+                    secs,
+                    bollard::API_DEFAULT_VERSION,
+                )
+            }
             DockerEndpoint::Ssh { .. } => {
                 let target = SshTarget::of(server).expect("an SSH endpoint has a target");
                 let t = Tunnel::open(&target, ssh)
@@ -81,10 +93,18 @@ impl Engine {
             }
         }
         .map_err(|e| unreachable(e.to_string()))?;
+        let tls_dir = match server.endpoint() {
+            DockerEndpoint::TcpTls { cert_path, .. } => Some(cert_path),
+            _ => None,
+        };
         let docker = bounded(&name, "version negotiation", timeout, async {
             docker.negotiate_version().await
         })
-        .await?;
+        .await
+        .map_err(|e| match &tls_dir {
+            Some(dir) => super::tls::explain(e, dir),
+            None => e,
+        })?;
         let engine = Engine {
             api_version: docker.client_version().to_string(),
             server: name,
@@ -523,9 +543,25 @@ fn docker_error(
             server: server.to_owned(),
             op,
             status: None,
-            message: other.to_string(),
+            message: with_causes(&other),
         },
     }
+}
+
+/// `e` and the errors it came from, outermost first (hyper's "client error (Connect)" alone
+/// does not say that a TLS certificate was refused, nor why).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 #[cfg(test)]

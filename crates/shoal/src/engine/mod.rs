@@ -4,12 +4,14 @@
 //! asked it, never the other servers.
 //!
 //! - `docker`: the connection ([`Engine`]) and its calls;
-//! - `spec`: what a replica is made of ([`ContainerSpec`]) and its revision hash.
+//! - `spec`: what a replica is made of ([`ContainerSpec`]) and its revision hash;
+//! - `tls`: the client certificate files of a `tcp://` engine with TLS.
 
 use serde::Serialize;
 
 mod docker;
 mod spec;
+pub mod tls;
 
 pub use docker::{Engine, EngineInfo};
 

@@ -11,6 +11,7 @@
 //!   [`subnet`];
 //! - [`prometheus`]: a real Prometheus and its HTTP API;
 //! - [`replica`]: tiny in-process HTTP replicas for the HAProxy tests;
+//! - [`tls`]: a test CA and certificates for a Docker Engine with TLS (`openssl`);
 //! - [`cmd`]: running helper commands.
 //!
 //! Every test gets its own names, ports and processes, so tests run in parallel without
@@ -33,6 +34,7 @@ pub mod replica;
 pub mod serve;
 pub mod stack;
 pub mod subnet;
+pub mod tls;
 pub mod wait;
 
 pub use haproxy::Haproxy;

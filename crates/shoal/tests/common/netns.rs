@@ -36,6 +36,9 @@ pub struct NetnsServer {
     /// Whether dockerd also listens on `tcp://{ip}:2375` (inside the namespace, so the
     /// control connection crosses the same link as the replicas' traffic).
     tcp: bool,
+    /// Whether dockerd also listens on `tcp://{ip}:2376` with `--tlsverify` (certificates
+    /// under `dir/tls`: see [`Self::start_with_tls`]).
+    tls: bool,
     /// Marker dir that reserves the /24 among concurrent test processes.
     reservation: PathBuf,
     /// The namespace's sshd (see [`Self::start_sshd`]).
@@ -45,17 +48,46 @@ pub struct NetnsServer {
 /// Port of the namespace dockerd's TCP listener (see [`NetnsServer::start_with_tcp`]).
 pub const DOCKER_TCP_PORT: u16 = 2375;
 
+/// Port of the namespace dockerd's TLS listener (see [`NetnsServer::start_with_tls`]).
+pub const DOCKER_TLS_PORT: u16 = 2376;
+
 impl NetnsServer {
     /// Creates bridge, namespace, veth pair and addresses, starts dockerd and loads `image`.
     pub fn start(image: &str) -> Self {
-        Self::start_inner(image, false, "")
+        Self::start_inner(image, false, false, "")
+    }
+
+    /// Like [`Self::start`], with dockerd also listening on `tcp://{ip}:2376` with
+    /// `--tlsverify`: a test CA (`openssl`), a server certificate for the namespace's IP and
+    /// a client certificate it signed, in [`Self::tls_client_dir`] (a `DOCKER_CERT_PATH`).
+    pub fn start_with_tls(image: &str) -> Self {
+        Self::start_inner(image, false, true, "")
+    }
+
+    /// `DOCKER_CERT_PATH` of a client the TLS listener accepts.
+    pub fn tls_client_dir(&self) -> PathBuf {
+        assert!(self.tls, "dockerd was started without TLS");
+        self.dir.join("tls/client")
+    }
+
+    /// The CA that signed the TLS listener's certificates (to issue more clients).
+    pub fn tls_ca(&self) -> super::tls::TestCa {
+        super::tls::TestCa {
+            dir: self.dir.join("tls/ca"),
+        }
+    }
+
+    /// `tcp://{ip}:2376` (only with [`Self::start_with_tls`]).
+    pub fn tls_docker_host(&self) -> String {
+        assert!(self.tls, "dockerd was started without TLS");
+        format!("tcp://{}:{DOCKER_TLS_PORT}", self.ip)
     }
 
     /// Like [`Self::start`], for the `tag`-th of several servers of one test process
     /// (`tag`: one letter, part of the interface names).
     pub fn start_tagged(image: &str, tag: &str) -> Self {
         assert!(tag.len() <= 2, "interface names have at most 15 characters");
-        Self::start_inner(image, false, tag)
+        Self::start_inner(image, false, false, tag)
     }
 
     /// Like [`Self::start`], with dockerd also listening on `tcp://{ip}:2375` (plain HTTP,
@@ -63,10 +95,10 @@ impl NetnsServer {
     /// server configured with [`Self::tcp_docker_host`] is then cut off, control plane
     /// included, when the link goes down.
     pub fn start_with_tcp(image: &str) -> Self {
-        Self::start_inner(image, true, "")
+        Self::start_inner(image, true, false, "")
     }
 
-    fn start_inner(image: &str, tcp: bool, tag: &str) -> Self {
+    fn start_inner(image: &str, tcp: bool, tls: bool, tag: &str) -> Self {
         let pid = std::process::id();
         // The full pid keeps names unique among live processes ("shn" + 7 digits + tag <= 15).
         let netns = format!("shn{pid}{tag}");
@@ -98,11 +130,17 @@ impl NetnsServer {
             dir,
             dockerd: None,
             tcp,
+            tls,
             reservation,
             sshd: None,
         };
         // From here on, Drop cleans up whatever was made.
         s.setup_network();
+        if tls {
+            let ca = super::tls::TestCa::new(&s.dir.join("tls/ca"), "shoal-test-ca");
+            ca.server(&s.dir.join("tls/server"), &s.ip);
+            ca.client(&s.dir.join("tls/client"));
+        }
         s.start_dockerd();
         s.load_image(image);
         s
@@ -268,6 +306,21 @@ impl NetnsServer {
             .args(
                 self.tcp
                     .then(|| format!("--host=tcp://{}:{DOCKER_TCP_PORT}", self.ip)),
+            )
+            .args(
+                self.tls
+                    .then(|| {
+                        let t = d.join("tls");
+                        [
+                            format!("--host=tcp://{}:{DOCKER_TLS_PORT}", self.ip),
+                            "--tlsverify".to_owned(),
+                            format!("--tlscacert={}", t.join("ca/ca.pem").display()),
+                            format!("--tlscert={}", t.join("server/cert.pem").display()),
+                            format!("--tlskey={}", t.join("server/key.pem").display()),
+                        ]
+                    })
+                    .into_iter()
+                    .flatten(),
             )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
