@@ -227,6 +227,13 @@ pub fn failure(r: &Replica, spec: &ServiceConfig, now: Instant) -> Option<Failur
             status: r.status.clone(),
         }),
         ContainerState::Restarting => Some(FailureReason::Restarting),
+        // The image's HEALTHCHECK failed its retries (Docker lists `Up 5 minutes
+        // (unhealthy)`); its `health_status` event woke this pass.
+        ContainerState::Running if r.status.ends_with("(unhealthy)") => {
+            Some(FailureReason::DockerUnhealthy {
+                status: r.status.clone(),
+            })
+        }
         ContainerState::Created | ContainerState::Unknown if since(r.first_seen) > start_period => {
             Some(FailureReason::NeverStarted)
         }

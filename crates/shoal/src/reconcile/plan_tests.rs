@@ -545,3 +545,46 @@ fn a_rollout_waits_for_an_old_replica_on_a_server_without_control_path() {
         p.steps
     );
 }
+
+#[test]
+fn a_replica_docker_reports_unhealthy_is_replaced_whatever_shoal_s_probe_says() {
+    let spec = spec(1, 4);
+    let (mut state, mut obs, now) = world(&TWO_READY, 2, None);
+    for status in [
+        "Up 3 minutes (healthy)",
+        "Up 2 seconds (health: starting)",
+        "Up 3 minutes",
+    ] {
+        state.replicas.get_mut("id0").unwrap().status = status.into();
+        let p = run(&spec, &state, &obs, now);
+        assert!(
+            !p.steps.iter().any(|s| matches!(s, Step::Replace { .. })),
+            "{status}: {:#?}",
+            p.steps
+        );
+    }
+    state.replicas.get_mut("id0").unwrap().status = "Up 3 minutes (unhealthy)".into();
+    obs.containers[0].status = "Up 3 minutes (unhealthy)".into();
+    let p = run(&spec, &state, &obs, now);
+    let replaced: Vec<_> = p
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Replace {
+                id, reason, in_lb, ..
+            } => Some((id.as_str(), reason.clone(), *in_lb)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replaced.len(), 1, "{:#?}", p.steps);
+    assert_eq!(replaced[0].0, "id0");
+    assert!(replaced[0].2, "it leaves HAProxy");
+    assert!(
+        replaced[0]
+            .1
+            .to_string()
+            .starts_with("Docker reports it unhealthy"),
+        "{}",
+        replaced[0].1
+    );
+}

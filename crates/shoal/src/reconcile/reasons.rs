@@ -32,6 +32,12 @@ pub enum FailureReason {
         /// The start period.
         start_period: Duration,
     },
+    /// Docker reports it `unhealthy`: the image's own HEALTHCHECK failed its retries (as
+    /// Docker Swarm does, the replica is replaced).
+    DockerUnhealthy {
+        /// Docker's status text.
+        status: String,
+    },
     /// Failed `unhealthy_threshold` probes in a row.
     Unhealthy {
         /// Failures in a row.
@@ -50,6 +56,7 @@ impl FailureReason {
             Self::Exited { .. } | Self::Restarting | Self::NeverStarted => "exited",
             Self::NeverHealthy { .. }
             | Self::LbCheckNeverPassed { .. }
+            | Self::DockerUnhealthy { .. }
             | Self::Unhealthy { .. } => "unhealthy",
         }
     }
@@ -77,6 +84,10 @@ impl fmt::Display for FailureReason {
                 f,
                 "HAProxy's health check did not pass within start_period {}s",
                 start_period.as_secs()
+            ),
+            Self::DockerUnhealthy { status } => write!(
+                f,
+                "Docker reports it unhealthy: its image's HEALTHCHECK failed ({status})"
             ),
             Self::Unhealthy {
                 failures,
