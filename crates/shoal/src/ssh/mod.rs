@@ -232,7 +232,8 @@ impl Tunnel {
             reason: format!("cannot run ssh: {e}"),
         })?;
 
-        let deadline = tokio::time::Instant::now() + settings.connect_timeout + FORWARD_SLACK;
+        let started = tokio::time::Instant::now();
+        let deadline = started + settings.connect_timeout + FORWARD_SLACK;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -249,8 +250,9 @@ impl Tunnel {
                     secs: (settings.connect_timeout + FORWARD_SLACK).as_secs(),
                 });
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        let setup_ms = started.elapsed().as_millis() as u64;
 
         let alive = Arc::new(AtomicBool::new(true));
         let (stop, stopped) = oneshot::channel();
@@ -261,7 +263,8 @@ impl Tunnel {
             target.server.clone(),
             log,
         ));
-        tracing::info!(server = %target.server, dest = %target.display(), "SSH connection established");
+        tracing::info!(server = %target.server, dest = %target.display(), setup_ms,
+            "SSH connection established");
         Ok(Self {
             target: target.clone(),
             local,
