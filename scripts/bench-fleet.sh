@@ -91,6 +91,7 @@ def setup_times(since):
     return [int(m) for m in re.findall(r"SSH connection established.*?setup_ms=(\d+)", text)]
 
 # 1. SSH connection setup, per server, over RESTARTS starts.
+os.makedirs(".shoal", mode=0o700, exist_ok=True)
 open(LOG, "w").close()
 setups = []
 for r in range(RESTARTS):
