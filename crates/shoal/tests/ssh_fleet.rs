@@ -189,6 +189,20 @@ async fn phase_8_2_over_ssh() {
             v["endpoint"].as_str().unwrap().starts_with("ssh://root@"),
             "{v}"
         );
+        // Running / max, the replicas HAProxy serves there, since when, the clock's skew.
+        assert_eq!(
+            (&v["containers_running"], &v["max_containers"]),
+            (&1.into(), &12.into()),
+            "{v}"
+        );
+        assert_eq!(v["serving"], 1, "{v}");
+        assert!(v["since"].is_string(), "{v}");
+        assert!(
+            v["clock_skew_ms"]
+                .as_i64()
+                .is_some_and(|ms| ms.abs() < 2_000),
+            "the same clock: {v}"
+        );
     }
     let mut failed = BTreeMap::new();
 
