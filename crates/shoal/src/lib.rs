@@ -20,6 +20,7 @@ pub mod commands;
 pub mod config;
 pub mod context;
 pub mod engine;
+pub mod files;
 pub mod fleet;
 pub mod journal;
 pub mod lb;

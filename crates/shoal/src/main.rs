@@ -384,10 +384,14 @@ async fn serve(config_path: PathBuf, bind: Option<SocketAddr>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let token = std::env::var("SHOAL_API_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .or_else(|| config.api.token.clone().filter(|t| !t.is_empty()));
+    let env_token = std::env::var_os("SHOAL_API_TOKEN").map(|t| t.to_string_lossy().into_owned());
+    let token = match shoal::api::effective_token(&config.api, env_token) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if token.is_none() {
         if !bind.ip().is_loopback() && !config.api.allow_unauthenticated {
             eprintln!(

@@ -24,6 +24,7 @@ use axum::middleware;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
+pub use auth::effective_token;
 pub use docs::{openapi_document, ApiDoc};
 pub use error::AppError;
 

@@ -8,16 +8,20 @@
 //! - `model`: [`Config`] and its sections with their defaults; `service`: [`ServiceConfig`]
 //!   and [`HealthCheckConfig`];
 //! - `durations`: the bounds on values in seconds and the accessors that turn them into
-//!   [`std::time::Duration`];
+//!   [`std::time::Duration`]; [`limits`]: the ranges of counts and other numbers;
+//! - [`syntax`]: the checks of hosts, addresses, paths, image references and tokens, shared
+//!   with the code that hands those values to HAProxy, Docker and SSH;
 //! - `load`: [`Config::load`] and [`Config::parse`]; `validate`: [`Config::validate`];
 //! - `error`: [`ConfigIssue`] and [`ConfigError`].
 
 mod durations;
 mod error;
+pub mod limits;
 mod load;
 mod located;
 mod model;
 mod service;
+pub mod syntax;
 mod validate;
 
 #[cfg(test)]
@@ -25,6 +29,7 @@ mod tests;
 
 pub use durations::{MAX_HOLD_SECS, MAX_STABILIZATION_SECS, MAX_WAIT_SECS};
 pub use error::{ConfigError, ConfigIssue};
+pub use load::MAX_CONFIG_BYTES;
 pub use located::Located;
 pub use model::{
     ApiConfig, AutoscalerConfig, BusinessHoursConfig, Config, DockerEndpoint, GrafanaConfig,
