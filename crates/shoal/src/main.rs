@@ -418,22 +418,13 @@ async fn serve(config_path: PathBuf, bind: Option<SocketAddr>) -> ExitCode {
     };
     app.start().await;
     tokio::spawn(reload_on_sighup(app.clone()));
+    let limits = shoal::api::server::Limits::from_config(&app.config().api);
     let state = Arc::new(shoal::api::ApiState { app, token });
     let router = shoal::api::router(state);
-    tracing::info!(%bind, "API listening on http://{bind}");
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
-    match served {
-        Ok(()) => {
-            tracing::info!("stopped; replicas keep running and are adopted on the next start");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: API server failed: {e}");
-            ExitCode::from(1)
-        }
-    }
+    tracing::info!(%bind, ?limits, "API listening on http://{bind}");
+    shoal::api::server::serve(listener, router, limits, shutdown_signal()).await;
+    tracing::info!("stopped; replicas keep running and are adopted on the next start");
+    ExitCode::SUCCESS
 }
 
 /// Reloads the config file on every SIGHUP, like `POST /config/reload`: what changed is logged

@@ -13,6 +13,7 @@ mod docs;
 mod error;
 pub mod model;
 mod read;
+pub mod server;
 mod ui;
 mod write;
 

@@ -62,3 +62,17 @@ pub const MAX_CPUS: f64 = 1024.0;
 
 /// Largest `target_sessions_per_replica`.
 pub const MAX_SESSIONS: f64 = 1e9;
+
+/// `api.max_connections`: 1 to 65 535 connections served at once.
+pub const API_CONNECTIONS: Range = Range {
+    min: 1,
+    max: 65_535,
+    why: "connections the API serves at once",
+};
+
+/// `api.max_body_bytes`: 0 to 16 MiB (no endpoint takes a body today).
+pub const API_BODY_BYTES: Range = Range {
+    min: 0,
+    max: 16 << 20,
+    why: "bytes of one request body",
+};

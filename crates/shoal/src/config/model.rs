@@ -371,6 +371,21 @@ pub struct ApiConfig {
     /// Serve mutating endpoints without a token even beyond loopback.
     #[serde(default)]
     pub allow_unauthenticated: bool,
+    /// Seconds a client has to send a request's headers (1 to 86400); a connection that
+    /// has not done so is closed (slow-loris clients).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: Located<u64>,
+    /// Seconds a request may take from its headers to its answer (1 to 86400); then it is
+    /// answered 503.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: Located<u64>,
+    /// Most connections served at once (1 to 65535); further ones wait in the listen
+    /// backlog until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: Located<u32>,
+    /// Largest request body accepted, in bytes (0 to 16 MiB); a larger one is answered 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: Located<u32>,
 }
 
 impl Default for ApiConfig {
@@ -379,8 +394,25 @@ impl Default for ApiConfig {
             bind: default_api_bind(),
             token: None,
             allow_unauthenticated: false,
+            header_read_timeout: default_header_read_timeout(),
+            request_timeout: default_request_timeout(),
+            max_connections: default_max_connections(),
+            max_body_bytes: default_max_body_bytes(),
         }
     }
+}
+
+fn default_header_read_timeout() -> Located<u64> {
+    Located::unlocated(10)
+}
+fn default_request_timeout() -> Located<u64> {
+    Located::unlocated(60)
+}
+fn default_max_connections() -> Located<u32> {
+    Located::unlocated(256)
+}
+fn default_max_body_bytes() -> Located<u32> {
+    Located::unlocated(64 << 10)
 }
 
 fn default_api_bind() -> Located<String> {

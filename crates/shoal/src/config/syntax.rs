@@ -51,6 +51,26 @@ pub fn host(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A server or service name: 1-63 characters of `a-z`, `0-9`, `-` or `_`, starting with a
+/// letter or digit. Names become parts of container names, labels, HAProxy backends and
+/// API paths, so nothing else is allowed.
+pub fn object_name(s: &str) -> Result<(), String> {
+    let b = s.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(
+            "must be 1-63 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
+                .into(),
+        )
+    }
+}
+
 /// A free-form argument that goes into a `haproxy.cfg` line or a runtime-API command (a
 /// path, an address): not empty, and no whitespace, control character, `;`, `#`, `\`,
 /// `"` or `'`.

@@ -436,6 +436,19 @@ impl Config {
             v.port(port, "monitoring.grafana.port");
         }
         v.syntax(&self.api.bind, "api.bind", syntax::listen_addr);
+        let api = &self.api;
+        v.seconds(&api.header_read_timeout, "api.header_read_timeout", 1, WAIT);
+        v.seconds(&api.request_timeout, "api.request_timeout", 1, WAIT);
+        v.count(
+            &api.max_connections,
+            "api.max_connections",
+            limits::API_CONNECTIONS,
+        );
+        v.count(
+            &api.max_body_bytes,
+            "api.max_body_bytes",
+            limits::API_BODY_BYTES,
+        );
         if let Some(t) = &self.api.token {
             // The token itself is never printed.
             if let Err(e) = syntax::api_token(t) {
@@ -575,12 +588,7 @@ impl Validator {
 }
 
 fn valid_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b[0].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
+    syntax::object_name(name).is_ok()
 }
 
 /// Parses `HH:MM` (24 h) into (hour, minute), as the business-hours window does.
