@@ -37,8 +37,8 @@ use crate::config::HealthCheckConfig;
 
 pub use render::{backend_name, frontend_name, render};
 pub use runtime::{
-    AdminFlags, AdminState, CheckResult, HaproxyClient, OpState, RuntimeAddr, ServerState,
-    StatKind, StatRow,
+    answer_looks_failed, parse_servers_state, parse_stats, AdminFlags, AdminState, CheckResult,
+    HaproxyClient, OpState, RuntimeAddr, ServerState, StatKind, StatRow,
 };
 
 /// Errors of the HAProxy client and renderer.

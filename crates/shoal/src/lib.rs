@@ -22,6 +22,8 @@ pub mod context;
 pub mod engine;
 pub mod files;
 pub mod fleet;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod journal;
 pub mod lb;
 pub mod metrics;

@@ -144,6 +144,9 @@ enum ConfigCommand {
 #[derive(Subcommand, Debug)]
 enum HaproxyCommand {
     /// Print the haproxy.cfg for a config's services (no replicas; serve adds them at run time).
+    ///
+    /// With --output the file is replaced atomically and is readable by its owner only
+    /// (mode 0600), as the haproxy.cfg serve writes.
     Render {
         /// The config file.
         #[arg(long, short)]
@@ -254,7 +257,7 @@ async fn run(cli: Cli) -> ExitCode {
                     print!("{text}");
                     ExitCode::SUCCESS
                 }
-                Some(path) => match std::fs::write(&path, text) {
+                Some(path) => match shoal::files::write_private_atomic(&path, text.as_bytes()) {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         eprintln!("error: cannot write {}: {e}", path.display());

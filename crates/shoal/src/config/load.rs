@@ -121,7 +121,7 @@ fn read_config_text(path: &Path) -> Result<String, ConfigIssue> {
     if bytes.len() as u64 > MAX_CONFIG_BYTES {
         return Err(whole(too_large(bytes.len() as u64)));
     }
-    text_of(bytes)
+    decode_text(bytes)
 }
 
 fn too_large(len: u64) -> String {
@@ -129,7 +129,7 @@ fn too_large(len: u64) -> String {
 }
 
 /// The bytes as UTF-8, or an issue at the line and column of the first invalid byte.
-pub(super) fn text_of(bytes: Vec<u8>) -> Result<String, ConfigIssue> {
+pub fn decode_text(bytes: Vec<u8>) -> Result<String, ConfigIssue> {
     String::from_utf8(bytes).map_err(|e| {
         let bytes = e.as_bytes();
         let at = e.utf8_error().valid_up_to();

@@ -29,7 +29,7 @@ mod tests;
 
 pub use durations::{MAX_HOLD_SECS, MAX_STABILIZATION_SECS, MAX_WAIT_SECS};
 pub use error::{ConfigError, ConfigIssue};
-pub use load::MAX_CONFIG_BYTES;
+pub use load::{decode_text, MAX_CONFIG_BYTES};
 pub use located::Located;
 pub use model::{
     ApiConfig, AutoscalerConfig, BusinessHoursConfig, Config, DockerEndpoint, GrafanaConfig,
