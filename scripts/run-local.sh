@@ -14,6 +14,9 @@ if [ -z "${SHOAL_API_TOKEN:-}" ]; then
   SHOAL_API_TOKEN=$(cat .shoal/token)
   export SHOAL_API_TOKEN
 fi
+# The header for curl -H @.shoal/auth-header: the token never goes on a command line, where
+# `ps` would show it. printf is a shell builtin, so this line does not expose it either.
+(umask 077; printf 'Authorization: Bearer %s\n' "$SHOAL_API_TOKEN" > .shoal/auth-header)
 config=${1:-examples/local.yaml}
 target/release/shoal config check "$config"
 target/release/shoal haproxy render --config "$config" --output .shoal/haproxy.cfg.new
@@ -33,6 +36,6 @@ cat <<MSG
       export SHOAL_API_TOKEN=\$(cat $(pwd)/.shoal/token)
       target/release/shoal status
       curl http://127.0.0.1:11434/api/tags
-      curl -X POST -H "Authorization: Bearer \$SHOAL_API_TOKEN" http://127.0.0.1:8000/services/ollama/scale/up
+      curl -X POST -H @$(pwd)/.shoal/auth-header http://127.0.0.1:8000/services/ollama/scale/up
 MSG
 exec target/release/shoal serve --config "$config"

@@ -6,6 +6,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -112,6 +113,29 @@ impl Client {
             }
         }
     }
+}
+
+/// Characters kept as they are in a path segment (RFC 3986 unreserved); everything else,
+/// `/`, `#`, `?` and `%` included, is percent-encoded.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `/services/<service><rest>`: the name must be a service name (the config's rule) and is
+/// percent-encoded, so no argument can reach another endpoint (`../config/reload#` is
+/// refused, and would be one opaque segment anyway). A refused name is exit code 2.
+pub fn service_path(service: &str, rest: &str) -> Result<String, ExitCode> {
+    if let Err(e) = crate::config::syntax::object_name(service) {
+        eprintln!("error: {service:?} is not a service name: it {e}");
+        return Err(ExitCode::from(2));
+    }
+    Ok(format!("/services/{}{rest}", encode_segment(service)))
+}
+
+fn encode_segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 /// Renders rows as an aligned table with a header.
@@ -286,7 +310,10 @@ pub async fn servers(c: &Client) -> ExitCode {
 
 /// `shoal stats SERVICE`.
 pub async fn stats(c: &Client, service: &str) -> ExitCode {
-    let path = format!("/services/{service}/stats");
+    let path = match service_path(service, "/stats") {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     c.run(false, &path, None, |v: &ServiceStats| {
         let svc = &v.service;
         let mut out = format!(
@@ -326,7 +353,10 @@ pub async fn stats(c: &Client, service: &str) -> ExitCode {
 /// `shoal scale SERVICE up|down`.
 pub async fn scale(c: &Client, service: &str, up: bool) -> ExitCode {
     let dir = if up { "up" } else { "down" };
-    let path = format!("/services/{service}/scale/{dir}");
+    let path = match service_path(service, &format!("/scale/{dir}")) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     c.run(true, &path, None, |v: &ScaleResponse| {
         format!("{service}: desired {} -> {}\n", v.previous, v.desired)
     })
@@ -336,7 +366,10 @@ pub async fn scale(c: &Client, service: &str, up: bool) -> ExitCode {
 /// `shoal deploy SERVICE [--all]`.
 pub async fn deploy(c: &Client, service: &str, all: bool) -> ExitCode {
     if all {
-        let path = format!("/services/{service}/rolling-update");
+        let path = match service_path(service, "/rolling-update") {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
         c.run(true, &path, None, |v: &RollingUpdateResponse| {
             format!(
                 "{service}: pulling {} on {}, then replacing every replica one at a time; \
@@ -347,7 +380,10 @@ pub async fn deploy(c: &Client, service: &str, all: bool) -> ExitCode {
         })
         .await
     } else {
-        let path = format!("/services/{service}/deploy");
+        let path = match service_path(service, "/deploy") {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
         c.run(true, &path, None, |v: &DeployResponse| {
             format!(
                 "{service}: rolling to revision {} ({} replica(s) to replace); follow with \
@@ -377,7 +413,10 @@ pub async fn reload(c: &Client) -> ExitCode {
 
 /// `shoal events SERVICE`.
 pub async fn events(c: &Client, service: &str, limit: usize) -> ExitCode {
-    let path = format!("/services/{service}/events");
+    let path = match service_path(service, "/events") {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     let query = EventsQuery {
         limit: Some(limit),
         offset: None,
@@ -403,6 +442,30 @@ pub async fn events(c: &Client, service: &str, limit: usize) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_names_cannot_leave_their_path_segment() {
+        assert_eq!(
+            service_path("web-1", "/deploy").unwrap(),
+            "/services/web-1/deploy"
+        );
+        for bad in [
+            "../config/reload#",
+            "..",
+            ".",
+            "web/../../x",
+            "a?b",
+            "Web",
+            "",
+        ] {
+            assert!(service_path(bad, "/deploy").is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            encode_segment("../config/reload#"),
+            "..%2Fconfig%2Freload%23"
+        );
+        assert_eq!(encode_segment("a b?c%d"), "a%20b%3Fc%25d");
+    }
 
     #[test]
     fn tables_align_columns() {

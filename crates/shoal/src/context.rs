@@ -276,10 +276,16 @@ impl Context {
     }
 
     /// Writes haproxy.cfg with the current members when `load_balancer.config_file` is set
-    /// (and only when its text changed), atomically.
+    /// (and only when its text changed), atomically and with mode 0600
+    /// ([`crate::files::write_private_atomic`]).
     pub async fn write_lb_config(&self) {
         let cfg = self.config();
-        let Some(path) = cfg.load_balancer.config_file.clone() else {
+        let Some(path) = cfg
+            .load_balancer
+            .config_file
+            .as_ref()
+            .map(|f| f.value.clone())
+        else {
             return;
         };
         let _guard = self.cfg_write.lock().await;
@@ -293,8 +299,7 @@ impl Context {
         if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
             return;
         }
-        let tmp = path.with_extension("tmp");
-        let result = std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, &path));
+        let result = crate::files::write_private_atomic(&path, text.as_bytes());
         if let Err(e) = result {
             tracing::warn!(path = %path.display(), error = %e, "writing haproxy.cfg failed");
         }

@@ -37,8 +37,8 @@ use crate::config::HealthCheckConfig;
 
 pub use render::{backend_name, frontend_name, render};
 pub use runtime::{
-    AdminFlags, AdminState, CheckResult, HaproxyClient, OpState, RuntimeAddr, ServerState,
-    StatKind, StatRow,
+    answer_looks_failed, parse_servers_state, parse_stats, AdminFlags, AdminState, CheckResult,
+    HaproxyClient, OpState, RuntimeAddr, ServerState, StatKind, StatRow,
 };
 
 /// Errors of the HAProxy client and renderer.
@@ -238,53 +238,25 @@ pub fn validate_name(what: &'static str, name: &str) -> Result<()> {
 }
 
 /// Checks a host (IP address or DNS name) before it goes into a command or a
-/// configuration line.
+/// configuration line: [`crate::config::syntax::host`], the check the config's validation
+/// makes of every server `host`.
 pub fn validate_host(host: &str) -> Result<()> {
-    let bad = |reason: &str| {
-        Err(LbError::InvalidName {
-            what: "host",
-            value: host.to_owned(),
-            reason: reason.to_owned(),
-        })
-    };
-    if host.is_empty() {
-        return bad("must not be empty");
-    }
-    if host.len() > 253 {
-        return bad("longer than 253 characters");
-    }
-    if host.parse::<std::net::IpAddr>().is_ok() {
-        return Ok(());
-    }
-    if !host
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-    {
-        return bad("must be an IP address or a DNS name (letters, digits, '-', '.')");
-    }
-    Ok(())
+    crate::config::syntax::host(host).map_err(|reason| LbError::InvalidName {
+        what: "host",
+        value: host.to_owned(),
+        reason,
+    })
 }
 
-/// Checks a free-form argument (a path, an address): refuses empty values, whitespace,
-/// `;`, `#`, `\`, quotes and control characters.
+/// Checks a free-form argument (a path, an address) before it goes into a configuration
+/// line: [`crate::config::syntax::safe_arg`] (no empty value, whitespace, `;`, `#`, `\`,
+/// quotes or control characters).
 pub(crate) fn validate_arg(what: &'static str, value: &str) -> Result<()> {
-    let bad = |reason: String| {
-        Err(LbError::InvalidName {
-            what,
-            value: value.to_owned(),
-            reason,
-        })
-    };
-    if value.is_empty() {
-        return bad("must not be empty".into());
-    }
-    if let Some(c) = value
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, ';' | '#' | '\\' | '"' | '\''))
-    {
-        return bad(format!("character {c:?} is not allowed"));
-    }
-    Ok(())
+    crate::config::syntax::safe_arg(value).map_err(|reason| LbError::InvalidName {
+        what,
+        value: value.to_owned(),
+        reason,
+    })
 }
 
 /// `host:port` as HAProxy expects it (IPv6 addresses in brackets).

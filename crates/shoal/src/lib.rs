@@ -20,7 +20,10 @@ pub mod commands;
 pub mod config;
 pub mod context;
 pub mod engine;
+pub mod files;
 pub mod fleet;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod journal;
 pub mod lb;
 pub mod metrics;

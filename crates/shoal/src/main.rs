@@ -144,6 +144,9 @@ enum ConfigCommand {
 #[derive(Subcommand, Debug)]
 enum HaproxyCommand {
     /// Print the haproxy.cfg for a config's services (no replicas; serve adds them at run time).
+    ///
+    /// With --output the file is replaced atomically and is readable by its owner only
+    /// (mode 0600), as the haproxy.cfg serve writes.
     Render {
         /// The config file.
         #[arg(long, short)]
@@ -265,7 +268,7 @@ async fn run(cli: Cli) -> ExitCode {
                     print!("{text}");
                     ExitCode::SUCCESS
                 }
-                Some(path) => match std::fs::write(&path, text) {
+                Some(path) => match shoal::files::write_private_atomic(&path, text.as_bytes()) {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         eprintln!("error: cannot write {}: {e}", path.display());
@@ -406,10 +409,14 @@ async fn serve(config_path: PathBuf, bind: Option<SocketAddr>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let token = std::env::var("SHOAL_API_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .or_else(|| config.api.token.clone().filter(|t| !t.is_empty()));
+    let env_token = std::env::var_os("SHOAL_API_TOKEN").map(|t| t.to_string_lossy().into_owned());
+    let token = match shoal::api::effective_token(&config.api, env_token) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if token.is_none() {
         if !bind.ip().is_loopback() && !config.api.allow_unauthenticated {
             eprintln!(
@@ -436,22 +443,13 @@ async fn serve(config_path: PathBuf, bind: Option<SocketAddr>) -> ExitCode {
     };
     app.start().await;
     tokio::spawn(reload_on_sighup(app.clone()));
+    let limits = shoal::api::server::Limits::from_config(&app.config().api);
     let state = Arc::new(shoal::api::ApiState { app, token });
     let router = shoal::api::router(state);
-    tracing::info!(%bind, "API listening on http://{bind}");
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
-    match served {
-        Ok(()) => {
-            tracing::info!("stopped; replicas keep running and are adopted on the next start");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: API server failed: {e}");
-            ExitCode::from(1)
-        }
-    }
+    tracing::info!(%bind, ?limits, "API listening on http://{bind}");
+    shoal::api::server::serve(listener, router, limits, shutdown_signal()).await;
+    tracing::info!("stopped; replicas keep running and are adopted on the next start");
+    ExitCode::SUCCESS
 }
 
 /// Reloads the config file on every SIGHUP, like `POST /config/reload`: what changed is logged

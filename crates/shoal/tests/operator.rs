@@ -302,7 +302,7 @@ fn docker_compose_accepts_the_compose_file_and_requires_the_secrets() {
         c.env_remove("SHOAL_API_TOKEN")
             .env_remove("GRAFANA_ADMIN_PASSWORD");
         if with_env {
-            c.env("SHOAL_API_TOKEN", "t")
+            c.env("SHOAL_API_TOKEN", "compose-test-token-0123")
                 .env("GRAFANA_ADMIN_PASSWORD", "p");
         }
         c.output().expect("docker-compose")

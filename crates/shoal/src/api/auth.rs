@@ -10,6 +10,29 @@ use subtle::ConstantTimeEq;
 
 use super::error::AppError;
 use super::ApiState;
+use crate::config::{syntax, ApiConfig};
+
+/// The token `serve` requires: `SHOAL_API_TOKEN` when it is set (`env`), else `api.token`,
+/// else none. A token that is set must pass [`syntax::api_token`] (at least 16 visible
+/// ASCII characters): a blank or short one is refused, never taken as "no token" or used.
+/// The error names where the token came from, never the token.
+///
+/// # Errors
+/// When the token that would be used is blank, too short or has spaces or control
+/// characters.
+pub fn effective_token(config: &ApiConfig, env: Option<String>) -> Result<Option<String>, String> {
+    if let Some(t) = env {
+        syntax::api_token(&t).map_err(|e| format!("SHOAL_API_TOKEN {e}"))?;
+        return Ok(Some(t));
+    }
+    match &config.token {
+        Some(t) => {
+            syntax::api_token(t).map_err(|e| format!("api.token {e}"))?;
+            Ok(Some(t.value.clone()))
+        }
+        None => Ok(None),
+    }
+}
 
 /// Lets the request through when no token is configured or the right one is given;
 /// otherwise `401` with `WWW-Authenticate: Bearer`.

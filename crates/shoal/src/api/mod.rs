@@ -13,6 +13,7 @@ mod docs;
 mod error;
 pub mod model;
 mod read;
+pub mod server;
 mod ui;
 mod write;
 
@@ -24,6 +25,7 @@ use axum::middleware;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
+pub use auth::effective_token;
 pub use docs::{openapi_document, ApiDoc};
 pub use error::AppError;
 

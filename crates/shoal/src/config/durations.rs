@@ -10,13 +10,15 @@
 
 use std::time::Duration;
 
-use super::{AutoscalerConfig, Config, HealthCheckConfig, LoadBalancerConfig, ServiceConfig};
+use super::{
+    ApiConfig, AutoscalerConfig, Config, HealthCheckConfig, LoadBalancerConfig, ServiceConfig,
+};
 
 /// Upper bound of intervals and timeouts, in seconds: one day.
 ///
 /// Applies to `health_check.interval`, `health_check.timeout`, `health_check.start_period`,
-/// `stop_timeout`, `load_balancer.timeout`, `load_balancer.drain_timeout` and
-/// `autoscaler.check_interval`. Each is a wait the control loop makes (between two probes or
+/// `stop_timeout`, `load_balancer.timeout`, `load_balancer.drain_timeout`,
+/// `autoscaler.check_interval`, `api.header_read_timeout` and `api.request_timeout`. Each is a wait the control loop makes (between two probes or
 /// evaluations, for an answer, for a replica to start, drain or stop); a wait of a day
 /// already means "never" for a control loop that reacts in seconds, and a larger number is
 /// almost certainly a unit mistake (milliseconds written as seconds).
@@ -133,6 +135,22 @@ impl AutoscalerConfig {
     #[must_use]
     pub fn check_interval(&self) -> Duration {
         secs(self.check_interval.value, MAX_WAIT_SECS)
+    }
+}
+
+impl ApiConfig {
+    /// `header_read_timeout`: time a client has to send its request headers (at most
+    /// [`MAX_WAIT_SECS`]).
+    #[must_use]
+    pub fn header_read_timeout(&self) -> Duration {
+        secs(self.header_read_timeout.value, MAX_WAIT_SECS)
+    }
+
+    /// `request_timeout`: time from a request's headers to its answer (at most
+    /// [`MAX_WAIT_SECS`]).
+    #[must_use]
+    pub fn request_timeout(&self) -> Duration {
+        secs(self.request_timeout.value, MAX_WAIT_SECS)
     }
 }
 

@@ -59,9 +59,38 @@ pub(super) fn issue_from_yaml_error(e: &serde_saphyr::Error) -> ConfigIssue {
         ("invalid u32", "expected a whole number >= 0"),
         ("invalid u64", "expected a whole number >= 0"),
         ("invalid f64", "expected a number"),
+        ("invalid floating point", "expected a number"),
+        ("invalid boolean", "expected true or false"),
+        (
+            "expected sequence start",
+            "expected a list (`- item` lines or [a, b])",
+        ),
+        (
+            "expected mapping start",
+            "expected a map (`key: value` lines)",
+        ),
+        (
+            "unexpected end of input",
+            "the file ends before the config does",
+        ),
     ] {
         if message.starts_with(serde_says) {
             message = format!("{we_say} ({message})");
+        }
+    }
+    // Advice meant for programmers calling the YAML library, not for a config's author.
+    for (library_says, we_say) in [
+        (
+            ", set DuplicateKeyPolicy in Options if acceptable",
+            " (each key may appear once per map)",
+        ),
+        (
+            "; use from_str_multiple or from_str_multiple_with_options",
+            " (a config is one document: remove the `---` separator)",
+        ),
+    ] {
+        if let Some(i) = message.find(library_says) {
+            message.replace_range(i..i + library_says.len(), we_say);
         }
     }
     ConfigIssue {

@@ -8,17 +8,21 @@
 //! - `model`: [`Config`] and its sections with their defaults; `service`: [`ServiceConfig`]
 //!   and [`HealthCheckConfig`];
 //! - `durations`: the bounds on values in seconds and the accessors that turn them into
-//!   [`std::time::Duration`];
+//!   [`std::time::Duration`]; [`limits`]: the ranges of counts and other numbers;
+//! - [`syntax`]: the checks of hosts, addresses, paths, image references and tokens, shared
+//!   with the code that hands those values to HAProxy, Docker and SSH;
 //! - `load`: [`Config::load`] and [`Config::parse`]; `validate`: [`Config::validate`]
 //!   (`tls`: the rules for `tcp://` engines, TLS or explicitly plain);
 //! - `error`: [`ConfigIssue`] and [`ConfigError`].
 
 mod durations;
 mod error;
+pub mod limits;
 mod load;
 mod located;
 mod model;
 mod service;
+pub mod syntax;
 mod tls;
 mod validate;
 
@@ -27,6 +31,7 @@ mod tests;
 
 pub use durations::{MAX_HOLD_SECS, MAX_STABILIZATION_SECS, MAX_WAIT_SECS};
 pub use error::{ConfigError, ConfigIssue};
+pub use load::{decode_text, MAX_CONFIG_BYTES};
 pub use located::Located;
 pub use model::{
     is_loopback_host, ApiConfig, AutoscalerConfig, BusinessHoursConfig, Config, DockerEndpoint,

@@ -18,6 +18,7 @@ pub struct Config {
     /// The fleet. At least one server.
     pub servers: Vec<ServerConfig>,
     /// Services by name. Names become part of container and HAProxy names.
+    #[serde(deserialize_with = "super::located::services_with_positions")]
     pub services: BTreeMap<String, ServiceConfig>,
     /// Prometheus / Grafana integration (used by the monitoring files, not by `serve`).
     #[serde(default)]
@@ -40,7 +41,7 @@ pub struct SshConfig {
     /// The known_hosts file host keys are verified against (nothing else is consulted);
     /// `~/` is the home directory. Default `~/.ssh/known_hosts`.
     #[serde(default = "default_known_hosts")]
-    pub known_hosts: PathBuf,
+    pub known_hosts: Located<PathBuf>,
     /// Seconds to establish the connection (TCP, key exchange, authentication).
     #[serde(default = "default_ssh_connect_timeout")]
     pub connect_timeout: Located<u64>,
@@ -63,8 +64,8 @@ impl SshConfig {
     }
 }
 
-fn default_known_hosts() -> PathBuf {
-    PathBuf::from("~/.ssh/known_hosts")
+fn default_known_hosts() -> Located<PathBuf> {
+    Located::unlocated(PathBuf::from("~/.ssh/known_hosts"))
 }
 fn default_ssh_connect_timeout() -> Located<u64> {
     Located::unlocated(10)
@@ -81,15 +82,21 @@ pub struct LoadBalancerConfig {
     #[serde(default)]
     pub https_enabled: bool,
     /// HAProxy runtime API: `unix:/path/to/sock`, a bare absolute path, or `host:port`.
+    /// A `host:port` beyond loopback needs `allow_remote_runtime_api: true`.
     #[serde(default = "default_runtime_api")]
     pub runtime_api: Located<String>,
+    /// Accept a TCP `runtime_api` on an address other machines can reach (a shoal
+    /// addition; default false). That socket is HAProxy's admin level: whoever reaches it
+    /// can take every backend down, so firewall it.
+    #[serde(default)]
+    pub allow_remote_runtime_api: bool,
     /// Where `serve` writes the rendered haproxy.cfg after membership changes, so a restarted
     /// HAProxy comes back populated. Unset: the file is not written.
     #[serde(default)]
-    pub config_file: Option<PathBuf>,
-    /// Address HAProxy frontends bind to.
+    pub config_file: Option<Located<PathBuf>>,
+    /// Address HAProxy frontends bind to: `*`, an IP address or a host name.
     #[serde(default = "default_bind_address")]
-    pub bind_address: String,
+    pub bind_address: Located<String>,
     /// Longest wait for a draining replica's sessions to end before it is removed anyway.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout: Located<u64>,
@@ -104,6 +111,7 @@ impl Default for LoadBalancerConfig {
             stats_port: default_stats_port(),
             https_enabled: false,
             runtime_api: default_runtime_api(),
+            allow_remote_runtime_api: false,
             config_file: None,
             bind_address: default_bind_address(),
             drain_timeout: default_drain_timeout(),
@@ -118,8 +126,8 @@ fn default_stats_port() -> Located<u32> {
 fn default_runtime_api() -> Located<String> {
     Located::unlocated("unix:/run/haproxy/admin.sock".to_owned())
 }
-fn default_bind_address() -> String {
-    "*".to_owned()
+fn default_bind_address() -> Located<String> {
+    Located::unlocated("*".to_owned())
 }
 fn default_drain_timeout() -> Located<u64> {
     Located::unlocated(30)
@@ -138,10 +146,10 @@ pub struct ServerConfig {
     pub name: Located<String>,
     /// SSH user (used when `docker_host` is unset).
     #[serde(default)]
-    pub ssh_user: Option<String>,
+    pub ssh_user: Option<Located<String>>,
     /// SSH private key (used when `docker_host` is unset).
     #[serde(default)]
-    pub ssh_key: Option<PathBuf>,
+    pub ssh_key: Option<Located<PathBuf>>,
     /// SSH port (a shoal addition).
     #[serde(default)]
     pub ssh_port: Option<Located<u32>>,
@@ -251,10 +259,13 @@ impl ServerConfig {
                 }
             }
             _ => DockerEndpoint::Ssh {
-                user: self.ssh_user.clone(),
+                user: self.ssh_user.as_ref().map(|u| u.value.clone()),
                 host: self.host.value.clone(),
-                port: self.ssh_port.as_ref().map_or(22, |p| p.value as u16),
-                key: self.ssh_key.clone(),
+                port: self
+                    .ssh_port
+                    .as_ref()
+                    .map_or(22, |p| u16::try_from(p.value).unwrap_or(22)),
+                key: self.ssh_key.as_ref().map(|k| k.value.clone()),
                 socket: self
                     .docker_socket
                     .as_ref()
@@ -322,11 +333,11 @@ pub struct AutoscalerConfig {
     /// SQLite file of the decision journal and cooldowns (a shoal addition; relative to the
     /// config file's directory).
     #[serde(default = "default_state_file")]
-    pub state_file: PathBuf,
+    pub state_file: Located<PathBuf>,
 }
 
-fn default_state_file() -> PathBuf {
-    PathBuf::from("shoal-state.db")
+fn default_state_file() -> Located<PathBuf> {
+    Located::unlocated(PathBuf::from("shoal-state.db"))
 }
 
 impl Default for AutoscalerConfig {
@@ -402,12 +413,28 @@ pub struct ApiConfig {
     /// Listen address.
     #[serde(default = "default_api_bind")]
     pub bind: Located<String>,
-    /// Bearer token for mutating endpoints. `SHOAL_API_TOKEN` overrides it.
+    /// Bearer token for mutating endpoints, at least 16 visible ASCII characters.
+    /// `SHOAL_API_TOKEN` overrides it.
     #[serde(default, skip_serializing)]
-    pub token: Option<String>,
+    pub token: Option<Located<String>>,
     /// Serve mutating endpoints without a token even beyond loopback.
     #[serde(default)]
     pub allow_unauthenticated: bool,
+    /// Seconds a client has to send a request's headers (1 to 86400); a connection that
+    /// has not done so is closed (slow-loris clients).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: Located<u64>,
+    /// Seconds a request may take from its headers to its answer (1 to 86400); then it is
+    /// answered 503.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: Located<u64>,
+    /// Most connections served at once (1 to 65535); further ones wait in the listen
+    /// backlog until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: Located<u32>,
+    /// Largest request body accepted, in bytes (0 to 16 MiB); a larger one is answered 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: Located<u32>,
 }
 
 impl Default for ApiConfig {
@@ -416,8 +443,25 @@ impl Default for ApiConfig {
             bind: default_api_bind(),
             token: None,
             allow_unauthenticated: false,
+            header_read_timeout: default_header_read_timeout(),
+            request_timeout: default_request_timeout(),
+            max_connections: default_max_connections(),
+            max_body_bytes: default_max_body_bytes(),
         }
     }
+}
+
+fn default_header_read_timeout() -> Located<u64> {
+    Located::unlocated(10)
+}
+fn default_request_timeout() -> Located<u64> {
+    Located::unlocated(60)
+}
+fn default_max_connections() -> Located<u32> {
+    Located::unlocated(256)
+}
+fn default_max_body_bytes() -> Located<u32> {
+    Located::unlocated(64 << 10)
 }
 
 fn default_api_bind() -> Located<String> {

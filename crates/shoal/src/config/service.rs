@@ -53,7 +53,7 @@ pub struct ServiceConfig {
     pub memory: Option<Located<String>>,
     /// Command (arguments after the image's entrypoint) (a shoal addition).
     #[serde(default)]
-    pub command: Option<Vec<String>>,
+    pub command: Option<Located<Vec<String>>>,
     /// Seconds a stopping container gets before SIGKILL (a shoal addition).
     #[serde(default = "default_stop_timeout")]
     pub stop_timeout: Located<u64>,
@@ -85,6 +85,9 @@ pub struct ServiceConfig {
     /// Journal decisions but change nothing (a shoal addition; default `autoscaler.dry_run`).
     #[serde(default)]
     pub dry_run: Option<bool>,
+    /// Where the service's name (its key under `services`) is written; set by the loader.
+    #[serde(skip)]
+    pub name_at: Located<()>,
 }
 
 fn default_policy() -> Located<String> {

@@ -3,7 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use std::path::PathBuf;
+
 use super::durations::{Limit, HOLD, STABILIZATION, WAIT};
+use super::limits::{self, Range};
+use super::syntax;
 use super::{Config, ConfigIssue, Located};
 
 impl Config {
@@ -15,17 +19,32 @@ impl Config {
         v.port(&lb.stats_port, "load_balancer.stats_port");
         v.seconds(&lb.drain_timeout, "load_balancer.drain_timeout", 1, WAIT);
         v.seconds(&lb.timeout, "load_balancer.timeout", 1, WAIT);
-        if lb.runtime_api.trim().is_empty() {
-            v.at(
-                &lb.runtime_api,
-                "load_balancer.runtime_api must not be empty".into(),
-            );
+        v.runtime_api(&lb.runtime_api, lb.allow_remote_runtime_api);
+        v.syntax(
+            &lb.bind_address,
+            "load_balancer.bind_address",
+            syntax::bind_address,
+        );
+        if let Some(f) = &lb.config_file {
+            v.path(f, "load_balancer.config_file");
         }
 
         v.seconds(&self.ssh.connect_timeout, "ssh.connect_timeout", 1, WAIT);
+        v.path(&self.ssh.known_hosts, "ssh.known_hosts");
 
         if self.servers.is_empty() {
             v.push(0, 0, "servers: at least one server is required".into());
+        }
+        if self.servers.len() > limits::MAX_SERVERS {
+            v.push(
+                0,
+                0,
+                format!(
+                    "servers: {} servers is more than the limit of {}",
+                    self.servers.len(),
+                    limits::MAX_SERVERS
+                ),
+            );
         }
         let mut names = BTreeMap::new();
         for (i, s) in self.servers.iter().enumerate() {
@@ -48,12 +67,21 @@ impl Config {
                     ),
                 );
             }
-            if s.host.trim().is_empty() {
-                v.at(&s.host, format!("{key}.host must not be empty"));
-            }
+            v.syntax(&s.host, &format!("{key}.host"), syntax::host);
             if let Some(p) = &s.ssh_port {
                 v.port(p, &format!("{key}.ssh_port"));
             }
+            if let Some(u) = &s.ssh_user {
+                v.syntax(u, &format!("{key}.ssh_user"), syntax::ssh_user);
+            }
+            if let Some(k) = &s.ssh_key {
+                v.path(k, &format!("{key}.ssh_key"));
+            }
+            v.count(
+                &s.max_containers,
+                &format!("{key}.max_containers"),
+                limits::CONTAINERS_PER_SERVER,
+            );
             if let Some(sock) = &s.docker_socket {
                 if !sock.starts_with('/')
                     || sock.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -69,48 +97,83 @@ impl Config {
             }
             v.docker_tls(s, &key);
             if let Some(h) = &s.docker_host {
-                match h.split_once("://") {
-                    Some(("unix", path)) if path.starts_with('/') => {}
-                    Some(("tcp", addr)) if valid_host_port(addr) => {}
-                    _ => v.at(
-                        h,
-                        format!(
-                            "{key}.docker_host {:?} must be unix:///absolute/path or tcp://host:port",
-                            h.value
-                        ),
-                    ),
-                }
+                v.syntax(h, &format!("{key}.docker_host"), syntax::docker_host);
             }
         }
 
-        let mut ports: BTreeMap<u32, String> = BTreeMap::new();
-        ports.insert(*lb.stats_port, "load_balancer.stats_port".into());
+        // Every port HAProxy listens on, with the key and position that claimed it.
+        let mut ports: BTreeMap<u32, (String, Located<()>)> = BTreeMap::new();
+        let at = |l: &Located<u32>| Located {
+            value: (),
+            line: l.line,
+            column: l.column,
+        };
+        ports.insert(
+            *lb.stats_port,
+            ("load_balancer.stats_port".into(), at(&lb.stats_port)),
+        );
+        if let Ok(syntax::RuntimeApi::Tcp { port, .. }) = syntax::runtime_api(&lb.runtime_api) {
+            let pos = Located {
+                value: (),
+                line: lb.runtime_api.line,
+                column: lb.runtime_api.column,
+            };
+            ports
+                .entry(u32::from(port))
+                .or_insert(("load_balancer.runtime_api".into(), pos));
+        }
         for (name, svc) in &self.services {
             let key = format!("services.{name}");
             if !valid_name(name) {
-                v.push(
-                    0,
-                    0,
+                v.at(
+                    &svc.name_at,
                     format!(
                         "service name {name:?} must be 1-63 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
                     ),
                 );
             }
-            if svc.image.trim().is_empty() {
-                v.at(&svc.image, format!("{key}.image must not be empty"));
-            }
+            v.syntax(&svc.image, &format!("{key}.image"), syntax::image_reference);
             if v.port(&svc.port, &format!("{key}.port")) {
-                if let Some(other) = ports.insert(*svc.port, format!("{key}.port")) {
+                let this = (format!("{key}.port"), at(&svc.port));
+                if let Some(other) = ports.insert(*svc.port, this.clone()) {
+                    // Report the later of the two in the file, naming the earlier.
+                    let (first, second) =
+                        if (other.1.line, other.1.column) <= (this.1.line, this.1.column) {
+                            (other, this)
+                        } else {
+                            (this, other)
+                        };
                     v.at(
-                        &svc.port,
-                        format!("{key}.port {} is already used by {other}", *svc.port),
+                        &second.1,
+                        format!(
+                            "{} {} is already used by {}{}",
+                            second.0,
+                            *svc.port,
+                            first.0,
+                            if first.1.line > 0 {
+                                format!(" (line {})", first.1.line)
+                            } else {
+                                String::new()
+                            }
+                        ),
                     );
                 }
             }
             if let Some(p) = &svc.container_port {
                 v.port(p, &format!("{key}.container_port"));
             }
-            if *svc.min_replicas == 0 {
+            v.count(
+                &svc.max_replicas,
+                &format!("{key}.max_replicas"),
+                limits::REPLICAS,
+            );
+            if *svc.min_replicas > limits::REPLICAS.max {
+                v.count(
+                    &svc.min_replicas,
+                    &format!("{key}.min_replicas"),
+                    limits::REPLICAS,
+                );
+            } else if *svc.min_replicas == 0 {
                 v.at(
                     &svc.min_replicas,
                     format!(
@@ -139,8 +202,14 @@ impl Config {
                 (&svc.scale_up_threshold, "scale_up_threshold"),
                 (&svc.scale_down_threshold, "scale_down_threshold"),
             ] {
-                if !(t.is_finite() && **t >= 0.0) {
-                    v.at(t, format!("{key}.{n} must be a number >= 0 (percent)"));
+                if !(t.is_finite() && **t >= 0.0 && **t <= limits::MAX_PERCENT) {
+                    v.at(
+                        t,
+                        format!(
+                            "{key}.{n} must be a number from 0 to {} (percent)",
+                            limits::MAX_PERCENT
+                        ),
+                    );
                 }
             }
             if *svc.scale_down_threshold >= *svc.scale_up_threshold {
@@ -153,20 +222,11 @@ impl Config {
                 );
             }
             let hc = &svc.health_check;
-            if !hc.path.starts_with('/') {
-                v.at(
-                    &hc.path,
-                    format!(
-                        "{key}.health_check.path {:?} must start with '/'",
-                        hc.path.value
-                    ),
-                );
-            } else if hc.path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                v.at(
-                    &hc.path,
-                    format!("{key}.health_check.path must not contain spaces"),
-                );
-            }
+            v.syntax(
+                &hc.path,
+                &format!("{key}.health_check.path"),
+                syntax::http_path,
+            );
             v.seconds(
                 &hc.interval,
                 &format!("{key}.health_check.interval"),
@@ -180,12 +240,11 @@ impl Config {
                 0,
                 WAIT,
             );
-            if *hc.unhealthy_threshold == 0 {
-                v.at(
-                    &hc.unhealthy_threshold,
-                    format!("{key}.health_check.unhealthy_threshold must be at least 1"),
-                );
-            }
+            v.count(
+                &hc.unhealthy_threshold,
+                &format!("{key}.health_check.unhealthy_threshold"),
+                limits::CHECK_THRESHOLD,
+            );
             for vol in &svc.volumes {
                 let parts: Vec<&str> = vol.split(':').collect();
                 let ok = match parts.as_slice() {
@@ -199,7 +258,7 @@ impl Config {
                     }
                     _ => false,
                 };
-                if !ok {
+                if !ok || vol.chars().any(char::is_control) {
                     v.at(
                         vol,
                         format!(
@@ -211,7 +270,10 @@ impl Config {
             }
             for env in &svc.environment {
                 match env.split_once('=') {
-                    Some((k, _)) if !k.is_empty() && !k.contains(char::is_whitespace) => {}
+                    Some((k, val))
+                        if !k.is_empty()
+                            && !k.contains(|c: char| c.is_whitespace() || c.is_control())
+                            && !val.contains('\0') => {}
                     _ => v.at(
                         env,
                         format!("{key}.environment entry {:?} must be KEY=VALUE", env.value),
@@ -231,8 +293,16 @@ impl Config {
                 );
             }
             if let Some(c) = &svc.cpus {
-                if !(c.is_finite() && **c > 0.0) {
-                    v.at(c, format!("{key}.cpus must be a number of cores > 0"));
+                if !(c.is_finite() && (limits::MIN_CPUS..=limits::MAX_CPUS).contains(&**c)) {
+                    v.at(
+                        c,
+                        format!(
+                            "{key}.cpus must be a number of cores from {} to {} (Docker's smallest \
+                             limit is 0.01)",
+                            limits::MIN_CPUS,
+                            limits::MAX_CPUS
+                        ),
+                    );
                 }
             }
             if let Some(m) = &svc.memory {
@@ -260,10 +330,16 @@ impl Config {
                     ),
                 );
             }
-            if !(svc.target_utilization.is_finite() && *svc.target_utilization > 0.0) {
+            if !(svc.target_utilization.is_finite()
+                && *svc.target_utilization > 0.0
+                && *svc.target_utilization <= limits::MAX_PERCENT)
+            {
                 v.at(
                     &svc.target_utilization,
-                    format!("{key}.target_utilization must be a number > 0 (percent)"),
+                    format!(
+                        "{key}.target_utilization must be a number > 0 and at most {} (percent)",
+                        limits::MAX_PERCENT
+                    ),
                 );
             }
             if !(0.0..1.0).contains(&*svc.target_tolerance) {
@@ -272,12 +348,11 @@ impl Config {
                     format!("{key}.target_tolerance must be in [0, 1) (0.1 = 10%)"),
                 );
             }
-            if *svc.max_scale_step == 0 {
-                v.at(
-                    &svc.max_scale_step,
-                    format!("{key}.max_scale_step must be at least 1"),
-                );
-            }
+            v.count(
+                &svc.max_scale_step,
+                &format!("{key}.max_scale_step"),
+                limits::REPLICAS,
+            );
             v.seconds(
                 &svc.cooldown_period,
                 &format!("{key}.cooldown_period"),
@@ -292,12 +367,25 @@ impl Config {
                 STABILIZATION,
             );
             if let Some(t) = &svc.target_sessions_per_replica {
-                if !(t.is_finite() && t.value > 0.0) {
-                    v.at(t, format!("{key}.target_sessions_per_replica must be > 0"));
+                if !(t.is_finite() && t.value > 0.0 && t.value <= limits::MAX_SESSIONS) {
+                    v.at(
+                        t,
+                        format!(
+                            "{key}.target_sessions_per_replica must be > 0 and at most {}",
+                            limits::MAX_SESSIONS
+                        ),
+                    );
                 }
             }
-            if matches!(&svc.command, Some(c) if c.is_empty()) {
-                v.push(0, 0, format!("{key}.command must not be an empty list"));
+            if let Some(c) = &svc.command {
+                if c.is_empty() {
+                    v.at(c, format!("{key}.command must not be an empty list"));
+                } else if let Some(arg) = c.iter().find(|a| a.contains('\0')) {
+                    v.at(
+                        c,
+                        format!("{key}.command argument {arg:?} contains a NUL character"),
+                    );
+                }
             }
         }
 
@@ -315,30 +403,8 @@ impl Config {
                 ),
             );
         }
-        let bh = &a.business_hours;
-        for (t, n) in [(&bh.start, "start"), (&bh.end, "end")] {
-            if let Err(e) = parse_hhmm(t) {
-                v.at(t, format!("autoscaler.business_hours.{n}: {e}"));
-            }
-        }
-        if bh.start.value == bh.end.value {
-            v.at(
-                &bh.end,
-                "autoscaler.business_hours.end equals start: the window would be empty".into(),
-            );
-        }
-        if let Err(e @ crate::schedule::ScheduleError::InvalidDay { .. }) = bh.window() {
-            v.at(&bh.days, format!("autoscaler.business_hours.days: {e}"));
-        }
-        if let Err(e) = jiff::tz::TimeZone::get(&bh.timezone) {
-            v.at(
-                &bh.timezone,
-                format!(
-                    "autoscaler.business_hours.timezone {:?} is not an IANA timezone ({e})",
-                    bh.timezone.value
-                ),
-            );
-        }
+        v.path(&a.state_file, "autoscaler.state_file");
+        v.business_hours(&a.business_hours);
 
         if let Some(p) = self.monitoring.prometheus.as_ref() {
             if let Some(port) = &p.port {
@@ -370,11 +436,25 @@ impl Config {
         {
             v.port(port, "monitoring.grafana.port");
         }
-        if !valid_host_port(&self.api.bind) {
-            v.at(
-                &self.api.bind,
-                format!("api.bind {:?} must be host:port", self.api.bind.value),
-            );
+        v.syntax(&self.api.bind, "api.bind", syntax::listen_addr);
+        let api = &self.api;
+        v.seconds(&api.header_read_timeout, "api.header_read_timeout", 1, WAIT);
+        v.seconds(&api.request_timeout, "api.request_timeout", 1, WAIT);
+        v.count(
+            &api.max_connections,
+            "api.max_connections",
+            limits::API_CONNECTIONS,
+        );
+        v.count(
+            &api.max_body_bytes,
+            "api.max_body_bytes",
+            limits::API_BODY_BYTES,
+        );
+        if let Some(t) = &self.api.token {
+            // The token itself is never printed.
+            if let Err(e) = syntax::api_token(t) {
+                v.at(t, format!("api.token {e}"));
+            }
         }
         v.issues.sort_by_key(|i| (i.line, i.column));
         v.issues
@@ -406,6 +486,92 @@ impl Validator {
             false
         }
     }
+    /// A value checked by one of the [`syntax`] checks; the message quotes the value.
+    fn syntax<T>(
+        &mut self,
+        s: &Located<String>,
+        key: &str,
+        check: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match check(s) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.at(s, format!("{key} {:?} {e}", s.value));
+                None
+            }
+        }
+    }
+    /// A file path ([`syntax::file_path`]).
+    fn path(&mut self, p: &Located<PathBuf>, key: &str) {
+        let text = p.to_string_lossy();
+        if let Err(e) = syntax::file_path(&text) {
+            self.at(p, format!("{key} {text:?} {e}"));
+        }
+    }
+    /// A count within `range`.
+    fn count(&mut self, n: &Located<u32>, key: &str, range: Range) {
+        if !(range.min..=range.max).contains(&n.value) {
+            self.at(
+                n,
+                format!(
+                    "{key} {} is out of range {}-{} ({})",
+                    n.value, range.min, range.max, range.why
+                ),
+            );
+        }
+    }
+    /// `load_balancer.runtime_api`: parses as [`syntax::runtime_api`]; beyond loopback only
+    /// with the opt-in.
+    fn runtime_api(&mut self, api: &Located<String>, allow_remote: bool) {
+        let key = "load_balancer.runtime_api";
+        if let Some(addr) = self.syntax(api, key, syntax::runtime_api) {
+            if !addr.is_local() && !allow_remote {
+                self.at(
+                    api,
+                    format!(
+                        "{key} {:?} is reachable from other machines, and the runtime API is \
+                         HAProxy's admin socket (anyone who reaches it can take every backend \
+                         down): use a unix socket or 127.0.0.1:PORT, or set \
+                         load_balancer.allow_remote_runtime_api: true and firewall the port",
+                        api.value
+                    ),
+                );
+            }
+        }
+    }
+    /// The business-hours window, built by the same function the autoscaler uses; each
+    /// error is put at the key it is about.
+    fn business_hours(&mut self, bh: &super::BusinessHoursConfig) {
+        use crate::schedule::ScheduleError as E;
+        let key = "autoscaler.business_hours";
+        let mut parts_ok = true;
+        for (t, n) in [(&bh.start, "start"), (&bh.end, "end")] {
+            if let Err(e) = crate::schedule::parse_time(t) {
+                self.at(t, format!("{key}.{n}: {e}"));
+                parts_ok = false;
+            }
+        }
+        if let Err(e) = jiff::tz::TimeZone::get(&bh.timezone) {
+            self.at(
+                &bh.timezone,
+                format!(
+                    "{key}.timezone {:?} is not an IANA time zone name ({e})",
+                    bh.timezone.value
+                ),
+            );
+            parts_ok = false;
+        }
+        if !parts_ok {
+            return;
+        }
+        match bh.window() {
+            Ok(_) => {}
+            Err(e @ (E::InvalidDay { .. } | E::NoDays)) => {
+                self.at(&bh.days, format!("{key}.days: {e}"));
+            }
+            Err(e) => self.at(&bh.end, format!("{key}: {e}")),
+        }
+    }
     /// A value in seconds: at least `min` (0 or 1), at most `limit.max`.
     fn seconds(&mut self, n: &Located<u64>, key: &str, min: u64, limit: Limit) {
         if n.value < min {
@@ -423,40 +589,12 @@ impl Validator {
 }
 
 fn valid_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b[0].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
+    syntax::object_name(name).is_ok()
 }
 
-fn valid_host_port(s: &str) -> bool {
-    match s.rsplit_once(':') {
-        Some((host, port)) => {
-            !host.is_empty()
-                && port
-                    .parse::<u16>()
-                    .is_ok_and(|p| p > 0 || host == "127.0.0.1")
-        }
-        None => false,
-    }
-}
-
-/// Parses `HH:MM` (24 h) into (hour, minute).
+/// Parses `HH:MM` (24 h) into (hour, minute), as the business-hours window does.
 pub fn parse_hhmm(s: &str) -> Result<(i8, i8), String> {
-    let bad = || format!("{s:?} is not a time HH:MM (00:00-23:59)");
-    let (h, m) = s.split_once(':').ok_or_else(bad)?;
-    if h.is_empty() || h.len() > 2 || m.len() != 2 {
-        return Err(bad());
-    }
-    let h: i8 = h.parse().map_err(|_| bad())?;
-    let m: i8 = m.parse().map_err(|_| bad())?;
-    if (0..24).contains(&h) && (0..60).contains(&m) {
-        Ok((h, m))
-    } else {
-        Err(bad())
-    }
+    crate::schedule::parse_time(s).map_err(|e| e.to_string())
 }
 
 /// Parses a memory size such as `512m`, `2g`, `1048576` into bytes.
@@ -473,9 +611,12 @@ pub fn parse_memory(s: &str) -> Result<i64, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{s:?} is not a size such as 512m or 2g"))?;
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large (more than {} bytes)", i64::MAX))?;
     // Docker refuses limits under 6 MiB.
-    if n <= 0 || n.saturating_mul(mult) < 6 << 20 {
+    if bytes < 6 << 20 {
         return Err(format!("{s:?} is below Docker's minimum of 6m"));
     }
-    Ok(n.saturating_mul(mult))
+    Ok(bytes)
 }

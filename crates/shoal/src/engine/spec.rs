@@ -38,7 +38,7 @@ impl ContainerSpec {
             container_port: svc.container_port(),
             env: svc.environment.iter().map(|e| e.value.clone()).collect(),
             binds: svc.volumes.iter().map(|v| v.value.clone()).collect(),
-            cmd: svc.command.clone(),
+            cmd: svc.command.as_ref().map(|c| c.value.clone()),
             restart_policy: svc.restart_policy.value.clone(),
             nano_cpus: svc.cpus.as_ref().map(|c| (c.value * 1e9) as i64),
             memory: svc.memory_bytes(),

@@ -17,6 +17,14 @@ pub enum JournalError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The file could not be created private (mode 0600), or narrowed to that mode.
+    #[error("journal {}: cannot make the file private (mode 0600): {source}", path.display())]
+    Private {
+        /// Database path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// The file exists but is not an SQLite database, or is corrupt.
     #[error(
         "journal {}: the file is not an SQLite database or is corrupt ({source}); \

@@ -44,8 +44,9 @@ impl fmt::Debug for Journal {
 }
 
 impl Journal {
-    /// Opens the journal at `path`, creating the file, its parent directory and the schema
-    /// when missing. WAL mode, `synchronous=NORMAL`, busy timeout 5 s.
+    /// Opens the journal at `path`, creating the file (mode 0600, and an existing one is
+    /// narrowed to it), its parent directory and the schema when missing. WAL mode,
+    /// `synchronous=NORMAL`, busy timeout 5 s.
     ///
     /// # Errors
     /// When the directory or file cannot be created or opened, the file is not SQLite or is
@@ -58,6 +59,12 @@ impl Journal {
                 source,
             })?;
         }
+        // SQLite creates the file (and its -wal and -shm files, with the same mode) 0644:
+        // create it 0600 first, or narrow an existing one.
+        crate::files::ensure_private(path).map_err(|source| JournalError::Private {
+            path: path.to_owned(),
+            source,
+        })?;
         let err = |e| JournalError::from_sqlite(path, e);
         let mut conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;

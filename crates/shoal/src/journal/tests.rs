@@ -402,3 +402,23 @@ fn concurrent_record_from_several_threads() {
     assert_eq!(seqs.len(), (threads * per_thread) as usize);
     assert_eq!(j.load_service_states().len(), 2);
 }
+
+#[test]
+fn the_journal_and_its_wal_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let j = Journal::open(&path).unwrap();
+    j.record(ev("web", "scale_up", "x"));
+    for file in ["state.db", "state.db-wal", "state.db-shm"] {
+        let p = dir.path().join(file);
+        assert!(p.exists(), "{file} missing");
+        assert_eq!(mode(&p), 0o600, "{file}");
+    }
+    drop(j);
+    // A journal an older shoal left world-readable is narrowed when opened.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _j = Journal::open(&path).unwrap();
+    assert_eq!(mode(&path), 0o600);
+}

@@ -145,22 +145,18 @@ pub fn render(
     Ok(out)
 }
 
-/// The host part of `bind` lines: empty for all addresses (`*`), else the address.
+/// The host part of `bind` lines: empty for all addresses (`*`), else the address
+/// ([`crate::config::syntax::bind_address`], the check the config's validation makes).
 fn bind_host(bind_address: &str) -> Result<String> {
-    let a = bind_address.trim();
-    if a.is_empty() || a == "*" {
-        return Ok(String::new());
+    match crate::config::syntax::bind_address(bind_address) {
+        Ok(None) => Ok(String::new()),
+        Ok(Some(host)) => Ok(host),
+        Err(reason) => Err(LbError::InvalidName {
+            what: "load_balancer.bind_address",
+            value: bind_address.to_owned(),
+            reason,
+        }),
     }
-    let a = a
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(a);
-    validate_host(a).map_err(|_| LbError::InvalidName {
-        what: "load_balancer.bind_address",
-        value: bind_address.to_owned(),
-        reason: "must be *, an IP address or a host name".into(),
-    })?;
-    Ok(a.to_owned())
 }
 
 fn bind(host: &str, port: u32) -> Result<String> {

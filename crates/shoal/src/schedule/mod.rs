@@ -49,4 +49,5 @@ mod window;
 mod tests;
 
 pub use error::ScheduleError;
+pub use parse::parse_hhmm as parse_time;
 pub use window::{BusinessHours, WindowState};

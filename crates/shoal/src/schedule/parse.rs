@@ -13,8 +13,9 @@ pub(super) fn hhmm(t: Time) -> String {
     format!("{:02}:{:02}", t.hour(), t.minute())
 }
 
-/// Parses `HH:MM` or `H:MM`, digits only, 00:00–23:59.
-pub(super) fn parse_hhmm(s: &str) -> Result<(i8, i8), ScheduleError> {
+/// Parses `HH:MM` or `H:MM`, digits only, 00:00–23:59. The config's validation uses this
+/// same function, so what `config check` accepts is what the window is built from.
+pub fn parse_hhmm(s: &str) -> Result<(i8, i8), ScheduleError> {
     let bad = || ScheduleError::InvalidTime {
         input: s.to_owned(),
     };

@@ -3,7 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::lb::{host_port, validate_host, LbError, Result};
+use crate::config::syntax;
+use crate::lb::{host_port, LbError, Result};
 
 /// Where the runtime API listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,39 +21,17 @@ pub enum RuntimeAddr {
 }
 
 impl RuntimeAddr {
-    /// Parses `unix:/path`, `/abs/path` or `host:port`.
+    /// Parses `unix:/path`, `/abs/path` or `host:port`
+    /// ([`crate::config::syntax::runtime_api`], the check the config's validation makes).
     pub fn parse(value: &str) -> Result<Self> {
-        let bad = |reason: &str| LbError::InvalidAddress {
-            value: value.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let v = value.trim();
-        if let Some(path) = v.strip_prefix("unix:") {
-            if path.is_empty() {
-                return Err(bad("the unix socket path is empty"));
-            }
-            return Ok(Self::Unix(PathBuf::from(path)));
+        match syntax::runtime_api(value) {
+            Ok(syntax::RuntimeApi::Unix(p)) => Ok(Self::Unix(p)),
+            Ok(syntax::RuntimeApi::Tcp { host, port }) => Ok(Self::Tcp { host, port }),
+            Err(reason) => Err(LbError::InvalidAddress {
+                value: value.to_owned(),
+                reason,
+            }),
         }
-        if v.starts_with('/') {
-            return Ok(Self::Unix(PathBuf::from(v)));
-        }
-        let (host, port) = v
-            .rsplit_once(':')
-            .ok_or_else(|| bad("expected unix:/path, /absolute/path or host:port"))?;
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        let port: u16 = port
-            .parse()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| bad("the port must be 1-65535"))?;
-        validate_host(host).map_err(|_| bad("the host must be an IP address or a DNS name"))?;
-        Ok(Self::Tcp {
-            host: host.to_owned(),
-            port,
-        })
     }
 }
 

@@ -66,7 +66,7 @@ pub(super) fn first_line(answer: &str) -> &str {
 }
 
 /// Whether an answer reads as one of HAProxy's CLI error messages.
-pub(super) fn looks_failed(answer: &str) -> bool {
+pub fn looks_failed(answer: &str) -> bool {
     const PREFIXES: &[&str] = &[
         "Unknown",
         "unknown",

@@ -18,7 +18,10 @@ mod tests;
 
 pub use addr::RuntimeAddr;
 pub use client::HaproxyClient;
+pub use exchange::looks_failed as answer_looks_failed;
+pub use stat::parse_stats;
 pub use stat::{StatKind, StatRow};
+pub use state::parse_servers_state;
 pub use state::{AdminFlags, AdminState, CheckResult, OpState, ServerState};
 
 /// Largest answer read from the runtime API (a full `show stat` of a big setup is far less).

@@ -62,7 +62,7 @@ pub(super) fn split_csv(line: &str) -> Vec<String> {
 }
 
 /// Parses the answer of `show stat` (CSV with a `# pxname,svname,...` header).
-pub(crate) fn parse_stats(answer: &str) -> std::result::Result<Vec<StatRow>, String> {
+pub fn parse_stats(answer: &str) -> std::result::Result<Vec<StatRow>, String> {
     let mut lines = answer.lines().filter(|l| !l.trim().is_empty());
     let header = lines
         .next()

@@ -201,7 +201,7 @@ impl ServerState {
 
 /// Parses the answer of `show servers state` (format version 1): a version line, a
 /// `# field ...` header, then one whitespace-separated line per server.
-pub(crate) fn parse_servers_state(answer: &str) -> std::result::Result<Vec<ServerState>, String> {
+pub fn parse_servers_state(answer: &str) -> std::result::Result<Vec<ServerState>, String> {
     let mut lines = answer.lines().map(str::trim).filter(|l| !l.is_empty());
     match lines.next() {
         Some("1") => {}
