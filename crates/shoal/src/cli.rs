@@ -10,9 +10,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::api::model::{
-    DeployResponse, ErrorBody, EventList, EventsQuery, ReloadResponse, RollingUpdateResponse,
-    ScaleResponse, ServerList, ServiceList, ServiceStats, ServiceSummary, Status,
+    ErrorBody, EventList, EventsQuery, ReloadResponse, ScaleResponse, ServerList, ServiceList,
+    ServiceStats, ServiceSummary, Status,
 };
+
+mod release;
+
+pub use release::{deploy, rollback, EXIT_ROLLED_BACK};
 
 /// A client of the shoal API.
 #[derive(Debug)]
@@ -65,6 +69,15 @@ impl Client {
                 req = req.bearer_auth(t);
             }
         }
+        self.read(req, &url).await
+    }
+
+    /// Sends `req` and reads its answer into `T`, or the API's error.
+    async fn read<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<T, Failure> {
         let resp = req
             .send()
             .await
@@ -325,32 +338,6 @@ pub async fn scale(c: &Client, service: &str, up: bool) -> ExitCode {
         format!("{service}: desired {} -> {}\n", v.previous, v.desired)
     })
     .await
-}
-
-/// `shoal deploy SERVICE [--all]`.
-pub async fn deploy(c: &Client, service: &str, all: bool) -> ExitCode {
-    if all {
-        let path = format!("/services/{service}/rolling-update");
-        c.run(true, &path, None, |v: &RollingUpdateResponse| {
-            format!(
-                "{service}: pulling {} on {}, then replacing every replica one at a time; \
-                 follow with `shoal events {service}`\n",
-                v.image,
-                serde_json::to_string(&v.pulling_on).unwrap_or_default()
-            )
-        })
-        .await
-    } else {
-        let path = format!("/services/{service}/deploy");
-        c.run(true, &path, None, |v: &DeployResponse| {
-            format!(
-                "{service}: rolling to revision {} ({} replica(s) to replace); follow with \
-                 `shoal events {service}`\n",
-                v.revision, v.replicas_to_replace
-            )
-        })
-        .await
-    }
 }
 
 /// `shoal reload`.

@@ -17,6 +17,7 @@ mod error;
 mod load;
 mod located;
 mod model;
+mod release;
 mod service;
 mod validate;
 
@@ -30,6 +31,9 @@ pub use model::{
     ApiConfig, AutoscalerConfig, BusinessHoursConfig, Config, DockerEndpoint, GrafanaConfig,
     LoadBalancerConfig, MonitoringConfig, PrometheusConfig, ServerConfig, SshConfig,
     DEFAULT_DOCKER_SOCKET,
+};
+pub use release::{
+    registry_of, Credentials, RegistryConfig, RolloutConfig, MAX_PROGRESS_DEADLINE,
 };
 pub use service::{HealthCheckConfig, ServiceConfig};
 pub use validate::{parse_hhmm, parse_memory};

@@ -85,6 +85,9 @@ pub struct ServiceConfig {
     /// Journal decisions but change nothing (a shoal addition; default `autoscaler.dry_run`).
     #[serde(default)]
     pub dry_run: Option<bool>,
+    /// How updates replace replicas (a shoal addition; default surge 1, unavailable 0).
+    #[serde(default)]
+    pub rollout: Option<super::RolloutConfig>,
 }
 
 fn default_policy() -> Located<String> {

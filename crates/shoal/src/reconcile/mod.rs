@@ -8,9 +8,11 @@
 
 mod drain;
 pub mod execute;
+mod execute_rollout;
 pub mod observe;
 pub mod plan;
 pub mod reasons;
+pub mod rollout;
 pub mod runner;
 
 #[cfg(test)]

@@ -50,6 +50,7 @@ fn replica(i: usize, g: &Gen, now: Instant) -> Replica {
         status: String::new(),
         host_port: Some(30000 + i as u16),
         created: i as i64,
+        image: Default::default(),
     };
     let mut r = Replica::new(
         &info,
@@ -91,6 +92,7 @@ fn world(
                 status: String::new(),
                 host_port: r.port,
                 created: r.created,
+                image: r.image.clone(),
             })
             .collect(),
         hosts: SERVERS
@@ -132,12 +134,23 @@ fn world(
     };
     let rollout = rollout.map(|(k, with_surge)| {
         let ids: Vec<String> = replicas.keys().cloned().collect();
-        let surge = (with_surge && ids.len() >= 2).then(|| (ids[0].clone(), ids[1].clone()));
+        let surges = if with_surge && ids.len() >= 2 {
+            BTreeMap::from([(ids[0].clone(), ids[1].clone())])
+        } else {
+            BTreeMap::new()
+        };
         Rollout {
             revision: "r2".into(),
+            to: crate::release::test_revision("r2"),
+            from: Some(crate::release::test_revision("r1")),
             replace_ids: ids.iter().skip(1).take(k).cloned().collect(),
-            surge,
+            surges,
             replaced: 0,
+            rollback: None,
+            max_surge: 1,
+            max_unavailable: 0,
+            progress_deadline: Duration::from_secs(600),
+            last_progress: now,
         }
     });
     let state = ServiceState {
