@@ -61,6 +61,8 @@ pub struct WorldState {
     /// What the fake registry serves, every server pulling from it: reference → image ID.
     /// A reference not in it does not exist ("manifest unknown").
     pub images: BTreeMap<String, String>,
+    /// Every image ID ever pushed: still pullable by digest after its tag moved on.
+    pub pushed: BTreeSet<String>,
     /// Image IDs whose containers never pass a health check (a bad release).
     pub unhealthy_images: BTreeSet<String>,
     /// Pulls done: (server, reference).
@@ -112,6 +114,7 @@ impl World {
                 .collect(),
             new_healthy: true,
             images: BTreeMap::from([("web:1".to_owned(), fake_image_id("web:1"))]),
+            pushed: BTreeSet::from([fake_image_id("web:1")]),
             next_port: 20000,
             ..Default::default()
         };
@@ -318,7 +321,7 @@ impl DockerApi for FakeEngine {
         Ok(self.world.with(|w| {
             let id = w.images.get(image).cloned().or_else(|| {
                 let by_id = image.rsplit('@').next().unwrap_or(image);
-                w.images.values().find(|id| *id == by_id).cloned()
+                w.pushed.get(by_id).cloned()
             })?;
             let repo = image.split('@').next().unwrap_or(image);
             let repo = repo.rsplit_once(':').map_or(repo, |(r, _)| r);
@@ -334,7 +337,7 @@ impl DockerApi for FakeEngine {
         self.world.with(|w| {
             w.pulls.push((self.server.clone(), image.to_owned()));
             let known = w.images.contains_key(image)
-                || w.images.values().any(|id| image.ends_with(id.as_str()));
+                || w.pushed.iter().any(|id| image.ends_with(id.as_str()));
             if known {
                 Ok(())
             } else {

@@ -16,7 +16,7 @@ use crate::service::{Phase, Replica, Rollout, ServiceState};
 
 const SERVERS: [&str; 3] = ["s1", "s2", "s3"];
 
-fn spec(min: u32, max: u32) -> ServiceConfig {
+pub(super) fn spec(min: u32, max: u32) -> ServiceConfig {
     let text = format!(
         "servers:\n  - name: s1\n    host: 10.0.0.1\n    docker_host: unix:///x.sock\n\
          services:\n  web:\n    image: web:1\n    port: 80\n    min_replicas: {min}\n    max_replicas: {max}\n\
@@ -26,7 +26,7 @@ fn spec(min: u32, max: u32) -> ServiceConfig {
 }
 
 /// A generated replica: (server, phase, container state, health failures, healthy, age s).
-type Gen = (usize, u8, bool, u32, bool, u64);
+pub(super) type Gen = (usize, u8, bool, u32, bool, u64);
 
 fn replica(i: usize, g: &Gen, now: Instant) -> Replica {
     let (server, phase, running, failures, healthy, age) = *g;
@@ -65,7 +65,7 @@ fn replica(i: usize, g: &Gen, now: Instant) -> Replica {
     r
 }
 
-fn world(
+pub(super) fn world(
     gens: &[Gen],
     desired: u32,
     rollout: Option<(usize, bool)>,
@@ -163,7 +163,7 @@ fn world(
     (state, obs, now)
 }
 
-fn run(spec: &ServiceConfig, state: &ServiceState, obs: &Observation, now: Instant) -> Plan {
+pub(super) fn run(spec: &ServiceConfig, state: &ServiceState, obs: &Observation, now: Instant) -> Plan {
     plan(&Input {
         spec,
         state,

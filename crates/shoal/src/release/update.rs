@@ -86,7 +86,22 @@ pub fn rollback(ctx: &Arc<Context>, service: &str) -> Result<UpdateStatus, Updat
     else {
         return Err(UpdateError::UnknownService(service.to_owned()));
     };
-    let current = rt.update(|st| st.target.as_ref().map(|t| t.id.clone()));
+    let (current, busy) = rt.update(|st| {
+        (
+            st.target.as_ref().map(|t| t.id.clone()),
+            st.update
+                .as_ref()
+                .filter(|u| u.phase.running())
+                .map(|u| format!("{:?} of {}, {}", u.kind, u.image, u.phase.as_str()).to_lowercase())
+                .or_else(|| st.rollout.as_ref().map(|r| format!("rollout to revision {}", r.revision))),
+        )
+    });
+    if let Some(what) = busy {
+        return Err(UpdateError::Busy {
+            service: service.to_owned(),
+            what,
+        });
+    }
     let Some(prev) = current.and_then(|c| ctx.journal.previous_revision(service, &c)) else {
         return Err(UpdateError::NoPrevious(service.to_owned()));
     };
