@@ -1,0 +1,241 @@
+//! Releases through a real registry (Debian's `docker-registry`) onto a real server (a
+//! network namespace with its own dockerd), with steady client traffic through a real
+//! HAProxy the whole time: the same tag pushed again rolls every replica to the new image;
+//! a manual rollback returns the old digest; a second update while one runs gets 409; a
+//! release that never passes its health check is rolled back to the same digest as before,
+//! and the CLI says why and exits 4; a tag that does not exist replaces nothing. Not one
+//! request fails. Needs root (a network namespace, a second dockerd).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::netns::NetnsServer;
+use common::registry::{self, Registry};
+use common::{http_client, shoal, Load, Opts, Stack, IMAGE, TOKEN};
+use serde_json::Value;
+
+/// The digests and image IDs of the service's replicas (`GET /services/{name}/stats`).
+async fn running_images(s: &Stack) -> (BTreeSet<String>, BTreeSet<String>) {
+    let stats = s.stats().await;
+    let c = stats["containers"].as_array().unwrap();
+    let digests = c
+        .iter()
+        .map(|r| r["digest"].as_str().unwrap_or("-").to_owned())
+        .collect();
+    let ids = c
+        .iter()
+        .map(|r| r["image_id"].as_str().unwrap().to_owned())
+        .collect();
+    (digests, ids)
+}
+
+/// Waits until the update ends; returns its status.
+async fn until_ended(s: &Stack) -> Value {
+    common::wait_for_async("the update to end", Duration::from_secs(120), || async {
+        let u = s.get(&format!("/services/{}/update", s.service)).await;
+        (u["running"] == false).then_some(u)
+    })
+    .await
+}
+
+/// Waits until exactly `n` replicas run and are in rotation, all on image `id`.
+async fn until_all_on(s: &Stack, ns: &NetnsServer, n: usize, id: &str) {
+    common::wait_for_async(
+        &format!("{n} replicas in rotation, all on {id}"),
+        Duration::from_secs(60),
+        || async {
+            let (_, ids) = running_images(s).await;
+            (ns.running(&s.service).len() == n
+                && s.up_servers().len() == n
+                && ids == BTreeSet::from([id.to_owned()]))
+            .then_some(())
+        },
+    )
+    .await;
+}
+
+async fn post_json(s: &Stack, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = s.http.post(s.url(path)).bearer_auth(TOKEN);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_through_a_real_registry_fail_no_request_and_roll_back_a_bad_one() {
+    let ns = NetnsServer::start_trusting_registries(IMAGE);
+    let reg = Registry::start(&ns.gateway);
+    let live = reg.image("app:live");
+    // Three builds of the workload, told apart by a label (so three image IDs); v3 answers
+    // its health check (/api/tags) with 503 from the start.
+    registry::build(&ns, IMAGE, "LABEL io.shoal.test.version=1", "rel:v1");
+    registry::build(&ns, IMAGE, "LABEL io.shoal.test.version=2", "rel:v2");
+    registry::build(
+        &ns,
+        IMAGE,
+        "LABEL io.shoal.test.version=3\nENV SHOAL_WORKLOAD_UNHEALTHY_AFTER_SECS=0",
+        "rel:v3",
+    );
+    let v1_digest = registry::push(&ns, "rel:v1", &live);
+    let (v1, v2, v3) = (
+        registry::image_id(&ns, "rel:v1"),
+        registry::image_id(&ns, "rel:v2"),
+        registry::image_id(&ns, "rel:v3"),
+    );
+    // shoal pulls the tag itself: the namespace server has only the local builds.
+    let out = ns.docker().args(["rmi", &live]).output().unwrap();
+    assert!(out.status.success());
+
+    let mut s = Stack::new(
+        "t-release",
+        Opts {
+            min: 2,
+            max: 3,
+            image: live.clone(),
+            local: false,
+            start_period: 6,
+            servers_extra: format!(
+                "  - host: {}\n    name: ns\n    docker_host: {}\n    max_containers: 20\n",
+                ns.ip,
+                ns.docker_host()
+            ),
+            ..Opts::default()
+        },
+    );
+    s.start_shoal();
+    until_all_on(&s, &ns, 2, &v1).await;
+    let (digests, _) = running_images(&s).await;
+    assert_eq!(
+        digests,
+        BTreeSet::from([format!("{}/app@{v1_digest}", reg.addr)]),
+        "the replicas record the digest they were pulled at"
+    );
+
+    let load = Load::get(s.frontend_url("/api/tags"))
+        .pause(Duration::from_millis(20))
+        .http(http_client(Duration::from_secs(3)))
+        .start();
+
+    // 1. v2 pushed under the same tag: a rolling update puts every replica on v2.
+    let v2_digest = registry::push(&ns, "rel:v2", &live);
+    let (code, body) = s.act("rolling-update").await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(body["kind"], "rolling_update");
+    let u = until_ended(&s).await;
+    assert_eq!(u["phase"], "done", "{u:#}");
+    assert_eq!(u["to"]["image_id"], v2.as_str(), "{u:#}");
+    assert_eq!(u["from"]["image_id"], v1.as_str(), "{u:#}");
+    assert_eq!(u["pulls"][0]["state"], "pulled", "{u:#}");
+    until_all_on(&s, &ns, 2, &v2).await;
+    let v2_digests = running_images(&s).await.0;
+    assert_eq!(
+        v2_digests,
+        BTreeSet::from([format!("{}/app@{v2_digest}", reg.addr)])
+    );
+
+    // 2. A manual rollback (the CLI, following it) returns the old digest.
+    let out = shoal()
+        .args(["--api", &s.url(""), "rollback", &s.service])
+        .env("SHOAL_API_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("replicas replaced 2/2"), "{text}");
+    until_all_on(&s, &ns, 2, &v1).await;
+    assert_eq!(
+        running_images(&s).await.0,
+        BTreeSet::from([format!("{}/app@{v1_digest}", reg.addr)])
+    );
+
+    // 3. Two concurrent updates: one runs, the other gets 409.
+    let (ru, dep) = (
+        format!("/services/{}/rolling-update", s.service),
+        format!("/services/{}/deploy", s.service),
+    );
+    let (a, b) = tokio::join!(post_json(&s, &ru, None), post_json(&s, &dep, None));
+    let codes = BTreeSet::from([a.0, b.0]);
+    assert_eq!(codes, BTreeSet::from([202, 409]), "{a:?} {b:?}");
+    let refused = if a.0 == 409 { &a.1 } else { &b.1 };
+    assert!(
+        refused["error"].as_str().unwrap().contains("already running"),
+        "{refused}"
+    );
+    assert_eq!(until_ended(&s).await["phase"], "done");
+    until_all_on(&s, &ns, 2, &v2).await;
+
+    // 4. v3 never passes its health check: `shoal deploy --all --watch` shows it roll back
+    //    and exits 4; every replica is back on v2, same digest.
+    registry::push(&ns, "rel:v3", &live);
+    let before: BTreeSet<String> = ns.running(&s.service).into_iter().collect();
+    let out = shoal()
+        .args(["--api", &s.url(""), "deploy", &s.service, "--all", "--watch"])
+        .env("SHOAL_API_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(4), "{stdout}\n{stderr}");
+    assert!(stdout.contains("rolling back"), "{stdout}");
+    assert!(stderr.contains("update rolled back"), "{stderr}");
+    assert!(stderr.contains("no passing health check"), "{stderr}");
+    until_all_on(&s, &ns, 2, &v2).await;
+    assert_eq!(running_images(&s).await.0, v2_digests, "the same digest as before");
+    let after: BTreeSet<String> = ns.running(&s.service).into_iter().collect();
+    assert_eq!(after, before, "the first new replica failed: nothing had been replaced");
+    let events = s.events().await;
+    let said = |action: &str, needle: &str| {
+        events.iter().any(|e| {
+            e["action"] == action && e["reason"].as_str().unwrap_or("").contains(needle)
+        })
+    };
+    assert!(said("rollout_failed", "no passing health check"), "{events:#?}");
+    assert!(said("rolled_back", "every replica runs revision"), "{events:#?}");
+    let revs = s.get(&format!("/services/{}/revisions", s.service)).await;
+    assert!(
+        revs["revisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["image_id"] == v3.as_str() && r["failed"] == true),
+        "{revs:#}"
+    );
+
+    // 5. A tag that does not exist: a clear error naming it, nothing replaced.
+    let (code, body) = post_json(
+        &s,
+        &format!("/services/{}/rolling-update", s.service),
+        Some(serde_json::json!({"image": reg.image("app:no-such-tag")})),
+    )
+    .await;
+    assert_eq!(code, 202, "{body}");
+    let u = until_ended(&s).await;
+    assert_eq!(u["phase"], "failed", "{u:#}");
+    let reason = u["reason"].as_str().unwrap();
+    assert!(reason.contains("app:no-such-tag"), "{reason}");
+    assert!(reason.contains("manifest unknown") || reason.contains("not found"), "{reason}");
+    assert!(reason.contains("failed after"), "the time it took: {reason}");
+    assert_eq!(
+        ns.running(&s.service).into_iter().collect::<BTreeSet<_>>(),
+        before,
+        "nothing replaced"
+    );
+
+    let report = load.finish().await;
+    assert!(report.ok() > 200, "the load ran: {}", report.summary());
+    assert_eq!(
+        report.failed(),
+        0,
+        "requests failed: {}",
+        report.first_errors(5)
+    );
+    eprintln!("load: {}", report.summary());
+    drop(reg);
+    s.kill_shoal();
+}
