@@ -239,3 +239,77 @@ async fn releases_through_a_real_registry_fail_no_request_and_roll_back_a_bad_on
     drop(reg);
     s.kill_shoal();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_registry_is_pulled_with_its_credentials_and_a_wrong_password_replaces_nothing() {
+    const RIGHT: &str = "right-password-7f3a";
+    const WRONG: &str = "wrong-password-c21d";
+    // No --insecure-registry: the namespace dockerd must verify the registry's certificate
+    // against the test CA.
+    let ns = NetnsServer::start(IMAGE);
+    let reg = registry::PrivateRegistry::start(&ns.gateway, "ci", RIGHT);
+    let addr = reg.registry.addr.clone();
+    let image = reg.registry.image("app:v1");
+    registry::build(&ns, IMAGE, "LABEL io.shoal.test.version=1", "priv:v1");
+    registry::build(&ns, IMAGE, "LABEL io.shoal.test.version=2", "priv:v2");
+    reg.login(&ns, "ci", RIGHT);
+    let config = Some(reg.docker_config.path());
+    registry::push_as(&ns, "priv:v1", &image, config);
+    let v1 = registry::image_id(&ns, "priv:v1");
+    assert!(ns.docker().args(["rmi", &image]).output().unwrap().status.success());
+
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), format!("{RIGHT}\n")).unwrap();
+    let mut s = Stack::new(
+        "t-private",
+        Opts {
+            min: 1,
+            max: 2,
+            image: image.clone(),
+            local: false,
+            start_period: 6,
+            servers_extra: format!(
+                "  - host: {}\n    name: ns\n    docker_host: {}\n    max_containers: 20\n",
+                ns.ip,
+                ns.docker_host()
+            ),
+            top_extra: format!(
+                "registries:\n  \"{addr}\":\n    username: ci\n    password_file: {}\n",
+                secret.path().display()
+            ),
+            ..Opts::default()
+        },
+    );
+    s.start_shoal();
+    // The right credentials: shoal pulls the image itself and the replica runs it.
+    until_all_on(&s, &ns, 1, &v1).await;
+    let before = ns.running(&s.service);
+
+    // A wrong password: a clear error naming the registry, and nothing replaced.
+    std::fs::write(secret.path(), format!("{WRONG}\n")).unwrap();
+    registry::push_as(&ns, "priv:v2", &image, config);
+    let (code, body) = s.act("rolling-update").await;
+    assert_eq!(code, 202, "{body}");
+    let u = until_ended(&s).await;
+    assert_eq!(u["phase"], "failed", "{u:#}");
+    let reason = u["reason"].as_str().unwrap();
+    assert!(reason.contains(&addr), "names the registry: {reason}");
+    assert!(
+        reason.contains("unauthorized") || reason.contains("authentication required"),
+        "Docker's own reason: {reason}"
+    );
+    assert!(reason.contains("credentials of registry"), "{reason}");
+    eprintln!("wrong password: {reason}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(ns.running(&s.service), before, "nothing replaced");
+
+    // The password is in no API answer, journal entry or log line.
+    let events = serde_json::to_string(&s.events().await).unwrap();
+    let answers = format!("{u}{events}{}", s.stats().await);
+    let log = s.shoal_log();
+    for pw in [RIGHT, WRONG] {
+        assert!(!answers.contains(pw), "a password in an API answer");
+        assert!(!log.contains(pw), "a password in the log");
+    }
+    s.kill_shoal();
+}

@@ -283,6 +283,13 @@ async fn pull_one(
             started.elapsed().as_secs_f64()
         )),
     };
+    let result = result.map_err(|e| match creds {
+        Some(c) => format!(
+            "{e} (pulled with the credentials of registry {}, user {})",
+            c.registry, c.username
+        ),
+        None => e,
+    });
     let secs = Some((started.elapsed().as_secs_f64() * 10.0).round() / 10.0);
     match &result {
         Ok(pin) => set("pulled", secs, None, Some(pin.id.clone())),

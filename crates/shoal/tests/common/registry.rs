@@ -22,23 +22,23 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry on `host` (an address of this machine) at a free port.
     pub fn start(host: &str) -> Self {
-        Self::start_with(host, "")
+        Self::start_with(host, |_| (String::new(), String::new()))
     }
 
-    /// Like [`Self::start`], with extra top-level YAML (`auth:`, or `http.tls` lines
-    /// appended under `http:` when `extra` starts with two spaces).
-    pub fn start_with(host: &str, extra: &str) -> Self {
+    /// Like [`Self::start`], with extra YAML made from the registry's directory (where the
+    /// caller put its certificate and htpasswd file): lines under `http:` (`tls:`) and
+    /// top-level ones (`auth:`).
+    pub fn start_with(
+        host: &str,
+        extra: impl FnOnce(&std::path::Path) -> (String, String),
+    ) -> Self {
         let port = {
             let l = std::net::TcpListener::bind(format!("{host}:0")).expect("a free port");
             l.local_addr().unwrap().port()
         };
         let addr = format!("{host}:{port}");
         let dir = tempfile::tempdir().expect("tempdir");
-        let (http_extra, top_extra) = if extra.starts_with("  ") {
-            (extra, "")
-        } else {
-            ("", extra)
-        };
+        let (http_extra, top_extra) = extra(dir.path());
         let conf = dir.path().join("registry.yml");
         std::fs::write(
             &conf,
@@ -59,7 +59,7 @@ impl Registry {
             .expect("docker-registry (apt install docker-registry)");
         let r = Registry { addr, dir, child };
         let target: std::net::SocketAddr = r.addr.parse().unwrap();
-        Wait::new("the registry to listen", Duration::from_secs(20))
+        Wait::new("the registry to listen", Duration::from_secs(30))
             .every(Duration::from_millis(100))
             .explain(|| r.log())
             .until(|| {
@@ -119,6 +119,11 @@ pub fn build(ns: &NetnsServer, base: &str, lines: &str, tag: &str) {
 /// `docker tag SRC DST` and `docker push DST` through `ns`'s dockerd. Returns the pushed
 /// digest (`sha256:...`).
 pub fn push(ns: &NetnsServer, src: &str, dst: &str) -> String {
+    push_as(ns, src, dst, None)
+}
+
+/// [`push`] with the docker CLI config in `config` (after a `docker login`).
+pub fn push_as(ns: &NetnsServer, src: &str, dst: &str, config: Option<&std::path::Path>) -> String {
     let ok = |mut c: Command, what: &str| {
         let out = c.output().unwrap();
         assert!(
@@ -133,6 +138,9 @@ pub fn push(ns: &NetnsServer, src: &str, dst: &str) -> String {
     t.args(["tag", src, dst]);
     ok(t, "docker tag");
     let mut p = ns.docker();
+    if let Some(c) = config {
+        p.env("DOCKER_CONFIG", c);
+    }
     p.args(["push", dst]);
     let out = ok(p, "docker push");
     out.split_whitespace()
@@ -151,4 +159,106 @@ pub fn image_id(ns: &NetnsServer, image: &str) -> String {
         .unwrap();
     assert!(out.status.success(), "inspect {image}");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A registry with TLS (a certificate for its address from a test CA the namespace
+/// servers' dockerd trusts through `/etc/docker/certs.d/<addr>/ca.crt`, removed on drop)
+/// and htpasswd auth with one user.
+pub struct PrivateRegistry {
+    /// The registry.
+    pub registry: Registry,
+    /// `/etc/docker/certs.d/<addr>`.
+    trust: PathBuf,
+    /// A docker CLI config dir for `docker login` (so the host's ~/.docker stays untouched).
+    pub docker_config: tempfile::TempDir,
+}
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl").args(args).output().expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl PrivateRegistry {
+    /// Starts it on `host` with user `user` / `password`.
+    pub fn start(host: &str, user: &str, password: &str) -> Self {
+        let hash = bcrypt::hash(password, 4).expect("bcrypt");
+        let registry = Registry::start_with(host, |d| {
+            let p = |f: &str| d.join(f).display().to_string();
+            openssl(&[
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                "/CN=shoal test CA", "-keyout", &p("ca.key"), "-out", &p("ca.crt"),
+            ]);
+            openssl(&[
+                "req", "-newkey", "rsa:2048", "-nodes", "-subj", &format!("/CN={host}"),
+                "-addext", &format!("subjectAltName=IP:{host}"), "-keyout", &p("server.key"),
+                "-out", &p("server.csr"),
+            ]);
+            openssl(&[
+                "x509", "-req", "-in", &p("server.csr"), "-CA", &p("ca.crt"), "-CAkey",
+                &p("ca.key"), "-CAcreateserial", "-days", "1", "-copy_extensions", "copyall",
+                "-out", &p("server.crt"),
+            ]);
+            std::fs::write(d.join("htpasswd"), format!("{user}:{hash}\n")).unwrap();
+            (
+                format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    p("server.crt"),
+                    p("server.key")
+                ),
+                format!(
+                    "auth:\n  htpasswd:\n    realm: shoal-test\n    path: {}\n",
+                    p("htpasswd")
+                ),
+            )
+        });
+        let trust = PathBuf::from("/etc/docker/certs.d").join(&registry.addr);
+        std::fs::create_dir_all(&trust).unwrap();
+        std::fs::copy(registry.dir().join("ca.crt"), trust.join("ca.crt")).unwrap();
+        Self {
+            registry,
+            trust,
+            docker_config: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `docker login` through `ns`'s dockerd (for pushing), into [`Self::docker_config`].
+    pub fn login(&self, ns: &NetnsServer, user: &str, password: &str) {
+        let mut c = ns.docker();
+        c.env("DOCKER_CONFIG", self.docker_config.path()).args([
+            "login",
+            &self.registry.addr,
+            "-u",
+            user,
+            "--password-stdin",
+        ]);
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(password.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "docker login: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.registry.log()
+        );
+    }
+}
+
+impl Drop for PrivateRegistry {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.trust);
+    }
 }
