@@ -313,3 +313,71 @@ async fn a_private_registry_is_pulled_with_its_credentials_and_a_wrong_password_
     }
     s.kill_shoal();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_from_a_registry_slow_to_answer_is_not_cut_by_the_engine_call_timeout() {
+    // The registry is stopped (SIGSTOP: it accepts connections and answers nothing) for
+    // 14 s while shoal pulls, longer than the engine client's 10 s request timeout, which
+    // used to cut the pull and report "pull image timed out after 600s". Then the link is
+    // shaped (tc tbf) so the layer itself takes seconds to arrive.
+    let ns = NetnsServer::start_trusting_registries(IMAGE);
+    let reg = Registry::start(&ns.gateway);
+    let image = reg.image("app:slow");
+    registry::build_with_random_layer(&ns, IMAGE, 256 * 1024, "slow:v1");
+    registry::push(&ns, "slow:v1", &image);
+    let id = registry::image_id(&ns, "slow:v1");
+    assert!(ns.docker().args(["rmi", &image, "slow:v1"]).output().unwrap().status.success());
+    common::cmd::run(
+        "tc",
+        &[
+            "qdisc", "add", "dev", &ns.veth, "root", "tbf", "rate", "320kbit", "burst", "8kb",
+            "latency", "2s",
+        ],
+    );
+    let mut s = Stack::new(
+        "t-slowpull",
+        Opts {
+            min: 1,
+            max: 1,
+            image: image.clone(),
+            local: false,
+            servers_extra: format!(
+                "  - host: {}\n    name: ns\n    docker_host: {}\n    max_containers: 20\n",
+                ns.ip,
+                ns.docker_host()
+            ),
+            ..Opts::default()
+        },
+    );
+    reg.pause(true);
+    s.start_shoal();
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    reg.pause(false);
+    common::wait_for("the replica runs", Duration::from_secs(50), || {
+        (ns.running(&s.service).len() == 1).then_some(())
+    });
+    let events = s.events().await;
+    let pulls: Vec<&str> = events
+        .iter()
+        .filter(|e| e["action"] == "pull")
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    assert!(
+        !pulls.iter().any(|r| r.contains("failed")),
+        "no pull failed: {pulls:#?}"
+    );
+    let pulled = pulls
+        .iter()
+        .find(|r| r.starts_with("pulled "))
+        .unwrap_or_else(|| panic!("no pull event: {events:#?}"));
+    let secs: f64 = pulled
+        .rsplit(" in ")
+        .next()
+        .and_then(|t| t.trim_end_matches('s').parse().ok())
+        .unwrap_or_else(|| panic!("{pulled}"));
+    eprintln!("{pulled}");
+    assert!(secs > 12.0, "the pull outlasted the 10 s engine call timeout: {pulled}");
+    until_all_on(&s, &ns, 1, &id).await;
+    reg.resume_quietly();
+    s.kill_shoal();
+}

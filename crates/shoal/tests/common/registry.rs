@@ -68,6 +68,13 @@ impl Registry {
         r
     }
 
+    /// Stops (SIGSTOP) or resumes (SIGCONT) the registry process: a registry that accepts
+    /// connections and does not answer, then answers again.
+    pub fn pause(&self, paused: bool) {
+        let sig = if paused { "-STOP" } else { "-CONT" };
+        super::cmd::run("kill", &[sig, &self.child.id().to_string()]);
+    }
+
     /// The registry's log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
@@ -88,6 +95,14 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Registry {
+    /// Resumes the registry if a test paused it and panicked (a stopped process would not
+    /// die of SIGKILL until continued on some kernels; continuing first is harmless).
+    pub fn resume_quietly(&self) {
+        super::cmd::run_quiet("kill", &["-CONT", &self.child.id().to_string()]);
     }
 }
 
@@ -260,5 +275,43 @@ impl PrivateRegistry {
 impl Drop for PrivateRegistry {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.trust);
+        // The parent only if this made it and nothing else is in it.
+        if let Some(parent) = self.trust.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
+}
+
+/// Builds `tag` on `ns`'s dockerd from `base` plus a layer holding `bytes` random bytes (a
+/// layer no other image shares, so pulling it moves that many bytes).
+pub fn build_with_random_layer(ns: &NetnsServer, base: &str, bytes: usize, tag: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = vec![0u8; bytes];
+    let mut urandom = std::fs::File::open("/dev/urandom").unwrap();
+    std::io::Read::read_exact(&mut urandom, &mut data).unwrap();
+    std::fs::write(dir.path().join("blob"), data).unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {base}\nCOPY blob /blob\n"),
+    )
+    .unwrap();
+    let mut tar = Command::new("tar")
+        .arg("-C")
+        .arg(dir.path())
+        .args(["-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("tar");
+    let out = ns
+        .docker()
+        .args(["build", "-q", "-t", tag, "-"])
+        .stdin(Stdio::from(tar.stdout.take().unwrap()))
+        .output()
+        .unwrap();
+    assert!(tar.wait().unwrap().success());
+    assert!(
+        out.status.success(),
+        "docker build {tag}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
