@@ -202,8 +202,9 @@ pub async fn reload(app: &Arc<App>) -> Result<Vec<String>, CommandError> {
 }
 
 /// Applies a new, already validated config: servers, services, the load-balancer client.
-/// Running replicas are not restarted; `deploy` rolls them to a changed spec. Every change is
-/// journaled on its service and returned, in words.
+/// A service whose spec changed is rolled out to it through the same path as `deploy`
+/// (pulls, health-gated replacement, rollback on failure). Every change is journaled on its
+/// service and returned, in words.
 pub fn apply_config(app: &Arc<App>, config: Config) -> Result<Vec<String>, CommandError> {
     let mut changes: Vec<(String, String)> = Vec::new();
     let old = app.config();
@@ -247,12 +248,25 @@ pub fn apply_config(app: &Arc<App>, config: Config) -> Result<Vec<String>, Comma
                 ContainerSpec::from_service(svc).revision,
             );
             if a != b {
+                // The same path as `deploy`: pulled where missing, health-gated, rolled back
+                // if a new replica fails.
+                let rolled = release::start(
+                    app.context(),
+                    name,
+                    UpdateRequest {
+                        kind: UpdateKind::Deploy,
+                        image: None,
+                    },
+                );
+                let then = match rolled {
+                    Ok(_) => format!(
+                        "rolling it out like `deploy` (progress: GET /services/{name}/update)"
+                    ),
+                    Err(e) => format!("not rolled out yet ({e}); run `shoal deploy {name}` then"),
+                };
                 changes.push((
                     name.clone(),
-                    format!(
-                        "service {name}: spec changed (spec {a} -> {b}); replicas, new ones \
-                         included, stay on their revision until `deploy` rolls them"
-                    ),
+                    format!("service {name}: spec changed (spec {a} -> {b}); {then}"),
                 ));
             }
         }
