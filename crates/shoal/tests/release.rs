@@ -56,6 +56,36 @@ async fn until_all_on(s: &Stack, ns: &NetnsServer, n: usize, id: &str) {
     .await;
 }
 
+/// Runs the deploy job's script of deploy/gitlab-ci.example.yml with `sh`, as a GitLab
+/// runner would, against this stack. Returns (success, output).
+fn ci_deploy_job(s: &Stack, registry_image: &str, sha: &str) -> (bool, String) {
+    let text = std::fs::read_to_string(common::repo("deploy/gitlab-ci.example.yml")).unwrap();
+    let ci: Value = serde_saphyr::from_str(&text).expect("the CI example is YAML");
+    let script: Vec<&str> = ci["deploy"]["script"]
+        .as_array()
+        .expect("deploy.script")
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script.join("\n")])
+        .env("SHOAL_API", s.url(""))
+        .env("SHOAL_API_TOKEN", TOKEN)
+        .env("SHOAL_SERVICE", &s.service)
+        .env("CI_REGISTRY_IMAGE", registry_image)
+        .env("CI_COMMIT_SHA", sha)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 async fn post_json(s: &Stack, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut req = s.http.post(s.url(path)).bearer_auth(TOKEN);
     if let Some(b) = body {
@@ -207,7 +237,33 @@ async fn releases_through_a_real_registry_fail_no_request_and_roll_back_a_bad_on
         "{revs:#}"
     );
 
-    // 5. A tag that does not exist: a clear error naming it, nothing replaced.
+    // 4b. deploy/gitlab-ci.example.yml's deploy job, as CI would run it: a good image
+    //     passes the job, a bad one fails it with shoal's reason.
+    registry::push(&ns, "rel:v2", &reg.image("app:sha2"));
+    registry::push(&ns, "rel:v3", &reg.image("app:sha3"));
+    let (ok, text) = ci_deploy_job(&s, &reg.image("app"), "sha2");
+    assert!(ok, "{text}");
+    assert!(text.contains(&format!("every replica runs {}/app@{v2_digest}", reg.addr)), "{text}");
+    until_all_on(&s, &ns, 2, &v2).await;
+    let (ok, text) = ci_deploy_job(&s, &reg.image("app"), "sha3");
+    assert!(!ok, "{text}");
+    assert!(text.contains("shoal rolled_back the update: new replica"), "{text}");
+    until_all_on(&s, &ns, 2, &v2).await;
+    let before: BTreeSet<String> = ns.running(&s.service).into_iter().collect();
+
+    // 5. A body that is not {"image": ...} is a 400 naming the problem; a tag that does not
+    //    exist: a clear error naming it, and nothing replaced.
+    let r = s
+        .http
+        .post(s.url(&format!("/services/{}/rolling-update", s.service)))
+        .bearer_auth(TOKEN)
+        .body("{\"imag\": \"x\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert!(e["error"].as_str().unwrap().contains("unknown field `imag`"), "{e}");
     let (code, body) = post_json(
         &s,
         &format!("/services/{}/rolling-update", s.service),
