@@ -104,7 +104,8 @@ impl Autoscaler {
     /// evaluation after it ends decides as usual. The hold is journaled once.
     fn held_by_update(&self) -> bool {
         let (held, first) = self.rt.update(|st| {
-            let held = st.rollout.is_some() || st.update.as_ref().is_some_and(|u| u.phase.running());
+            let held =
+                st.rollout.is_some() || st.update.as_ref().is_some_and(|u| u.phase.running());
             let key = "update in progress";
             let first = held && st.last_hold.as_deref() != Some(key);
             if first {

@@ -281,7 +281,10 @@ async fn deploy_rolls_a_changed_spec_one_at_a_time_without_failing_requests() {
     let (code, body) = s.post("/config/reload").await;
     assert_eq!(code, 200, "{body}");
     assert!(
-        body["changes"][0].as_str().unwrap().contains("rolling it out"),
+        body["changes"][0]
+            .as_str()
+            .unwrap()
+            .contains("rolling it out"),
         "{body}"
     );
     // A deploy meanwhile is refused: one update at a time.

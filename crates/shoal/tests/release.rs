@@ -174,7 +174,12 @@ async fn releases_through_a_real_registry_fail_no_request_and_roll_back_a_bad_on
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("replicas replaced 2/2"), "{text}");
     until_all_on(&s, &ns, 2, &v1).await;
     assert_eq!(
@@ -192,7 +197,10 @@ async fn releases_through_a_real_registry_fail_no_request_and_roll_back_a_bad_on
     assert_eq!(codes, BTreeSet::from([202, 409]), "{a:?} {b:?}");
     let refused = if a.0 == 409 { &a.1 } else { &b.1 };
     assert!(
-        refused["error"].as_str().unwrap().contains("already running"),
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("already running"),
         "{refused}"
     );
     assert_eq!(until_ended(&s).await["phase"], "done");
@@ -203,7 +211,14 @@ async fn releases_through_a_real_registry_fail_no_request_and_roll_back_a_bad_on
     registry::push(&ns, "rel:v3", &live);
     let before: BTreeSet<String> = ns.running(&s.service).into_iter().collect();
     let out = shoal()
-        .args(["--api", &s.url(""), "deploy", &s.service, "--all", "--watch"])
+        .args([
+            "--api",
+            &s.url(""),
+            "deploy",
+            &s.service,
+            "--all",
+            "--watch",
+        ])
         .env("SHOAL_API_TOKEN", TOKEN)
         .output()
         .unwrap();
@@ -216,17 +231,30 @@ async fn releases_through_a_real_registry_fail_no_request_and_roll_back_a_bad_on
     assert!(stderr.contains("update rolled back"), "{stderr}");
     assert!(stderr.contains("no passing health check"), "{stderr}");
     until_all_on(&s, &ns, 2, &v2).await;
-    assert_eq!(running_images(&s).await.0, v2_digests, "the same digest as before");
+    assert_eq!(
+        running_images(&s).await.0,
+        v2_digests,
+        "the same digest as before"
+    );
     let after: BTreeSet<String> = ns.running(&s.service).into_iter().collect();
-    assert_eq!(after, before, "the first new replica failed: nothing had been replaced");
+    assert_eq!(
+        after, before,
+        "the first new replica failed: nothing had been replaced"
+    );
     let events = s.events().await;
     let said = |action: &str, needle: &str| {
-        events.iter().any(|e| {
-            e["action"] == action && e["reason"].as_str().unwrap_or("").contains(needle)
-        })
+        events
+            .iter()
+            .any(|e| e["action"] == action && e["reason"].as_str().unwrap_or("").contains(needle))
     };
-    assert!(said("rollout_failed", "no passing health check"), "{events:#?}");
-    assert!(said("rolled_back", "every replica runs revision"), "{events:#?}");
+    assert!(
+        said("rollout_failed", "no passing health check"),
+        "{events:#?}"
+    );
+    assert!(
+        said("rolled_back", "every replica runs revision"),
+        "{events:#?}"
+    );
     let revs = s.get(&format!("/services/{}/revisions", s.service)).await;
     assert!(
         revs["revisions"]
@@ -243,11 +271,17 @@ async fn releases_through_a_real_registry_fail_no_request_and_roll_back_a_bad_on
     registry::push(&ns, "rel:v3", &reg.image("app:sha3"));
     let (ok, text) = ci_deploy_job(&s, &reg.image("app"), "sha2");
     assert!(ok, "{text}");
-    assert!(text.contains(&format!("every replica runs {}/app@{v2_digest}", reg.addr)), "{text}");
+    assert!(
+        text.contains(&format!("every replica runs {}/app@{v2_digest}", reg.addr)),
+        "{text}"
+    );
     until_all_on(&s, &ns, 2, &v2).await;
     let (ok, text) = ci_deploy_job(&s, &reg.image("app"), "sha3");
     assert!(!ok, "{text}");
-    assert!(text.contains("shoal rolled_back the update: new replica"), "{text}");
+    assert!(
+        text.contains("shoal rolled_back the update: new replica"),
+        "{text}"
+    );
     until_all_on(&s, &ns, 2, &v2).await;
     let before: BTreeSet<String> = ns.running(&s.service).into_iter().collect();
 
@@ -263,7 +297,13 @@ async fn releases_through_a_real_registry_fail_no_request_and_roll_back_a_bad_on
         .unwrap();
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
-    assert!(e["error"].as_str().unwrap().contains("unknown field `imag`"), "{e}");
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `imag`"),
+        "{e}"
+    );
     let (code, body) = post_json(
         &s,
         &format!("/services/{}/rolling-update", s.service),
@@ -275,8 +315,14 @@ async fn releases_through_a_real_registry_fail_no_request_and_roll_back_a_bad_on
     assert_eq!(u["phase"], "failed", "{u:#}");
     let reason = u["reason"].as_str().unwrap();
     assert!(reason.contains("app:no-such-tag"), "{reason}");
-    assert!(reason.contains("manifest unknown") || reason.contains("not found"), "{reason}");
-    assert!(reason.contains("failed after"), "the time it took: {reason}");
+    assert!(
+        reason.contains("manifest unknown") || reason.contains("not found"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("failed after"),
+        "the time it took: {reason}"
+    );
     assert_eq!(
         ns.running(&s.service).into_iter().collect::<BTreeSet<_>>(),
         before,
@@ -312,7 +358,13 @@ async fn a_private_registry_is_pulled_with_its_credentials_and_a_wrong_password_
     let config = Some(reg.docker_config.path());
     registry::push_as(&ns, "priv:v1", &image, config);
     let v1 = registry::image_id(&ns, "priv:v1");
-    assert!(ns.docker().args(["rmi", &image]).output().unwrap().status.success());
+    assert!(ns
+        .docker()
+        .args(["rmi", &image])
+        .output()
+        .unwrap()
+        .status
+        .success());
 
     let secret = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(secret.path(), format!("{RIGHT}\n")).unwrap();
@@ -382,7 +434,13 @@ async fn a_pull_from_a_registry_slow_to_answer_is_not_cut_by_the_engine_call_tim
     registry::build_with_random_layer(&ns, IMAGE, 256 * 1024, "slow:v1");
     registry::push(&ns, "slow:v1", &image);
     let id = registry::image_id(&ns, "slow:v1");
-    assert!(ns.docker().args(["rmi", &image, "slow:v1"]).output().unwrap().status.success());
+    assert!(ns
+        .docker()
+        .args(["rmi", &image, "slow:v1"])
+        .output()
+        .unwrap()
+        .status
+        .success());
     common::cmd::run(
         "tc",
         &[
@@ -432,7 +490,10 @@ async fn a_pull_from_a_registry_slow_to_answer_is_not_cut_by_the_engine_call_tim
         .and_then(|t| t.trim_end_matches('s').parse().ok())
         .unwrap_or_else(|| panic!("{pulled}"));
     eprintln!("{pulled}");
-    assert!(secs > 12.0, "the pull outlasted the 10 s engine call timeout: {pulled}");
+    assert!(
+        secs > 12.0,
+        "the pull outlasted the 10 s engine call timeout: {pulled}"
+    );
     until_all_on(&s, &ns, 1, &id).await;
     reg.resume_quietly();
     s.kill_shoal();

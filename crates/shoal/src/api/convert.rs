@@ -108,11 +108,7 @@ impl From<&crate::service::Rollout> for model::Rollout {
         Self {
             revision: r.revision.clone(),
             replace_ids: r.replace_ids.iter().cloned().collect(),
-            surge: r
-                .surges
-                .iter()
-                .next()
-                .map(|(n, o)| (n.clone(), o.clone())),
+            surge: r.surges.iter().next().map(|(n, o)| (n.clone(), o.clone())),
             surges: r
                 .surges
                 .iter()

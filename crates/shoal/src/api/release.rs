@@ -102,7 +102,9 @@ async fn answer(s: &ApiState, name: &str, started: UpdateStatus) -> UpdateInfo {
             .and_then(|rt| rt.snapshot().update)
             .filter(|u| u.started_at == started.started_at);
         match now {
-            Some(u) if u.phase != UpdatePhase::Pulling || tokio::time::Instant::now() >= deadline => {
+            Some(u)
+                if u.phase != UpdatePhase::Pulling || tokio::time::Instant::now() >= deadline =>
+            {
                 return info(name, &u)
             }
             None => return info(name, &started),

@@ -72,7 +72,9 @@ pub async fn deploy(
                 println!("{}", serde_json::to_string_pretty(&u).unwrap_or_default());
             } else {
                 print!("{}", summary(&u));
-                println!("follow with `shoal deploy {service} --watch` or `shoal events {service}`");
+                println!(
+                    "follow with `shoal deploy {service} --watch` or `shoal events {service}`"
+                );
             }
             ExitCode::SUCCESS
         }
@@ -270,12 +272,18 @@ mod tests {
     fn progress_lines_name_each_pull_and_the_replicas_replaced() {
         let l = lines(&update(UpdateState::Rolling));
         assert_eq!(l[0], "web rolling update: rolling - -> reg:5000/web:v2");
-        assert!(l[1].contains("pull s1") && l[1].contains("pulled 1.2s"), "{l:?}");
+        assert!(
+            l[1].contains("pull s1") && l[1].contains("pulled 1.2s"),
+            "{l:?}"
+        );
         assert_eq!(l[2], "  replicas replaced 1/3");
         let mut back = update(UpdateState::RolledBack);
         back.reason = Some("new replica x failed".into());
         let l = lines(&back);
         assert!(l.iter().any(|x| x.ends_with("(rolling back)")), "{l:?}");
-        assert!(l.iter().any(|x| x.contains("reason: new replica x failed")), "{l:?}");
+        assert!(
+            l.iter().any(|x| x.contains("reason: new replica x failed")),
+            "{l:?}"
+        );
     }
 }

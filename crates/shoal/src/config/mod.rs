@@ -32,8 +32,6 @@ pub use model::{
     LoadBalancerConfig, MonitoringConfig, PrometheusConfig, ServerConfig, SshConfig,
     DEFAULT_DOCKER_SOCKET,
 };
-pub use release::{
-    registry_of, Credentials, RegistryConfig, RolloutConfig, MAX_PROGRESS_DEADLINE,
-};
+pub use release::{registry_of, Credentials, RegistryConfig, RolloutConfig, MAX_PROGRESS_DEADLINE};
 pub use service::{HealthCheckConfig, ServiceConfig};
 pub use validate::{parse_hhmm, parse_memory};

@@ -95,7 +95,10 @@ impl std::fmt::Debug for RegistryConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegistryConfig")
             .field("username", &self.username.value)
-            .field("password_env", &self.password_env.as_ref().map(|l| &l.value))
+            .field(
+                "password_env",
+                &self.password_env.as_ref().map(|l| &l.value),
+            )
             .field(
                 "password_file",
                 &self.password_file.as_ref().map(|l| &l.value),
@@ -306,7 +309,9 @@ mod tests {
             .to_string();
         assert!(e.contains("t.yaml:7:"), "{e}");
         assert!(e.contains("cannot both be 0"), "{e}");
-        let e = load("", "    rollout: {max_surge: 5}\n").unwrap_err().to_string();
+        let e = load("", "    rollout: {max_surge: 5}\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("above max_replicas 3"), "{e}");
         let e = load("", "    rollout: {max_surge: 1, surge: 1}\n")
             .unwrap_err()
@@ -328,7 +333,10 @@ mod tests {
         let e = load("registries:\n  reg.test:5000:\n    username: ci\n", "")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("password_env or password_file is required"), "{e}");
+        assert!(
+            e.contains("password_env or password_file is required"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -16,9 +16,9 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 use super::{
-    ContainerInfo, ContainerSpec, ContainerState, DockerEvent, EngineError, EventStream,
-    ImagePin, EVENT_ACTIONS, LABEL_DIGEST, LABEL_IMAGE, LABEL_MANAGED, LABEL_REVISION,
-    LABEL_SERVER, LABEL_SERVICE,
+    ContainerInfo, ContainerSpec, ContainerState, DockerEvent, EngineError, EventStream, ImagePin,
+    EVENT_ACTIONS, LABEL_DIGEST, LABEL_IMAGE, LABEL_MANAGED, LABEL_REVISION, LABEL_SERVER,
+    LABEL_SERVICE,
 };
 use crate::config::{Credentials, DockerEndpoint, ServerConfig};
 use crate::ssh::{SshSettings, SshTarget, Tunnel};

@@ -46,7 +46,11 @@ impl Journal {
                 )
             });
         if let Err(err) = result {
-            tracing::warn!(service, "journal: recording revision {} failed: {err}", rev.id);
+            tracing::warn!(
+                service,
+                "journal: recording revision {} failed: {err}",
+                rev.id
+            );
         }
     }
 

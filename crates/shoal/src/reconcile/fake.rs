@@ -12,8 +12,8 @@ use futures_util::StreamExt;
 
 use crate::config::{Credentials, ServerConfig};
 use crate::engine::{
-    ContainerInfo, ContainerSpec, ContainerState, DockerEvent, EngineError, EventStream,
-    ImagePin, LABEL_DIGEST, LABEL_IMAGE,
+    ContainerInfo, ContainerSpec, ContainerState, DockerEvent, EngineError, EventStream, ImagePin,
+    LABEL_DIGEST, LABEL_IMAGE,
 };
 use crate::lb::{HealthCheck, LbError};
 use crate::ports::{Connector, DockerApi, LbServer, LoadBalancer, Prober};

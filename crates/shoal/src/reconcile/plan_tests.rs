@@ -163,7 +163,12 @@ pub(super) fn world(
     (state, obs, now)
 }
 
-pub(super) fn run(spec: &ServiceConfig, state: &ServiceState, obs: &Observation, now: Instant) -> Plan {
+pub(super) fn run(
+    spec: &ServiceConfig,
+    state: &ServiceState,
+    obs: &Observation,
+    now: Instant,
+) -> Plan {
     plan(&Input {
         spec,
         state,

@@ -92,10 +92,7 @@ async fn a_good_release_under_the_same_tag_replaces_every_replica_and_rollback_r
     assert_eq!((u.replaced, u.to_replace), (3, 3));
     assert_eq!(u.from.as_ref().unwrap().image.id, old);
     assert_eq!(u.to.as_ref().unwrap().image.id, new);
-    assert!(
-        world.with(|w| w.pulls.len()) >= 2,
-        "pulled on both servers"
-    );
+    assert!(world.with(|w| w.pulls.len()) >= 2, "pulled on both servers");
 
     // The tag moves on (a third push): the rollback still returns the exact old image,
     // pulled by digest, not by the tag.
@@ -127,9 +124,13 @@ async fn a_release_that_never_passes_its_checks_is_rolled_back_to_the_same_image
     let mut fewest = usize::MAX;
     until(Duration::from_secs(120), "rolled back", || {
         fewest = fewest.min(world.in_rotation(BACKEND).len());
-        let failing = app.service("web").unwrap().snapshot().replicas.values().any(|r| {
-            r.healthy == Some(false) && r.image.id != old
-        });
+        let failing = app
+            .service("web")
+            .unwrap()
+            .snapshot()
+            .replicas
+            .values()
+            .any(|r| r.healthy == Some(false) && r.image.id != old);
         if failing && first_failed_check.is_none() {
             first_failed_check = Some(Instant::now());
         }
@@ -155,7 +156,11 @@ async fn a_release_that_never_passes_its_checks_is_rolled_back_to_the_same_image
     );
     let failed = actions(&app, "rollout_failed");
     assert_eq!(failed.len(), 1, "{:#?}", events(&app));
-    assert!(failed[0].reason.contains("rolling 0 replica(s) back"), "{}", failed[0].reason);
+    assert!(
+        failed[0].reason.contains("rolling 0 replica(s) back"),
+        "{}",
+        failed[0].reason
+    );
     assert_eq!(actions(&app, "rolled_back").len(), 1);
     // The journal remembers the bad revision as failed; a manual rollback skips it.
     let revs = app.journal.revisions("web");
@@ -185,18 +190,31 @@ async fn a_bad_release_found_after_replacing_some_replicas_rolls_those_back() {
     })
     .await;
     // Every replica of the new image dies.
-    for c in world.running("web").into_iter().filter(|c| c.image.id == new) {
+    for c in world
+        .running("web")
+        .into_iter()
+        .filter(|c| c.image.id == new)
+    {
         world.kill(&c.server, &c.id, true);
     }
     let (end, fewest) = until_ended(&app, &world, Duration::from_secs(120)).await;
     assert_eq!(end, UpdatePhase::RolledBack, "{:#?}", events(&app));
     assert!(fewest >= 2, "{fewest}");
-    until(Duration::from_secs(60), "three old ones in rotation", || {
-        world.running("web").len() == 3 && ready(&app) == 3
-    })
+    until(
+        Duration::from_secs(60),
+        "three old ones in rotation",
+        || world.running("web").len() == 3 && ready(&app) == 3,
+    )
     .await;
     assert_eq!(images(&world), BTreeSet::from([old]));
-    let reason = app.service("web").unwrap().snapshot().update.unwrap().reason.unwrap();
+    let reason = app
+        .service("web")
+        .unwrap()
+        .snapshot()
+        .update
+        .unwrap()
+        .reason
+        .unwrap();
     assert!(reason.contains("exited"), "{reason}");
 }
 
@@ -214,7 +232,10 @@ async fn a_missing_tag_replaces_nothing_and_a_second_update_is_refused() {
     let (end, _) = until_ended(&app, &world, Duration::from_secs(10)).await;
     assert_eq!(end, UpdatePhase::Failed);
     let u = app.service("web").unwrap().snapshot().update.unwrap();
-    assert!(u.reason.as_deref().unwrap().contains("manifest unknown"), "{u:?}");
+    assert!(
+        u.reason.as_deref().unwrap().contains("manifest unknown"),
+        "{u:?}"
+    );
     assert_eq!(u.pulls[0].state, "failed");
     tokio::time::sleep(Duration::from_secs(5)).await;
     let now: BTreeSet<String> = world.running("web").iter().map(|c| c.id.clone()).collect();
@@ -226,7 +247,9 @@ async fn a_missing_tag_replaces_nothing_and_a_second_update_is_refused() {
     let second = commands::update(app.context(), "web", UpdateKind::Deploy, None);
     let e = second.unwrap_err().to_string();
     assert!(e.contains("already running"), "{e}");
-    let third = commands::rollback(app.context(), "web").unwrap_err().to_string();
+    let third = commands::rollback(app.context(), "web")
+        .unwrap_err()
+        .to_string();
     assert!(third.contains("already running"), "{third}");
     let (end, _) = until_ended(&app, &world, Duration::from_secs(120)).await;
     assert_eq!(end, UpdatePhase::Done);
@@ -261,5 +284,8 @@ async fn a_server_lost_mid_update_never_leaves_fewer_than_min_ready() {
     assert_eq!(phase(&app), Some(UpdatePhase::Done), "{:#?}", events(&app));
     // The lost replica takes one out of rotation at once (it cannot be helped); the rollout
     // never takes another one out until the count is back.
-    assert!(fewest_ready >= 2, "fewest ready after the loss: {fewest_ready}");
+    assert!(
+        fewest_ready >= 2,
+        "fewest ready after the loss: {fewest_ready}"
+    );
 }

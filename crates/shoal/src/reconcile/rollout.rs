@@ -148,15 +148,13 @@ pub(super) fn plan_rollout(steps: &mut Vec<Step>, i: &RolloutInput<'_>, loads: &
     // rotation stay within the budget and the ready ones at or above the floor; the count
     // starts their replacements on the new revision.
     if ro.max_unavailable > 0 {
-        let mut out = i
+        let out = i
             .counted
             .iter()
             .filter(|r| r.phase != Phase::Ready && !ro.surges.contains_key(&r.id))
             .count() as u32;
-        for old in left {
-            if out >= ro.max_unavailable {
-                break;
-            }
+        let budget = ro.max_unavailable.saturating_sub(out) as usize;
+        for old in left.take(budget) {
             let serving = ready.contains(old.as_str());
             if serving && (ready.len() as u32) <= floor {
                 break;
@@ -167,7 +165,6 @@ pub(super) fn plan_rollout(steps: &mut Vec<Step>, i: &RolloutInput<'_>, loads: &
                 why: DrainReason::ReplacedByRollout,
             });
             ready.remove(old.as_str());
-            out += 1;
         }
     }
 }

@@ -15,7 +15,15 @@ fn ready(n: usize) -> Vec<Gen> {
 fn starts_for(steps: &[Step]) -> usize {
     steps
         .iter()
-        .filter(|s| matches!(s, Step::Start { surge_for: Some(_), .. }))
+        .filter(|s| {
+            matches!(
+                s,
+                Step::Start {
+                    surge_for: Some(_),
+                    ..
+                }
+            )
+        })
         .count()
 }
 
@@ -71,7 +79,9 @@ fn max_unavailable_retires_old_replicas_in_place_down_to_the_floor_only() {
     let spec3 = super::plan_tests::spec(4, 8);
     let p = run(&spec3, &state, &obs, now);
     assert!(
-        !p.steps.iter().any(|s| matches!(s, Step::RolloutRetire { .. })),
+        !p.steps
+            .iter()
+            .any(|s| matches!(s, Step::RolloutRetire { .. })),
         "{:#?}",
         p.steps
     );
@@ -84,9 +94,9 @@ fn a_surge_in_rotation_retires_its_old_replica_only_above_the_floor() {
     let (mut state, obs, now) = world(&ready(4), 3, Some((2, true)));
     let p = run(&spec, &state, &obs, now);
     assert!(
-        p.steps
-            .iter()
-            .any(|s| matches!(s, Step::RolloutAdvance { new, old } if new == "id0" && old == "id1")),
+        p.steps.iter().any(
+            |s| matches!(s, Step::RolloutAdvance { new, old } if new == "id0" && old == "id1")
+        ),
         "{:#?}",
         p.steps
     );
@@ -94,7 +104,9 @@ fn a_surge_in_rotation_retires_its_old_replica_only_above_the_floor() {
     state.replicas.get_mut("id2").unwrap().phase = Phase::Joining;
     let p = run(&spec, &state, &obs, now);
     assert!(
-        !p.steps.iter().any(|s| matches!(s, Step::RolloutAdvance { .. })),
+        !p.steps
+            .iter()
+            .any(|s| matches!(s, Step::RolloutAdvance { .. })),
         "{:#?}",
         p.steps
     );

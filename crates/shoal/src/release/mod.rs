@@ -230,7 +230,9 @@ mod tests {
 
     fn spec(image: &str) -> ContainerSpec {
         let cfg = crate::config::Config::parse(
-            &format!("servers: [{{host: h, name: s}}]\nservices:\n  a: {{image: {image}, port: 80}}\n"),
+            &format!(
+                "servers: [{{host: h, name: s}}]\nservices:\n  a: {{image: {image}, port: 80}}\n"
+            ),
             "t",
         )
         .unwrap();

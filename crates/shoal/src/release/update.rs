@@ -76,13 +76,23 @@ pub fn start(
         UpdateKind::RollingUpdate => Pull::Always,
         _ => Pull::IfMissing,
     };
-    begin(ctx, &rt, service, req.kind, image, Plan::New(spec), pull)
+    begin(
+        ctx,
+        &rt,
+        service,
+        req.kind,
+        image,
+        Plan::New(Box::new(spec)),
+        pull,
+    )
 }
 
 /// Rolls `service` back to its previous revision (the newest one in the journal that is not
 /// the current one and was not itself rolled back), the same way as an update.
 pub fn rollback(ctx: &Arc<Context>, service: &str) -> Result<UpdateStatus, UpdateError> {
-    let Some(rt) = ctx.service(service).filter(|_| ctx.config().service(service).is_some())
+    let Some(rt) = ctx
+        .service(service)
+        .filter(|_| ctx.config().service(service).is_some())
     else {
         return Err(UpdateError::UnknownService(service.to_owned()));
     };
@@ -92,8 +102,14 @@ pub fn rollback(ctx: &Arc<Context>, service: &str) -> Result<UpdateStatus, Updat
             st.update
                 .as_ref()
                 .filter(|u| u.phase.running())
-                .map(|u| format!("{:?} of {}, {}", u.kind, u.image, u.phase.as_str()).to_lowercase())
-                .or_else(|| st.rollout.as_ref().map(|r| format!("rollout to revision {}", r.revision))),
+                .map(|u| {
+                    format!("{:?} of {}, {}", u.kind, u.image, u.phase.as_str()).to_lowercase()
+                })
+                .or_else(|| {
+                    st.rollout
+                        .as_ref()
+                        .map(|r| format!("rollout to revision {}", r.revision))
+                }),
         )
     });
     if let Some(what) = busy {
@@ -128,7 +144,7 @@ enum Pull {
 /// already pinned (a rollback).
 #[derive(Clone, Debug)]
 enum Plan {
-    New(ContainerSpec),
+    New(Box<ContainerSpec>),
     Pinned(Box<Revision>),
 }
 
@@ -210,7 +226,11 @@ fn begin(
         if let Err(e) = task.await {
             let reason = format!("the update task failed: {e}");
             rt3.update(|st| {
-                if let Some(u) = st.update.as_mut().filter(|u| u.phase == UpdatePhase::Pulling) {
+                if let Some(u) = st
+                    .update
+                    .as_mut()
+                    .filter(|u| u.phase == UpdatePhase::Pulling)
+                {
                     u.finish(UpdatePhase::Failed, Some(reason.clone()));
                 }
             });
@@ -262,7 +282,12 @@ async fn pull_one(
             Ok(None) => {}
             Err(e) => {
                 let e = e.to_string();
-                set("failed", Some(started.elapsed().as_secs_f64()), Some(e.clone()), None);
+                set(
+                    "failed",
+                    Some(started.elapsed().as_secs_f64()),
+                    Some(e.clone()),
+                    None,
+                );
                 return Err(e);
             }
         }
@@ -370,15 +395,15 @@ async fn prepare(
             let mut pin = pins.into_iter().next().expect("at least one server");
             pin.reference = image.to_owned();
             pin.digest = digest;
-            Revision::new(spec, pin)
+            Revision::new(*spec, pin)
         }
     };
     let cfg = ctx.config();
     let Some(svc) = cfg.service(service) else {
         return fail("the service was removed from the config".into());
     };
-    let replace_all = rt.update(|st| st.update.as_ref().map(|u| u.kind))
-        == Some(UpdateKind::RollingUpdate);
+    let replace_all =
+        rt.update(|st| st.update.as_ref().map(|u| u.kind)) == Some(UpdateKind::RollingUpdate);
     let (to_replace, from) = rt.update(|st| {
         let ids: BTreeSet<String> = st
             .replicas

@@ -189,7 +189,10 @@ pub struct PrivateRegistry {
 }
 
 fn openssl(args: &[&str]) {
-    let out = Command::new("openssl").args(args).output().expect("openssl");
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
     assert!(
         out.status.success(),
         "openssl {args:?}: {}",
@@ -204,18 +207,50 @@ impl PrivateRegistry {
         let registry = Registry::start_with(host, |d| {
             let p = |f: &str| d.join(f).display().to_string();
             openssl(&[
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                "/CN=shoal test CA", "-keyout", &p("ca.key"), "-out", &p("ca.crt"),
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=shoal test CA",
+                "-keyout",
+                &p("ca.key"),
+                "-out",
+                &p("ca.crt"),
             ]);
             openssl(&[
-                "req", "-newkey", "rsa:2048", "-nodes", "-subj", &format!("/CN={host}"),
-                "-addext", &format!("subjectAltName=IP:{host}"), "-keyout", &p("server.key"),
-                "-out", &p("server.csr"),
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={host}"),
+                "-addext",
+                &format!("subjectAltName=IP:{host}"),
+                "-keyout",
+                &p("server.key"),
+                "-out",
+                &p("server.csr"),
             ]);
             openssl(&[
-                "x509", "-req", "-in", &p("server.csr"), "-CA", &p("ca.crt"), "-CAkey",
-                &p("ca.key"), "-CAcreateserial", "-days", "1", "-copy_extensions", "copyall",
-                "-out", &p("server.crt"),
+                "x509",
+                "-req",
+                "-in",
+                &p("server.csr"),
+                "-CA",
+                &p("ca.crt"),
+                "-CAkey",
+                &p("ca.key"),
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-copy_extensions",
+                "copyall",
+                "-out",
+                &p("server.crt"),
             ]);
             std::fs::write(d.join("htpasswd"), format!("{user}:{hash}\n")).unwrap();
             (
