@@ -316,12 +316,17 @@ pub async fn stats(c: &Client, service: &str) -> ExitCode {
                     x.lb_status.cell(),
                     x.cpu_percent.cell(),
                     x.revision.clone(),
+                    if x.image_id.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        crate::release::short_image_id(&x.image_id)
+                    },
                 ]
             })
             .collect();
         out.push_str(&table(
             &[
-                "REPLICA", "SERVER", "ADDRESS", "PHASE", "HAPROXY", "CPU%", "REVISION",
+                "REPLICA", "SERVER", "ADDRESS", "PHASE", "HAPROXY", "CPU%", "REVISION", "IMAGE",
             ],
             &rows,
         ));

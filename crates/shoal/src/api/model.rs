@@ -124,7 +124,8 @@ pub struct ServiceSummary {
     pub image: String,
     /// HAProxy frontend port.
     pub port: u32,
-    /// Revision of the current spec (a hash); replicas of other revisions are rolled.
+    /// The revision new replicas are made from (a hash of the spec and the pinned image ID);
+    /// before anything was pinned, the hash of the configured spec.
     pub revision: String,
     /// Fewest replicas.
     pub min_replicas: u32,

@@ -48,7 +48,10 @@ fn service_summary(app: &App, cfg: &Config, name: &str) -> ServiceSummary {
         name: name.to_owned(),
         image: svc.image.value.clone(),
         port: *svc.port,
-        revision: spec.revision,
+        revision: st
+            .as_ref()
+            .and_then(|st| st.target.as_ref())
+            .map_or(spec.revision, |t| t.id.clone()),
         min_replicas: *svc.min_replicas,
         max_replicas: *svc.max_replicas,
         desired: st.as_ref().map_or(0, |st| st.desired),
