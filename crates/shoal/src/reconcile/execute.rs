@@ -372,6 +372,7 @@ impl<'a> Executor<'a> {
             | Step::RolloutRetire { .. }
             | Step::RolloutSurgeGone { .. }
             | Step::RollBack { .. }
+            | Step::RolloutAbandon { .. }
             | Step::RolloutDone { .. } => self.rollout_step(step),
             Step::Start { server, surge_for } => self.start(server, surge_for.as_deref()).await?,
         }

@@ -79,6 +79,16 @@ impl Executor<'_> {
                 });
             }
             Step::RollBack { reason } => self.roll_back(reason, now),
+            Step::RolloutAbandon { reason } => {
+                self.rt.update(|st| {
+                    st.rollout = None;
+                    if let Some(u) = st.update.as_mut().filter(|u| u.phase.running()) {
+                        let why = format!("{}; {reason}", u.reason.clone().unwrap_or_default());
+                        u.finish(UpdatePhase::Failed, Some(why));
+                    }
+                });
+                self.record(Action::RolloutFailed, format!("rollback stopped: {reason}"));
+            }
             Step::RolloutDone { .. } => {
                 let (replaced, rollback) = self.rt.update(|st| {
                     let ro = st.rollout.take();

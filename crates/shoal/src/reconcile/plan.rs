@@ -141,6 +141,12 @@ pub enum Step {
         /// The new replica.
         new: String,
     },
+    /// A rollback made no progress within its deadline: it stops (the update fails), so a
+    /// new update can be started.
+    RolloutAbandon {
+        /// Why, in words.
+        reason: String,
+    },
     /// A new replica of the revision rolled to failed, or the rollout made no progress
     /// within its deadline: every replica goes back to the previous revision.
     RollBack {

@@ -65,6 +65,18 @@ pub(super) fn plan_rollout(steps: &mut Vec<Step>, i: &RolloutInput<'_>, loads: &
             return;
         }
     }
+    if ro.rollback.is_some()
+        && i.now.saturating_duration_since(ro.last_progress) > ro.progress_deadline
+    {
+        steps.push(Step::RolloutAbandon {
+            reason: format!(
+                "the rollback replaced no replica within the progress deadline ({}s); {} replica(s) are still on another revision",
+                ro.progress_deadline.as_secs(),
+                ro.replace_ids.len()
+            ),
+        });
+        return;
+    }
     let floor = ready_floor(ro, i.spec, i.desired);
     let find = |id: &str| i.alive.iter().find(|r| r.id == id);
     let failed: BTreeSet<&str> = i.failed.iter().map(|(r, _)| r.id.as_str()).collect();

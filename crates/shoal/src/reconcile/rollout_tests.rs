@@ -148,3 +148,20 @@ fn a_rollout_without_progress_past_its_deadline_rolls_back() {
     let reason = rollback_reason(&p.steps).expect("a rollback");
     assert!(reason.contains("progress deadline (30s)"), "{reason}");
 }
+
+#[test]
+fn a_rollback_without_progress_past_its_deadline_is_abandoned_not_rolled_back_again() {
+    let spec = spec(1, 8);
+    let (mut state, obs, now) = world(&ready(2), 2, Some((1, false)));
+    let ro = state.rollout.as_mut().unwrap();
+    ro.rollback = Some("new replica failed".into());
+    ro.progress_deadline = Duration::from_secs(30);
+    ro.last_progress = now - Duration::from_secs(31);
+    let p = run(&spec, &state, &obs, now);
+    assert!(rollback_reason(&p.steps).is_none(), "{:#?}", p.steps);
+    assert!(
+        p.steps.iter().any(|s| matches!(s, Step::RolloutAbandon { reason } if reason.contains("progress deadline (30s)"))),
+        "{:#?}",
+        p.steps
+    );
+}
