@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::ServerConfig;
-use crate::engine::{ContainerInfo, ContainerSpec, Engine, EngineError};
+use crate::config::{Credentials, ServerConfig};
+use crate::engine::{ContainerInfo, ContainerSpec, Engine, EngineError, ImagePin};
 use crate::lb::{self, AdminState, HaproxyClient, HealthCheck, LbError};
 use crate::ports::{Connector, DockerApi, LbServer, LoadBalancer, Prober};
 use crate::ssh::SshSettings;
@@ -42,8 +42,11 @@ impl DockerApi for Engine {
     async fn has_image(&self, image: &str) -> Result<bool, EngineError> {
         Engine::has_image(self, image).await
     }
-    async fn pull(&self, image: &str) -> Result<(), EngineError> {
-        Engine::pull(self, image).await
+    async fn resolve(&self, image: &str) -> Result<Option<ImagePin>, EngineError> {
+        Engine::resolve(self, image).await
+    }
+    async fn pull(&self, image: &str, auth: Option<&Credentials>) -> Result<(), EngineError> {
+        Engine::pull(self, image, auth).await
     }
     async fn stop(&self, id: &str, grace: Duration) -> Result<(), EngineError> {
         Engine::stop(self, id, grace).await

@@ -81,9 +81,32 @@ impl App {
     /// Starts the loop and the autoscaler of `name`, from its saved state if it has one.
     pub(crate) fn spawn_service(&self, name: &str) -> Arc<ServiceRuntime> {
         let saved = self.journal.load_service_states().remove(name);
+        // The revision it ran before a restart: new replicas keep being made from it (the
+        // same image ID) until an update moves it.
+        let target = self
+            .journal
+            .revisions(name)
+            .into_iter()
+            .next()
+            .map(|r| r.revision);
+        if let (Some(t), Some(svc)) = (&target, self.config().service(name)) {
+            let spec = crate::engine::ContainerSpec::from_service(svc).with_image(&t.spec.image);
+            if spec.revision != t.spec.revision || svc.image.value != t.spec.image {
+                self.journal.record(crate::journal::NewEvent {
+                    service: name,
+                    action: crate::journal::Action::Update,
+                    reason: format!(
+                        "the config differs from the revision running ({}); `shoal deploy {name}` rolls it out",
+                        t.describe()
+                    ),
+                    ..Default::default()
+                });
+            }
+        }
         let state = ServiceState {
             last_action: saved.and_then(|s| s.last_action),
             saved_desired: saved.and_then(|s| s.desired),
+            target,
             ..ServiceState::default()
         };
         let rt = Arc::new(ServiceRuntime::new(name, state));

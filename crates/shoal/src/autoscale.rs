@@ -99,6 +99,32 @@ impl Autoscaler {
         }
     }
 
+    /// While an update (pulls, rollout or rollback) runs, the autoscaler holds: the count
+    /// stays as it was, so the rollout's surge and floor arithmetic stands; the first
+    /// evaluation after it ends decides as usual. The hold is journaled once.
+    fn held_by_update(&self) -> bool {
+        let (held, first) = self.rt.update(|st| {
+            let held =
+                st.rollout.is_some() || st.update.as_ref().is_some_and(|u| u.phase.running());
+            let key = "update in progress";
+            let first = held && st.last_hold.as_deref() != Some(key);
+            if first {
+                st.last_hold = Some(key.to_owned());
+            }
+            (held, first)
+        });
+        if first {
+            self.ctx.journal.record(crate::journal::NewEvent {
+                service: &self.rt.name,
+                action: Action::ScaleHeld,
+                reason: "autoscaler: held while an update runs; it resumes when the update ends"
+                    .into(),
+                ..Default::default()
+            });
+        }
+        held
+    }
+
     /// One evaluation at `now`: sample, decide, journal, apply.
     pub async fn evaluate(&self, cfg: &Config, svc: &ServiceConfig, now: Timestamp) {
         let rt = &self.rt;
@@ -120,7 +146,7 @@ impl Autoscaler {
                 .count() as u32;
             (st.adopted, ready, starting)
         });
-        if !adopted {
+        if !adopted || self.held_by_update() {
             return;
         }
         let capacity_left: u32 = self

@@ -11,9 +11,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::api::model::{
-    DeployResponse, ErrorBody, EventList, EventsQuery, ReloadResponse, RollingUpdateResponse,
-    ScaleResponse, ServerList, ServiceList, ServiceStats, ServiceSummary, Status,
+    ErrorBody, EventList, EventsQuery, ReloadResponse, ScaleResponse, ServerList, ServiceList,
+    ServiceStats, ServiceSummary, Status,
 };
+
+mod release;
+
+pub use release::{deploy, rollback, EXIT_ROLLED_BACK};
 
 /// A client of the shoal API.
 #[derive(Debug)]
@@ -66,6 +70,15 @@ impl Client {
                 req = req.bearer_auth(t);
             }
         }
+        self.read(req, &url).await
+    }
+
+    /// Sends `req` and reads its answer into `T`, or the API's error.
+    async fn read<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<T, Failure> {
         let resp = req
             .send()
             .await
@@ -336,12 +349,17 @@ pub async fn stats(c: &Client, service: &str) -> ExitCode {
                     x.lb_status.cell(),
                     x.cpu_percent.cell(),
                     x.revision.clone(),
+                    if x.image_id.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        crate::release::short_image_id(&x.image_id)
+                    },
                 ]
             })
             .collect();
         out.push_str(&table(
             &[
-                "REPLICA", "SERVER", "ADDRESS", "PHASE", "HAPROXY", "CPU%", "REVISION",
+                "REPLICA", "SERVER", "ADDRESS", "PHASE", "HAPROXY", "CPU%", "REVISION", "IMAGE",
             ],
             &rows,
         ));
@@ -361,38 +379,6 @@ pub async fn scale(c: &Client, service: &str, up: bool) -> ExitCode {
         format!("{service}: desired {} -> {}\n", v.previous, v.desired)
     })
     .await
-}
-
-/// `shoal deploy SERVICE [--all]`.
-pub async fn deploy(c: &Client, service: &str, all: bool) -> ExitCode {
-    if all {
-        let path = match service_path(service, "/rolling-update") {
-            Ok(p) => p,
-            Err(code) => return code,
-        };
-        c.run(true, &path, None, |v: &RollingUpdateResponse| {
-            format!(
-                "{service}: pulling {} on {}, then replacing every replica one at a time; \
-                 follow with `shoal events {service}`\n",
-                v.image,
-                serde_json::to_string(&v.pulling_on).unwrap_or_default()
-            )
-        })
-        .await
-    } else {
-        let path = match service_path(service, "/deploy") {
-            Ok(p) => p,
-            Err(code) => return code,
-        };
-        c.run(true, &path, None, |v: &DeployResponse| {
-            format!(
-                "{service}: rolling to revision {} ({} replica(s) to replace); follow with \
-                 `shoal events {service}`\n",
-                v.revision, v.replicas_to_replace
-            )
-        })
-        .await
-    }
 }
 
 /// `shoal reload`.

@@ -12,7 +12,8 @@ use crate::engine::ContainerSpec;
 use crate::journal::{Action, NewEvent, SavedState};
 use crate::placement;
 use crate::reconcile::plan::lower_bound;
-use crate::service::{Phase, Rollout, Trigger};
+use crate::release::{self, UpdateError, UpdateKind, UpdateRequest, UpdateStatus};
+use crate::service::Trigger;
 
 /// Why a command was refused.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +61,9 @@ pub enum CommandError {
     /// The new config could not be put in force (e.g. an unusable runtime API address).
     #[error("config not reloaded: {0}")]
     NotApplied(String),
+    /// An update was refused (one runs already, nothing to roll back to, a bad image).
+    #[error("{0}")]
+    Update(UpdateError),
     /// Reading the config file failed unexpectedly (the reading task did not finish).
     #[error("config not reloaded: {0}")]
     Internal(String),
@@ -157,94 +161,33 @@ pub fn scale(
     Ok((before, after))
 }
 
-/// Starts a rollout of `service` to its current spec: replicas of another revision are
-/// replaced one at a time, new before old. With `replace_all`, replicas that already run the
-/// current spec are replaced too (a rolling update after pulling the image again).
-pub fn deploy(app: &Context, service: &str, replace_all: bool) -> Result<Rollout, CommandError> {
-    let cfg = app.config();
-    let (Some(svc), Some(rt)) = (cfg.service(service), app.service(service)) else {
-        return Err(CommandError::UnknownService(service.to_owned()));
-    };
-    let spec = ContainerSpec::from_service(svc);
-    let rollout = rt.update(|st| {
-        st.desired = st.desired.max(lower_bound(svc));
-        let replace_ids: BTreeSet<String> = st
-            .replicas
-            .values()
-            .filter(|r| r.phase != Phase::Draining && (replace_all || r.revision != spec.revision))
-            .map(|r| r.id.clone())
-            .collect();
-        let rollout = Rollout {
-            revision: spec.revision.clone(),
-            replace_ids,
-            surge: None,
-            replaced: 0,
-        };
-        st.rollout = (!rollout.replace_ids.is_empty()).then(|| rollout.clone());
-        rollout
-    });
-    app.journal.record(NewEvent {
-        service,
-        action: Action::Rollout,
-        reason: format!(
-            "rollout to revision {} started: {} replica(s) to replace",
-            rollout.revision,
-            rollout.replace_ids.len()
-        ),
-        ..Default::default()
-    });
-    rt.wake.notify_one();
-    Ok(rollout)
+/// Starts an update of `service`: a deploy (replicas of another revision are replaced;
+/// the image is pulled only where missing) or a rolling update (pulled again everywhere,
+/// every replica replaced), to the configured image or `image`. The pulls run in the
+/// background; the service's loop then replaces the replicas and rolls them back if a new
+/// one fails. A second update while one runs is refused.
+pub fn update(
+    app: &Arc<Context>,
+    service: &str,
+    kind: UpdateKind,
+    image: Option<String>,
+) -> Result<UpdateStatus, CommandError> {
+    release::start(app, service, UpdateRequest { kind, image }).map_err(CommandError::from)
 }
 
-/// What a rolling update is about to do.
-#[derive(Clone, Debug)]
-pub struct RollingUpdate {
-    /// The image pulled again.
-    pub image: String,
-    /// Servers it is pulled on.
-    pub pulling_on: Vec<String>,
+/// Rolls `service` back to its previous revision, the same way as an update.
+pub fn rollback(app: &Arc<Context>, service: &str) -> Result<UpdateStatus, CommandError> {
+    release::rollback(app, service).map_err(CommandError::from)
 }
 
-/// Pulls the service's image again on every up server (in the background: a pull can take
-/// minutes), then replaces every replica one at a time, so new replicas get the newest build.
-pub fn rolling_update(app: &Arc<Context>, service: &str) -> Result<RollingUpdate, CommandError> {
-    let cfg = app.config();
-    if cfg.service(service).is_none() || app.service(service).is_none() {
-        return Err(CommandError::UnknownService(service.to_owned()));
-    }
-    let image = cfg.services[service].image.value.clone();
-    let servers: Vec<_> = app
-        .fleet
-        .all()
-        .iter()
-        .filter_map(|h| h.engine().map(|e| (h.name().to_owned(), e)))
-        .collect();
-    if servers.is_empty() {
-        return Err(CommandError::NoServerUp);
-    }
-    let pulling_on: Vec<String> = servers.iter().map(|(n, _)| n.clone()).collect();
-    let (app2, service2, img) = (app.clone(), service.to_owned(), image.clone());
-    tokio::spawn(async move {
-        let pulls = futures_util::future::join_all(servers.iter().map(|(_, e)| e.pull(&img))).await;
-        for ((server, _), r) in servers.iter().zip(pulls) {
-            if let Err(e) = r {
-                app2.journal.record(NewEvent {
-                    service: &service2,
-                    action: Action::Pull,
-                    reason: format!(
-                        "pulling {img} on {server} failed: {e}; its new replicas use the image it has"
-                    ),
-                    server: Some(server),
-                    ..Default::default()
-                });
-            }
+impl From<UpdateError> for CommandError {
+    fn from(e: UpdateError) -> Self {
+        match e {
+            UpdateError::UnknownService(s) => Self::UnknownService(s),
+            UpdateError::NoServerUp => Self::NoServerUp,
+            other => Self::Update(other),
         }
-        if let Err(e) = deploy(&app2, &service2, true) {
-            tracing::warn!(service = service2, error = %e, "rolling update not started");
-        }
-    });
-    Ok(RollingUpdate { image, pulling_on })
+    }
 }
 
 /// Re-reads the config file and puts it in force; on any error nothing changes. Returns what
@@ -259,8 +202,9 @@ pub async fn reload(app: &Arc<App>) -> Result<Vec<String>, CommandError> {
 }
 
 /// Applies a new, already validated config: servers, services, the load-balancer client.
-/// Running replicas are not restarted; `deploy` rolls them to a changed spec. Every change is
-/// journaled on its service and returned, in words.
+/// A service whose spec changed is rolled out to it through the same path as `deploy`
+/// (pulls, health-gated replacement, rollback on failure). Every change is journaled on its
+/// service and returned, in words.
 pub fn apply_config(app: &Arc<App>, config: Config) -> Result<Vec<String>, CommandError> {
     let mut changes: Vec<(String, String)> = Vec::new();
     let old = app.config();
@@ -304,12 +248,25 @@ pub fn apply_config(app: &Arc<App>, config: Config) -> Result<Vec<String>, Comma
                 ContainerSpec::from_service(svc).revision,
             );
             if a != b {
+                // The same path as `deploy`: pulled where missing, health-gated, rolled back
+                // if a new replica fails.
+                let rolled = release::start(
+                    app.context(),
+                    name,
+                    UpdateRequest {
+                        kind: UpdateKind::Deploy,
+                        image: None,
+                    },
+                );
+                let then = match rolled {
+                    Ok(_) => format!(
+                        "rolling it out like `deploy` (progress: GET /services/{name}/update)"
+                    ),
+                    Err(e) => format!("not rolled out yet ({e}); run `shoal deploy {name}` then"),
+                };
                 changes.push((
                     name.clone(),
-                    format!(
-                        "service {name}: spec changed (revision {a} -> {b}); running replicas \
-                         stay until `deploy` rolls them"
-                    ),
+                    format!("service {name}: spec changed (spec {a} -> {b}); {then}"),
                 ));
             }
         }

@@ -242,9 +242,18 @@ impl Context {
             server: Some(&key.0),
             ..Default::default()
         });
+        let creds = self.config().credentials_for(image);
         tokio::spawn(async move {
             let started = Instant::now();
-            let result = engine.pull(&key.1).await;
+            let result = match &creds {
+                Ok(c) => engine.pull(&key.1, c.as_ref()).await,
+                Err(e) => Err(crate::engine::EngineError::Pull {
+                    server: key.0.clone(),
+                    image: key.1.clone(),
+                    elapsed: std::time::Duration::ZERO,
+                    message: e.clone(),
+                }),
+            };
             let reason = match &result {
                 Ok(()) => {
                     lock(&pulls).remove(&key);
@@ -257,12 +266,7 @@ impl Context {
                 }
                 Err(e) => {
                     lock(&pulls).insert(key.clone(), Some(Instant::now()));
-                    format!(
-                        "pulling {} on {} failed: {e}; retrying in {}s",
-                        key.1,
-                        key.0,
-                        timings::PULL_RETRY.as_secs()
-                    )
+                    format!("{e}; retrying in {}s", timings::PULL_RETRY.as_secs())
                 }
             };
             journal.record(NewEvent {

@@ -31,6 +31,7 @@ pub mod placement;
 pub mod policy;
 pub mod ports;
 pub mod reconcile;
+pub mod release;
 pub mod schedule;
 pub mod service;
 pub mod sim;

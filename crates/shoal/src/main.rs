@@ -14,14 +14,16 @@ const CLIENT_HELP: &str = "\
 Client commands call the API of a running `shoal serve` (--api, or SHOAL_API). Mutating
 ones send the token from SHOAL_API_TOKEN as `Authorization: Bearer`.
 
-Exit codes: 0 success, 1 the API answered an error, 2 bad usage, 3 the API could not be reached";
+Exit codes: 0 success, 1 the API answered an error, 2 bad usage, 3 the API could not be reached,
+4 (deploy --watch, rollback) the update failed or was rolled back";
 
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  the request failed (the API answered an error, or serve could not run)
   2  bad usage or invalid config (errors are printed as FILE:LINE:COLUMN: error: ...)
-  3  the API could not be reached";
+  3  the API could not be reached
+  4  deploy --watch / rollback: the update failed or was rolled back";
 
 /// Run Docker services across a small fleet behind HAProxy, and scale them on load.
 #[derive(Parser, Debug)]
@@ -107,15 +109,34 @@ enum Command {
         /// Direction.
         direction: Direction,
     },
-    /// Roll a service's replicas to its current spec, one at a time, new before old.
+    /// Update a service: pull its image on every up server, then replace its replicas one
+    /// surge at a time, new before old, health-gated; a new replica that fails rolls every
+    /// replaced one back to the previous revision.
     #[command(after_help = CLIENT_HELP)]
     Deploy {
         /// Service name.
         service: String,
-        /// Pull the image and replace every replica, even those on the current spec
-        /// (the `rolling-update` endpoint).
+        /// Pull the image again everywhere and replace every replica, even those on the
+        /// current revision (the `rolling-update` endpoint; the seed's CI flow).
         #[arg(long)]
         all: bool,
+        /// Run this image (`repo:tag`) instead of the configured one.
+        #[arg(long, value_name = "IMAGE")]
+        image: Option<String>,
+        /// Follow the update until it ends: pulls per server, replicas replaced. Exit 4 when
+        /// it was rolled back or failed.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Roll a service back to its previous revision (the same image ID it ran), following
+    /// the rollback until it ends. Exit 4 when it failed.
+    #[command(after_help = CLIENT_HELP)]
+    Rollback {
+        /// Service name.
+        service: String,
+        /// Start the rollback and return without following it.
+        #[arg(long)]
+        no_watch: bool,
     },
     /// Ask serve to re-read its config file; on errors nothing changes.
     #[command(after_help = CLIENT_HELP)]
@@ -284,7 +305,15 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Scale { service, direction } => {
             cli::scale(&client(), &service, matches!(direction, Direction::Up)).await
         }
-        Command::Deploy { service, all } => cli::deploy(&client(), &service, all).await,
+        Command::Deploy {
+            service,
+            all,
+            image,
+            watch,
+        } => cli::deploy(&client(), &service, all, image, watch).await,
+        Command::Rollback { service, no_watch } => {
+            cli::rollback(&client(), &service, !no_watch).await
+        }
         Command::Reload => cli::reload(&client()).await,
         Command::Events { service, limit } => cli::events(&client(), &service, limit).await,
         Command::Simulate(args) => simulate(&args, cli.json),

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::config::ServerConfig;
-use crate::engine::{ContainerInfo, ContainerSpec, EngineError, EventStream};
+use crate::config::{Credentials, ServerConfig};
+use crate::engine::{ContainerInfo, ContainerSpec, EngineError, EventStream, ImagePin};
 use crate::lb::{HealthCheck, LbError};
 
 /// One server's Docker Engine, as the loop uses it. Every call is bounded by the
@@ -40,8 +40,12 @@ pub trait DockerApi: Send + Sync + Debug {
     async fn host_port(&self, id: &str, container_port: u16) -> Result<Option<u16>, EngineError>;
     /// Whether the image is present.
     async fn has_image(&self, image: &str) -> Result<bool, EngineError>;
-    /// Pulls the image.
-    async fn pull(&self, image: &str) -> Result<(), EngineError>;
+    /// What `image` (reference, ID or `repo@digest`) is here: ID and digest; `None` when
+    /// absent.
+    async fn resolve(&self, image: &str) -> Result<Option<ImagePin>, EngineError>;
+    /// Pulls the image, with the registry's credentials when given; a failure carries
+    /// Docker's reason and the time it took.
+    async fn pull(&self, image: &str, auth: Option<&Credentials>) -> Result<(), EngineError>;
     /// Stops a container (SIGTERM, then SIGKILL after `grace`).
     async fn stop(&self, id: &str, grace: Duration) -> Result<(), EngineError>;
     /// Removes a container (forced).

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::config::ServiceConfig;
 use crate::engine::ContainerState;
+use crate::release::{Revision, UpdateStatus};
 
 /// Where a replica is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -54,8 +55,10 @@ pub struct Replica {
     pub host: String,
     /// Published host port.
     pub port: Option<u16>,
-    /// Spec revision it was created from.
+    /// Revision it was created from (spec and pinned image).
     pub revision: String,
+    /// The exact image it runs.
+    pub image: crate::engine::ImagePin,
     /// Docker's state.
     pub container_state: ContainerState,
     /// Docker's status text.
@@ -96,6 +99,7 @@ impl Replica {
             host,
             port: c.host_port,
             revision: c.revision.clone(),
+            image: c.image.clone(),
             container_state: c.state,
             status: c.status.clone(),
             phase: Phase::Starting,
@@ -138,17 +142,59 @@ impl Trigger {
     }
 }
 
-/// A rollout in progress: replicas of other revisions are replaced one at a time.
-#[derive(Clone, Debug, Serialize)]
+/// A rollout in progress: replicas of other revisions are replaced, at most `max_surge` new
+/// ones on their way at once, new before old, never below the ready floor.
+#[derive(Clone, Debug)]
 pub struct Rollout {
-    /// Revision rolled to.
+    /// Revision rolled to (`to.id`).
     pub revision: String,
+    /// The revision rolled to.
+    pub to: Revision,
+    /// The revision the service ran before; a failure rolls back to it.
+    pub from: Option<Revision>,
     /// Replicas still to replace.
     pub replace_ids: BTreeSet<String>,
-    /// The surge replica being started and the one it replaces.
-    pub surge: Option<(String, String)>,
+    /// New replicas on their way, each with the replica it replaces: new id → old id.
+    pub surges: BTreeMap<String, String>,
     /// Replicas replaced so far.
     pub replaced: u32,
+    /// Why, when this rollout is a rollback (it is not rolled back again).
+    pub rollback: Option<String>,
+    /// New replicas above the desired count at once.
+    pub max_surge: u32,
+    /// Replicas that may be out of rotation at once (never below `min_replicas` ready).
+    pub max_unavailable: u32,
+    /// Longest time without a replaced replica before the rollout rolls back.
+    pub progress_deadline: std::time::Duration,
+    /// When a replica was last replaced (or the rollout started).
+    pub last_progress: Instant,
+}
+
+impl Rollout {
+    /// A rollout of `svc` to `to`, replacing `replace_ids`, starting at `now`.
+    #[must_use]
+    pub fn new(
+        svc: &ServiceConfig,
+        to: Revision,
+        from: Option<Revision>,
+        replace_ids: BTreeSet<String>,
+        now: Instant,
+    ) -> Self {
+        let settings = svc.rollout_settings();
+        Self {
+            revision: to.id.clone(),
+            to,
+            from,
+            replace_ids,
+            surges: BTreeMap::new(),
+            replaced: 0,
+            rollback: None,
+            max_surge: *settings.max_surge,
+            max_unavailable: *settings.max_unavailable,
+            progress_deadline: settings.progress_deadline(),
+            last_progress: now,
+        }
+    }
 }
 
 /// One replica's resource use as the autoscaler last sampled it (Docker's stats API).
@@ -193,6 +239,10 @@ pub struct ServiceState {
     pub spec: Option<ServiceConfig>,
     /// Rollout in progress.
     pub rollout: Option<Rollout>,
+    /// The revision new replicas are created from (`None` until the first is pinned).
+    pub target: Option<Revision>,
+    /// The update running, or the last one.
+    pub update: Option<UpdateStatus>,
     /// Last error of a pass, cleared by a clean pass.
     pub last_error: Option<String>,
     /// Scale actions by (direction, trigger: manual or autoscaler).

@@ -48,7 +48,8 @@ async fn deploy_runs_min_replicas_behind_haproxy() {
     // Deploy with an unchanged spec replaces nothing and keeps the count.
     let (code, body) = s.act("deploy").await;
     assert_eq!(code, 202, "{body}");
-    assert_eq!(body["replicas_to_replace"], 0);
+    assert_eq!(body["to_replace"], 0, "{body}");
+    assert_eq!(body["phase"], "done", "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,27 +264,32 @@ async fn deploy_rolls_a_changed_spec_one_at_a_time_without_failing_requests() {
     let s = Stack::serving("t-rollout", Opts::replicas(2, 3));
     let before = s.running();
 
-    // Change the spec (an environment variable) and reload: nothing restarts yet.
+    // Change the spec (an environment variable) and reload: the reload rolls it out
+    // through the same path as deploy.
     let yaml = std::fs::read_to_string(&s.config).unwrap();
     let changed = yaml.replace(
         "    container_port: 11434\n",
         "    container_port: 11434\n    environment:\n      - ROLLOUT=2\n",
     );
     assert_ne!(yaml, changed);
-    std::fs::write(&s.config, changed).unwrap();
-    let (code, body) = s.post("/config/reload").await;
-    assert_eq!(code, 200, "{body}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(s.running(), before, "reload alone restarts nothing");
-
     let load = s
         .load("/api/tags", None)
         .clients(3)
         .pause(Duration::from_millis(10))
         .start();
+    std::fs::write(&s.config, changed).unwrap();
+    let (code, body) = s.post("/config/reload").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body["changes"][0]
+            .as_str()
+            .unwrap()
+            .contains("rolling it out"),
+        "{body}"
+    );
+    // A deploy meanwhile is refused: one update at a time.
     let (code, body) = s.act("deploy").await;
-    assert_eq!(code, 202, "{body}");
-    assert_eq!(body["replicas_to_replace"], 2, "{body}");
+    assert_eq!(code, 409, "{body}");
 
     let mut most = 0;
     let mut fewest_up = usize::MAX;

@@ -108,8 +108,15 @@ impl From<&crate::service::Rollout> for model::Rollout {
         Self {
             revision: r.revision.clone(),
             replace_ids: r.replace_ids.iter().cloned().collect(),
-            surge: r.surge.clone(),
+            surge: r.surges.iter().next().map(|(n, o)| (n.clone(), o.clone())),
+            surges: r
+                .surges
+                .iter()
+                .map(|(n, o)| (n.clone(), o.clone()))
+                .collect(),
             replaced: r.replaced,
+            from: r.from.as_ref().map(|f| f.id.clone()),
+            rollback: r.rollback.clone(),
         }
     }
 }
@@ -258,22 +265,34 @@ mod tests {
     }
 
     #[test]
-    fn rollout_serializes_like_the_reconcile_one() {
-        let r = crate::service::Rollout {
+    fn rollout_shows_its_surges_revisions_and_rollback() {
+        let now = tokio::time::Instant::now();
+        let mut r = crate::service::Rollout {
             revision: "abc123".into(),
+            to: crate::release::test_revision("abc123"),
+            from: Some(crate::release::test_revision("old456")),
             replace_ids: BTreeSet::from(["b".to_owned(), "a".to_owned()]),
-            surge: Some(("new".into(), "old".into())),
+            surges: std::collections::BTreeMap::from([("new".into(), "old".into())]),
             replaced: 1,
+            rollback: None,
+            max_surge: 1,
+            max_unavailable: 0,
+            progress_deadline: std::time::Duration::from_secs(600),
+            last_progress: now,
         };
         let m = model::Rollout::from(&r);
-        same_json(&r, &m);
-        assert_eq!(
-            serde_json::to_value(&m).unwrap()["surge"],
-            json!(["new", "old"])
-        );
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["surge"], json!(["new", "old"]));
+        assert_eq!(v["surges"], json!([["new", "old"]]));
+        assert_eq!(v["replace_ids"], json!(["a", "b"]));
+        assert_eq!(v["from"], "old456");
+        assert_eq!(v["rollback"], Value::Null);
         round_trip(&m);
-        let quiet = crate::service::Rollout { surge: None, ..r };
-        same_json(&quiet, &model::Rollout::from(&quiet));
+        r.surges.clear();
+        r.rollback = Some("new replica failed".into());
+        let v = serde_json::to_value(model::Rollout::from(&r)).unwrap();
+        assert_eq!(v["surge"], Value::Null);
+        assert_eq!(v["rollback"], "new replica failed");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{read, ui, write};
+use super::{read, release, ui, write};
 
 /// The OpenAPI description of the API.
 #[derive(OpenApi)]
@@ -27,8 +27,11 @@ use super::{read, ui, write};
         ui::ui,
         write::scale_up,
         write::scale_down,
-        write::deploy,
-        write::rolling_update,
+        release::status,
+        release::revisions,
+        release::deploy,
+        release::rolling_update,
+        release::rollback,
         write::reload,
     ),
     modifiers(&BearerScheme),
@@ -279,8 +282,15 @@ autoscaler:
             assert!(!text.contains("method not allowed"), "{at}");
             match r.access {
                 Access::Token => assert_eq!(status, 401, "{at}"),
-                // The service is configured but not started in this test: stats is 404.
-                Access::Open if r.path.ends_with("/stats") => assert_eq!(status, 404, "{at}"),
+                // The service is configured but not started in this test: stats, its
+                // update and its revisions are 404.
+                Access::Open
+                    if ["/stats", "/update", "/revisions"]
+                        .iter()
+                        .any(|p| r.path.ends_with(p)) =>
+                {
+                    assert_eq!(status, 404, "{at}")
+                }
                 Access::Open => assert_eq!(status, 200, "{at}"),
             }
         }

@@ -51,6 +51,13 @@ impl From<CommandError> for AppError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             CommandError::NotApplied(_) => StatusCode::BAD_REQUEST,
+            CommandError::Update(u) => match u {
+                crate::release::UpdateError::BadRequest(_) => StatusCode::BAD_REQUEST,
+                crate::release::UpdateError::UnknownService(_) => StatusCode::NOT_FOUND,
+                crate::release::UpdateError::NoServerUp => StatusCode::SERVICE_UNAVAILABLE,
+                crate::release::UpdateError::Busy { .. }
+                | crate::release::UpdateError::NoPrevious(_) => StatusCode::CONFLICT,
+            },
             CommandError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             CommandError::BadConfig(err) => {
                 return AppError::with_body(

@@ -12,7 +12,9 @@ mod convert;
 mod docs;
 mod error;
 pub mod model;
+mod model_release;
 mod read;
+mod release;
 pub mod server;
 mod ui;
 mod write;
@@ -107,16 +109,34 @@ fn table() -> Vec<Route> {
             write::scale_down,
         ),
         route(
+            Method::GET,
+            "/services/{name}/update",
+            Open,
+            release::status,
+        ),
+        route(
+            Method::GET,
+            "/services/{name}/revisions",
+            Open,
+            release::revisions,
+        ),
+        route(
             Method::POST,
             "/services/{name}/deploy",
             Token,
-            write::deploy,
+            release::deploy,
         ),
         route(
             Method::POST,
             "/services/{name}/rolling-update",
             Token,
-            write::rolling_update,
+            release::rolling_update,
+        ),
+        route(
+            Method::POST,
+            "/services/{name}/rollback",
+            Token,
+            release::rollback,
         ),
         route(Method::POST, "/config/reload", Token, write::reload),
     ]

@@ -8,6 +8,10 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+pub use super::model_release::{
+    PullInfo, RevisionEntry, RevisionInfo, RevisionList, UpdateBody, UpdateInfo, UpdateState,
+};
+
 /// Every error: a message, plus the config issues when a reload was refused.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
@@ -120,7 +124,8 @@ pub struct ServiceSummary {
     pub image: String,
     /// HAProxy frontend port.
     pub port: u32,
-    /// Revision of the current spec (a hash); replicas of other revisions are rolled.
+    /// The revision new replicas are made from (a hash of the spec and the pinned image ID);
+    /// before anything was pinned, the hash of the configured spec.
     pub revision: String,
     /// Fewest replicas.
     pub min_replicas: u32,
@@ -295,11 +300,20 @@ pub struct Rollout {
     pub revision: String,
     /// Container ids still to replace.
     pub replace_ids: Vec<String>,
-    /// The surge replica being started and the one it replaces: `[new_id, old_id]`.
+    /// The first surge replica on its way and the one it replaces: `[new_id, old_id]`.
     #[schema(required = true, value_type = Option<Vec<String>>, min_items = 2, max_items = 2)]
     pub surge: Option<(String, String)>,
+    /// Every surge replica on its way with the one it replaces: `[[new_id, old_id], ...]`.
+    #[schema(value_type = Vec<Vec<String>>)]
+    pub surges: Vec<(String, String)>,
     /// Replicas replaced so far.
     pub replaced: u32,
+    /// The revision rolled back to on failure.
+    #[schema(required = true)]
+    pub from: Option<String>,
+    /// Why, when this rollout is a rollback.
+    #[schema(required = true)]
+    pub rollback: Option<String>,
 }
 
 /// `GET /services/{name}/stats`: a service with its replicas and their CPU and memory.
@@ -337,8 +351,15 @@ pub struct ReplicaStats {
     pub container_state: ContainerState,
     /// Docker's status text.
     pub status: String,
-    /// Spec revision it was created from.
+    /// Revision it was created from (spec and pinned image).
     pub revision: String,
+    /// The image reference its revision was pinned from.
+    pub image: String,
+    /// Docker's ID of the image it runs (`sha256:...`).
+    pub image_id: String,
+    /// The repository digest of that image (`repo@sha256:...`), when it came from a registry.
+    #[schema(required = true)]
+    pub digest: Option<String>,
     /// Whether the last probe passed; `null` before the first probe.
     #[schema(required = true)]
     pub healthy: Option<bool>,
@@ -548,30 +569,6 @@ pub enum ScaleAction {
     ScaleUp,
     /// One replica fewer.
     ScaleDown,
-}
-
-/// `POST /services/{name}/deploy`: the rollout that started.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct DeployResponse {
-    /// The service.
-    pub service: String,
-    /// Revision rolled to.
-    pub revision: String,
-    /// Replicas of other revisions, to be replaced one at a time.
-    pub replicas_to_replace: usize,
-}
-
-/// `POST /services/{name}/rolling-update`: pulls started; the rollout follows.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct RollingUpdateResponse {
-    /// The service.
-    pub service: String,
-    /// Image pulled.
-    pub image: String,
-    /// Servers it is pulled on (every up server).
-    pub pulling_on: Vec<String>,
-    /// What happens next, in words.
-    pub then: String,
 }
 
 /// `POST /config/reload`: the config was applied.

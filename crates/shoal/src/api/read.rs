@@ -48,7 +48,10 @@ fn service_summary(app: &App, cfg: &Config, name: &str) -> ServiceSummary {
         name: name.to_owned(),
         image: svc.image.value.clone(),
         port: *svc.port,
-        revision: spec.revision,
+        revision: st
+            .as_ref()
+            .and_then(|st| st.target.as_ref())
+            .map_or(spec.revision, |t| t.id.clone()),
         min_replicas: *svc.min_replicas,
         max_replicas: *svc.max_replicas,
         desired: st.as_ref().map_or(0, |st| st.desired),
@@ -252,6 +255,9 @@ pub(super) async fn stats(
                 container_state: r.container_state.into(),
                 status: r.status.clone(),
                 revision: r.revision.clone(),
+                image: r.image.reference.clone(),
+                image_id: r.image.id.clone(),
+                digest: r.image.digest.clone(),
                 healthy: r.healthy,
                 health_failures: r.health_failures,
                 last_probe_error: r.last_probe_error.clone(),

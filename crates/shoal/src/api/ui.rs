@@ -205,6 +205,21 @@ pub fn page(app: &App) -> String {
                 r.replace_ids.len()
             );
         }
+        if let Some(u) = st.as_ref().and_then(|s| s.update.as_ref()) {
+            let _ = write!(
+                h,
+                "<tr><th>update</th><td>{} of {} · {} · {}/{} replaced{}</td></tr>",
+                esc(&format!("{:?}", u.kind).to_lowercase()),
+                esc(&u.image),
+                u.phase.as_str(),
+                u.replaced,
+                u.to_replace,
+                u.reason
+                    .as_deref()
+                    .map(|r| format!(" · {}", esc(r)))
+                    .unwrap_or_default()
+            );
+        }
         if let Some(e) = st.as_ref().and_then(|s| s.last_error.as_deref()) {
             let _ = write!(h, "<tr><th>last error</th><td>{}</td></tr>", esc(e));
         }

@@ -21,6 +21,7 @@ pub mod limits;
 mod load;
 mod located;
 mod model;
+mod release;
 mod service;
 pub mod syntax;
 mod tls;
@@ -38,6 +39,7 @@ pub use model::{
     GrafanaConfig, LoadBalancerConfig, MonitoringConfig, PrometheusConfig, ServerConfig, SshConfig,
     DEFAULT_DOCKER_SOCKET,
 };
+pub use release::{registry_of, Credentials, RegistryConfig, RolloutConfig, MAX_PROGRESS_DEADLINE};
 pub use service::{HealthCheckConfig, ServiceConfig};
 pub use tls::CERT_FILES;
 pub use validate::{parse_hhmm, parse_memory};

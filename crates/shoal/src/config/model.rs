@@ -32,6 +32,9 @@ pub struct Config {
     /// How servers without `docker_host` are reached over SSH (a shoal addition).
     #[serde(default)]
     pub ssh: SshConfig,
+    /// Credentials of private registries, keyed by registry host (a shoal addition).
+    #[serde(default)]
+    pub registries: BTreeMap<String, super::RegistryConfig>,
 }
 
 /// SSH settings shared by every server reached over SSH (a shoal addition).

@@ -88,6 +88,9 @@ pub struct ServiceConfig {
     /// Where the service's name (its key under `services`) is written; set by the loader.
     #[serde(skip)]
     pub name_at: Located<()>,
+    /// How updates replace replicas (a shoal addition; default surge 1, unavailable 0).
+    #[serde(default)]
+    pub rollout: Option<super::RolloutConfig>,
 }
 
 fn default_policy() -> Located<String> {

@@ -456,6 +456,7 @@ impl Config {
                 v.at(t, format!("api.token {e}"));
             }
         }
+        v.issues.extend(super::release::validate(self));
         v.issues.sort_by_key(|i| (i.line, i.column));
         v.issues
     }

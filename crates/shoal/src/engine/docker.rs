@@ -16,11 +16,16 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 use super::{
-    ContainerInfo, ContainerSpec, ContainerState, DockerEvent, EngineError, EventStream,
-    EVENT_ACTIONS, LABEL_MANAGED, LABEL_REVISION, LABEL_SERVER, LABEL_SERVICE,
+    ContainerInfo, ContainerSpec, ContainerState, DockerEvent, EngineError, EventStream, ImagePin,
+    EVENT_ACTIONS, LABEL_DIGEST, LABEL_IMAGE, LABEL_MANAGED, LABEL_REVISION, LABEL_SERVER,
+    LABEL_SERVICE,
 };
-use crate::config::{DockerEndpoint, ServerConfig};
+use crate::config::{Credentials, DockerEndpoint, ServerConfig};
 use crate::ssh::{SshSettings, SshTarget, Tunnel};
+
+/// Longest a pull may go without a progress message from Docker before it is given up. A
+/// long pull that keeps making progress (a multi-GB image) is never cut.
+pub const PULL_STALL: Duration = Duration::from_secs(120);
 
 /// What `docker info` says that shoal reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,6 +234,15 @@ impl Engine {
                     status: c.status.unwrap_or_default(),
                     host_port,
                     created: c.created.unwrap_or_default(),
+                    image: ImagePin {
+                        reference: labels
+                            .get(LABEL_IMAGE)
+                            .cloned()
+                            .or(c.image)
+                            .unwrap_or_default(),
+                        id: c.image_id.unwrap_or_default(),
+                        digest: labels.get(LABEL_DIGEST).cloned(),
+                    },
                 })
             })
             .collect())
@@ -295,7 +309,8 @@ impl Engine {
         spec: &ContainerSpec,
     ) -> Result<String, EngineError> {
         let port_key = format!("{}/tcp", spec.container_port);
-        let labels = HashMap::from([
+        let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+        labels.extend([
             (LABEL_SERVICE.to_owned(), service.to_owned()),
             (LABEL_SERVER.to_owned(), self.server.clone()),
             (LABEL_REVISION.to_owned(), spec.revision.clone()),
@@ -387,23 +402,83 @@ impl Engine {
         }
     }
 
-    /// Pulls an image (bounded by a longer timeout than other calls).
-    pub async fn pull(&self, image: &str) -> Result<(), EngineError> {
+    /// What `image` (a reference, an ID or `repo@digest`) is here: its ID and the repository
+    /// digest of `image`'s repository; `None` when the engine does not have it.
+    pub async fn resolve(&self, image: &str) -> Result<Option<ImagePin>, EngineError> {
+        match self
+            .call("inspect image", self.docker.inspect_image(image))
+            .await
+        {
+            Ok(i) => Ok(Some(ImagePin {
+                reference: image.to_owned(),
+                id: i.id.unwrap_or_default(),
+                digest: pick_digest(image, &i.repo_digests.unwrap_or_default()),
+            })),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Pulls an image, with the registry's credentials when given. Not bounded as a whole:
+    /// a multi-GB pull takes what it takes; it is given up only when Docker sends no progress
+    /// for [`PULL_STALL`]. A failure carries Docker's own reason and the time it took.
+    pub async fn pull(&self, image: &str, auth: Option<&Credentials>) -> Result<(), EngineError> {
         let (from_image, tag) = split_image(image);
         let opts = CreateImageOptions {
             from_image: Some(from_image.to_owned()),
-            tag: Some(tag.to_owned()),
+            tag: (!tag.is_empty()).then(|| tag.to_owned()),
             ..Default::default()
         };
-        let docker = self.docker.clone();
-        let pull = async move {
-            let mut stream = docker.create_image(Some(opts), None, None);
-            while let Some(item) = stream.next().await {
-                item?;
+        let creds = auth.map(|c| bollard::auth::DockerCredentials {
+            username: Some(c.username.clone()),
+            password: Some(c.password.clone()),
+            serveraddress: Some(c.registry.clone()),
+            ..Default::default()
+        });
+        if let Some(t) = &self.tunnel {
+            if !t.is_alive() {
+                return Err(EngineError::Unreachable {
+                    server: self.server.clone(),
+                    reason: format!("the SSH connection to {} ended", t.target().display()),
+                });
             }
-            Ok(())
+        }
+        // The client's request timeout (the engine call bound) would cut a long pull: this
+        // one request goes through a client without it, watched for stalls instead.
+        let docker = self
+            .docker
+            .clone()
+            .with_timeout(Duration::from_secs(7 * 24 * 3600));
+        let started = tokio::time::Instant::now();
+        let fail = |message: String| EngineError::Pull {
+            server: self.server.clone(),
+            image: image.to_owned(),
+            elapsed: started.elapsed(),
+            message,
         };
-        bounded(&self.server, "pull image", self.timeout * 60, pull).await
+        let mut stream = docker.create_image(Some(opts), None, creds);
+        loop {
+            match tokio::time::timeout(PULL_STALL, stream.next()).await {
+                Err(_) => {
+                    return Err(fail(format!(
+                        "no progress from Docker for {}s",
+                        PULL_STALL.as_secs()
+                    )))
+                }
+                Ok(None) => return Ok(()),
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => {
+                    let message = match e {
+                        bollard::errors::Error::DockerStreamError { error } => error,
+                        bollard::errors::Error::DockerResponseServerError { message, .. } => {
+                            message
+                        }
+                        other => other.to_string(),
+                    };
+                    return Err(fail(message));
+                }
+            }
+        }
     }
 
     /// Stops a container, giving it `grace` before SIGKILL.
@@ -485,6 +560,16 @@ impl Engine {
         let mem = s.memory_stats.and_then(|m| m.usage).unwrap_or(0);
         Ok((percent, mem))
     }
+}
+
+/// The digest among `repo_digests` (`repo@sha256:...`) of `image`'s repository, if any.
+fn pick_digest(image: &str, repo_digests: &[String]) -> Option<String> {
+    let repo = split_image(image).0;
+    let repo = repo.split('@').next().unwrap_or(repo);
+    repo_digests
+        .iter()
+        .find(|d| d.split('@').next() == Some(repo))
+        .cloned()
 }
 
 /// Splits `repo:tag` (default tag `latest`), leaving registry ports and digests intact.
@@ -583,5 +668,26 @@ mod tests {
             split_image("10.77.0.1:5000/app:v2"),
             ("10.77.0.1:5000/app", "v2")
         );
+        assert_eq!(
+            split_image("10.77.0.1:5000/app@sha256:ab"),
+            ("10.77.0.1:5000/app@sha256:ab", "")
+        );
+    }
+
+    #[test]
+    fn the_digest_of_the_image_repository_is_picked() {
+        let d = vec![
+            "other/app@sha256:11".to_owned(),
+            "10.77.0.1:5000/app@sha256:22".to_owned(),
+        ];
+        assert_eq!(
+            pick_digest("10.77.0.1:5000/app:v2", &d).as_deref(),
+            Some("10.77.0.1:5000/app@sha256:22")
+        );
+        assert_eq!(
+            pick_digest("10.77.0.1:5000/app@sha256:22", &d).as_deref(),
+            Some("10.77.0.1:5000/app@sha256:22")
+        );
+        assert_eq!(pick_digest("app:1", &d), None);
     }
 }

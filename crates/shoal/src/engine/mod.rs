@@ -13,7 +13,7 @@ mod docker;
 mod spec;
 pub mod tls;
 
-pub use docker::{Engine, EngineInfo};
+pub use docker::{Engine, EngineInfo, PULL_STALL};
 
 /// A server's stream of container events ([`crate::ports::DockerApi::events`]).
 pub type EventStream = futures_util::stream::BoxStream<'static, Result<DockerEvent, EngineError>>;
@@ -25,6 +25,11 @@ pub const LABEL_SERVICE: &str = "io.shoal.service";
 pub const LABEL_SERVER: &str = "io.shoal.server";
 /// Label: hash of the service spec the container was created from.
 pub const LABEL_REVISION: &str = "io.shoal.revision";
+/// Label: the image reference a replica's pinned image was resolved from (`repo:tag`).
+pub const LABEL_IMAGE: &str = "io.shoal.image";
+/// Label: the repository digest of a replica's pinned image (`repo@sha256:...`), when the
+/// image came from a registry.
+pub const LABEL_DIGEST: &str = "io.shoal.digest";
 /// Label: marks containers shoal manages; others are never touched.
 pub const LABEL_MANAGED: &str = "io.shoal.managed";
 
@@ -52,6 +57,18 @@ pub enum EngineError {
     /// The SSH connection could not be made.
     #[error("{0}")]
     Ssh(Box<crate::ssh::SshError>),
+    /// An image pull failed: Docker's own reason and how long it ran.
+    #[error("server {server}: pulling {image} failed after {:.1}s: {message}", elapsed.as_secs_f64())]
+    Pull {
+        /// Server name.
+        server: String,
+        /// The image reference.
+        image: String,
+        /// How long the pull ran before it failed.
+        elapsed: std::time::Duration,
+        /// Docker's message (or why shoal gave up on it).
+        message: String,
+    },
     /// Docker answered with an error.
     #[error("server {server}: {op} failed: {message}")]
     Docker {
@@ -119,6 +136,18 @@ impl ContainerState {
     }
 }
 
+/// The exact image a container runs (or an image resolves to): the reference it was asked
+/// for, Docker's image ID and, when it came from a registry, its repository digest.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ImagePin {
+    /// The reference (`repo:tag`) it was resolved from.
+    pub reference: String,
+    /// Docker's image ID (`sha256:...`), the same on every server for the same image.
+    pub id: String,
+    /// `repo@sha256:...` of the registry manifest, when pulled from a registry.
+    pub digest: Option<String>,
+}
+
 /// A shoal-managed container as listed by Docker.
 #[derive(Clone, Debug, Serialize)]
 pub struct ContainerInfo {
@@ -140,6 +169,8 @@ pub struct ContainerInfo {
     pub host_port: Option<u16>,
     /// Creation time, unix seconds.
     pub created: i64,
+    /// The image it runs (ID from Docker; reference and digest from its labels).
+    pub image: ImagePin,
 }
 
 /// The container events shoal listens for: the ones after which a replica may have stopped

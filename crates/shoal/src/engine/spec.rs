@@ -1,11 +1,14 @@
 //! What a replica is made of, from a service's config, and the revision hash of that.
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::ServiceConfig;
 
 /// Everything needed to create one replica.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSpec {
     /// Image reference.
     pub image: String,
@@ -27,6 +30,10 @@ pub struct ContainerSpec {
     pub stop_timeout: u64,
     /// Hash of the fields above.
     pub revision: String,
+    /// Labels added to the container beside shoal's own (the pinned image's reference and
+    /// digest); not part of the hash.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 impl ContainerSpec {
@@ -44,7 +51,23 @@ impl ContainerSpec {
             memory: svc.memory_bytes(),
             stop_timeout: *svc.stop_timeout,
             revision: String::new(),
+            labels: BTreeMap::new(),
         };
+        spec.rehash();
+        spec
+    }
+
+    /// The same spec with another image reference (an update's `{"image": ...}`), its
+    /// revision hashed again.
+    #[must_use]
+    pub fn with_image(mut self, image: &str) -> Self {
+        self.image = image.to_owned();
+        self.rehash();
+        self
+    }
+
+    fn rehash(&mut self) {
+        let spec = self;
         let mut h = Sha256::new();
         h.update(
             format!(
@@ -64,7 +87,6 @@ impl ContainerSpec {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        spec
     }
 }
 

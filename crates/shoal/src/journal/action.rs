@@ -38,6 +38,11 @@ pub enum Action {
     Rollout,
     /// A rollout stopped because its new replica failed.
     RolloutFailed,
+    /// Every replica a failed update replaced is back on the previous revision.
+    RolledBack,
+    /// An update (deploy, rolling update, rollback) started, resolved its image or failed
+    /// before replacing anything.
+    Update,
     /// An image pull started, finished or failed.
     Pull,
     /// The config was reloaded and changed this service.
@@ -49,7 +54,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, for documentation and tests.
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 21] = [
         Self::ScaleUp,
         Self::ScaleDown,
         Self::ScaleHeld,
@@ -66,6 +71,8 @@ impl Action {
         Self::LbRepaired,
         Self::Rollout,
         Self::RolloutFailed,
+        Self::RolledBack,
+        Self::Update,
         Self::Pull,
         Self::ConfigReloaded,
         Self::Error,
@@ -91,6 +98,8 @@ impl Action {
             Self::LbRepaired => "lb_repaired",
             Self::Rollout => "rollout",
             Self::RolloutFailed => "rollout_failed",
+            Self::RolledBack => "rolled_back",
+            Self::Update => "update",
             Self::Pull => "pull",
             Self::ConfigReloaded => "config_reloaded",
             Self::Error => "error",

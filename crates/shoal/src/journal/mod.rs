@@ -29,6 +29,14 @@
 //!     desired        INTEGER,
 //!     updated_ms     INTEGER NOT NULL   -- unix milliseconds
 //! ) WITHOUT ROWID;
+//! CREATE TABLE revisions (          -- version 2: the revisions each service ran
+//!     service        TEXT    NOT NULL,
+//!     id             TEXT    NOT NULL,
+//!     revision       TEXT    NOT NULL,  -- JSON: spec and pinned image
+//!     activated_ms   INTEGER NOT NULL,  -- when it last became the service's revision
+//!     failed         INTEGER NOT NULL DEFAULT 0,  -- an update to it was rolled back
+//!     PRIMARY KEY (service, id)
+//! ) WITHOUT ROWID;
 //! ```
 //!
 //! - `store`: [`Journal`] (open, record, save and load state, prune); `query`: reading events
@@ -37,6 +45,7 @@
 mod action;
 mod error;
 mod query;
+mod revisions;
 mod schema;
 mod store;
 
@@ -47,6 +56,7 @@ use serde::Serialize;
 
 pub use action::Action;
 pub use error::JournalError;
+pub use revisions::RevisionRecord;
 pub use schema::SCHEMA_VERSION;
 pub use store::Journal;
 

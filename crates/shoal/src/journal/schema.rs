@@ -7,7 +7,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::JournalError;
 
 /// Schema version this build writes and reads (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE events (
@@ -29,6 +29,18 @@ CREATE TABLE service_state (
     last_action_ms INTEGER,
     desired        INTEGER,
     updated_ms     INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// Version 2 adds the revisions each service ran (pinned images), kept across restarts.
+const SCHEMA_V2: &str = "
+CREATE TABLE revisions (
+    service        TEXT    NOT NULL,
+    id             TEXT    NOT NULL,
+    revision       TEXT    NOT NULL,
+    activated_ms   INTEGER NOT NULL,
+    failed         INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (service, id)
 ) WITHOUT ROWID;
 ";
 
@@ -59,11 +71,18 @@ pub(super) fn init_schema(conn: &mut Connection, path: &Path) -> Result<(), Jour
                 });
             }
             tx.execute_batch(SCHEMA_V1).map_err(err)?;
+            tx.execute_batch(SCHEMA_V2).map_err(err)?;
             // In the same transaction: a schema is either complete and versioned or absent.
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(err)?;
         }
         SCHEMA_VERSION => {}
+        1 => {
+            // A journal of an earlier shoal: add what version 2 adds, in the same transaction.
+            tx.execute_batch(SCHEMA_V2).map_err(err)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(err)?;
+        }
         v if v > SCHEMA_VERSION => {
             return Err(JournalError::NewerSchema {
                 path: path.to_owned(),

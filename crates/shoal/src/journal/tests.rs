@@ -288,8 +288,8 @@ fn newer_schema_version_is_refused() {
         matches!(
             err,
             JournalError::NewerSchema {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             }
         ),

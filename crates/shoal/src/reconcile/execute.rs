@@ -45,7 +45,7 @@ pub struct Executor<'a> {
     pub(super) ctx: &'a Arc<Context>,
     pub(super) rt: &'a Arc<ServiceRuntime>,
     pub(super) spec: &'a ServiceConfig,
-    container: ContainerSpec,
+    pub(super) container: ContainerSpec,
     pub(super) backend: String,
     pub(super) lb: Arc<dyn LoadBalancer>,
 }
@@ -217,27 +217,23 @@ impl<'a> Executor<'a> {
                         .entry(reason.metric_label().to_owned())
                         .or_default();
                     *n = n.saturating_add(1);
-                    if *rollout_surge {
-                        st.rollout = None;
+                    if let Some(ro) = st.rollout.as_mut().filter(|_| *rollout_surge) {
+                        ro.surges.remove(id);
                     }
                 });
-                if *rollout_surge {
-                    // The new revision does not come up healthy: stop; the old replicas serve.
-                    self.journal(
-                        Action::RolloutFailed,
-                        format!(
-                            "rollout stopped: new replica {} failed ({reason}); old replicas keep serving",
-                            r.name
-                        ),
-                        Some(&r),
-                    );
-                } else {
-                    self.journal(
-                        Action::ReplicaReplaced,
-                        format!("{} removed for replacement: {reason}", r.name),
-                        Some(&r),
-                    );
-                }
+                self.journal(
+                    Action::ReplicaReplaced,
+                    format!(
+                        "{}{} removed for replacement: {reason}",
+                        r.name,
+                        if *rollout_surge {
+                            " (a rollout's new replica)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    Some(&r),
+                );
             }
             Step::Register { id, drift } => {
                 let Some(r) = self.replica(id) else {
@@ -372,47 +368,12 @@ impl<'a> Executor<'a> {
                 );
                 self.spawn_drain(r, why.clone());
             }
-            Step::RolloutAdvance { new, old } => {
-                let (new, old, left) = self.rt.update(|st| {
-                    let present: Vec<String> = st.replicas.keys().cloned().collect();
-                    if let Some(ro) = st.rollout.as_mut() {
-                        ro.surge = None;
-                        ro.replaced = ro.replaced.saturating_add(1);
-                        ro.replace_ids.remove(old);
-                        ro.replace_ids
-                            .retain(|id| present.contains(id) && id != new);
-                    }
-                    let name = |id: &str| {
-                        st.replicas
-                            .get(id)
-                            .map_or_else(|| id.to_owned(), |r| r.name.clone())
-                    };
-                    let left = st.rollout.as_ref().map_or(0, |ro| ro.replace_ids.len());
-                    (name(new), name(old), left)
-                });
-                self.journal(
-                    Action::Rollout,
-                    format!(
-                        "rollout: {new} is in rotation and replaces {old}; {left} replica(s) left"
-                    ),
-                    None,
-                );
-            }
-            Step::RolloutSurgeGone => {
-                self.rt.update(|st| {
-                    if let Some(ro) = st.rollout.as_mut() {
-                        ro.surge = None;
-                    }
-                });
-            }
-            Step::RolloutDone { replaced } => {
-                self.rt.update(|st| st.rollout = None);
-                self.journal(
-                    Action::Rollout,
-                    format!("rollout finished: {replaced} replica(s) replaced"),
-                    None,
-                );
-            }
+            Step::RolloutAdvance { .. }
+            | Step::RolloutRetire { .. }
+            | Step::RolloutSurgeGone { .. }
+            | Step::RollBack { .. }
+            | Step::RolloutAbandon { .. }
+            | Step::RolloutDone { .. } => self.rollout_step(step),
             Step::Start { server, surge_for } => self.start(server, surge_for.as_deref()).await?,
         }
         Ok(())
@@ -442,21 +403,10 @@ impl<'a> Executor<'a> {
         let Some(engine) = handle.engine() else {
             return Ok(());
         };
-        let spec = &self.container;
-        match engine.has_image(&spec.image).await {
-            Ok(true) => {}
-            Ok(false) => {
-                self.ctx
-                    .pull_in_background(&self.rt.name, engine, &spec.image);
-                return Ok(());
-            }
-            Err(source) => {
-                return Err(ExecError::Engine {
-                    what: format!("checking for image {} on {server}", spec.image),
-                    source,
-                })
-            }
-        }
+        let Some(rev) = self.target_on(server, engine.as_ref()).await? else {
+            return Ok(());
+        };
+        let spec = &rev.container_spec();
         handle.adjust_containers(1);
         let name = format!("shoal-{}-{}", self.rt.name, short_id());
         let id = match engine.create_replica(&self.rt.name, &name, spec).await {
@@ -493,18 +443,19 @@ impl<'a> Executor<'a> {
             status: "Up".into(),
             host_port: port,
             created: unix_now(),
+            image: rev.image.clone(),
         };
         let replica = Replica::new(&info, handle.config.host.value.clone(), Instant::now());
         self.rt.update(|st| {
             st.replicas.entry(id.clone()).or_insert(replica);
             if let (Some(old), Some(ro)) = (surge_for, st.rollout.as_mut()) {
-                ro.surge = Some((id.clone(), old.to_owned()));
+                ro.surges.insert(id.clone(), old.to_owned());
             }
         });
         self.ctx.journal.record(NewEvent {
             service: &self.rt.name,
             action: Action::ReplicaStarted,
-            reason: format!("started {name} on {server} (revision {})", spec.revision),
+            reason: format!("started {name} on {server} (revision {})", rev.describe()),
             replica: Some(&name),
             server: Some(server),
             ..Default::default()

@@ -10,9 +10,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 
-use crate::config::ServerConfig;
+use crate::config::{Credentials, ServerConfig};
 use crate::engine::{
-    ContainerInfo, ContainerSpec, ContainerState, DockerEvent, EngineError, EventStream,
+    ContainerInfo, ContainerSpec, ContainerState, DockerEvent, EngineError, EventStream, ImagePin,
+    LABEL_DIGEST, LABEL_IMAGE,
 };
 use crate::lb::{HealthCheck, LbError};
 use crate::ports::{Connector, DockerApi, LbServer, LoadBalancer, Prober};
@@ -60,6 +61,15 @@ pub struct WorldState {
     pub stuck_sessions: BTreeMap<String, u64>,
     /// New containers start healthy.
     pub new_healthy: bool,
+    /// What the fake registry serves, every server pulling from it: reference → image ID.
+    /// A reference not in it does not exist ("manifest unknown").
+    pub images: BTreeMap<String, String>,
+    /// Every image ID ever pushed: still pullable by digest after its tag moved on.
+    pub pushed: BTreeSet<String>,
+    /// Image IDs whose containers never pass a health check (a bad release).
+    pub unhealthy_images: BTreeSet<String>,
+    /// Pulls done: (server, reference).
+    pub pulls: Vec<(String, String)>,
     /// CPU percent every container reports.
     pub cpu: f64,
     /// Containers ever created.
@@ -71,6 +81,18 @@ pub struct WorldState {
     /// Open event streams: (server, sender).
     listeners: Vec<(String, tokio::sync::mpsc::UnboundedSender<DockerEvent>)>,
     next_port: u16,
+}
+
+/// The image ID the fake registry gives `tag` (a test pushing `tag` again to a new image
+/// uses another name for the ID).
+#[must_use]
+pub fn fake_image_id(tag: &str) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(tag.as_bytes());
+    format!(
+        "sha256:{}",
+        h.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
 }
 
 /// The shared fake world.
@@ -95,6 +117,8 @@ impl World {
                 })
                 .collect(),
             new_healthy: true,
+            images: BTreeMap::from([("web:1".to_owned(), fake_image_id("web:1"))]),
+            pushed: BTreeSet::from([fake_image_id("web:1")]),
             next_port: 20000,
             ..Default::default()
         };
@@ -257,7 +281,8 @@ impl DockerApi for FakeEngine {
         self.world.with(|w| {
             w.created += 1;
             w.next_port += 1;
-            let (port, healthy, n) = (w.next_port, w.new_healthy, w.created);
+            let healthy = w.new_healthy && !w.unhealthy_images.contains(&spec.image);
+            let (port, n) = (w.next_port, w.created);
             let id = format!("{:064x}", n);
             let info = ContainerInfo {
                 id: id.clone(),
@@ -269,6 +294,11 @@ impl DockerApi for FakeEngine {
                 status: "Up".into(),
                 host_port: Some(port),
                 created: i64::from(n),
+                image: ImagePin {
+                    reference: spec.labels.get(LABEL_IMAGE).cloned().unwrap_or_default(),
+                    id: spec.image.clone(),
+                    digest: spec.labels.get(LABEL_DIGEST).cloned(),
+                },
             };
             w.server(&self.server)?
                 .containers
@@ -291,9 +321,39 @@ impl DockerApi for FakeEngine {
         self.gate().await;
         Ok(true)
     }
-    async fn pull(&self, _image: &str) -> Result<(), EngineError> {
+    async fn resolve(&self, image: &str) -> Result<Option<ImagePin>, EngineError> {
         self.gate().await;
-        Ok(())
+        Ok(self.world.with(|w| {
+            let id = w.images.get(image).cloned().or_else(|| {
+                let by_id = image.rsplit('@').next().unwrap_or(image);
+                w.pushed.get(by_id).cloned()
+            })?;
+            let repo = image.split('@').next().unwrap_or(image);
+            let repo = repo.rsplit_once(':').map_or(repo, |(r, _)| r);
+            Some(ImagePin {
+                reference: image.to_owned(),
+                digest: Some(format!("{repo}@{id}")),
+                id,
+            })
+        }))
+    }
+    async fn pull(&self, image: &str, _auth: Option<&Credentials>) -> Result<(), EngineError> {
+        self.gate().await;
+        self.world.with(|w| {
+            w.pulls.push((self.server.clone(), image.to_owned()));
+            let known = w.images.contains_key(image)
+                || w.pushed.iter().any(|id| image.ends_with(id.as_str()));
+            if known {
+                Ok(())
+            } else {
+                Err(EngineError::Pull {
+                    server: self.server.clone(),
+                    image: image.to_owned(),
+                    elapsed: Duration::from_millis(5),
+                    message: format!("manifest for {image} not found: manifest unknown"),
+                })
+            }
+        })
     }
     async fn stop(&self, id: &str, _grace: Duration) -> Result<(), EngineError> {
         self.gate().await;

@@ -19,9 +19,9 @@ use crate::ports::LoadBalancer;
 use crate::reconcile::Phase;
 use crate::reconcile::Trigger;
 
-const BACKEND: &str = "web_backend";
+pub(super) const BACKEND: &str = "web_backend";
 
-fn config(servers: &[&str], service: &str) -> Config {
+pub(super) fn config(servers: &[&str], service: &str) -> Config {
     let servers: String = servers
         .iter()
         .map(|s| {
@@ -39,7 +39,7 @@ fn config(servers: &[&str], service: &str) -> Config {
     Config::parse(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
-fn app(world: &World, config: Config) -> Arc<App> {
+pub(super) fn app(world: &World, config: Config) -> Arc<App> {
     let lb_world = world.clone();
     let parts = Parts {
         connector: Arc::new(FakeConnector(world.clone())),
@@ -51,13 +51,13 @@ fn app(world: &World, config: Config) -> Arc<App> {
     App::with_parts(config, PathBuf::from("test.yaml"), parts).unwrap()
 }
 
-fn events(app: &App) -> Vec<Event> {
+pub(super) fn events(app: &App) -> Vec<Event> {
     let mut e = app.journal.list("web", 0, 1000).0;
     e.reverse();
     e
 }
 
-fn actions(app: &App, action: &str) -> Vec<Event> {
+pub(super) fn actions(app: &App, action: &str) -> Vec<Event> {
     events(app)
         .into_iter()
         .filter(|e| e.action == action)
@@ -66,7 +66,7 @@ fn actions(app: &App, action: &str) -> Vec<Event> {
 
 /// Advances paused time in `step`s until `f` holds or `limit` passes; returns the time it
 /// took (virtual).
-async fn until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
+pub(super) async fn until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !f() {
         assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
@@ -75,7 +75,7 @@ async fn until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Dura
     start.elapsed()
 }
 
-fn ready(app: &App) -> usize {
+pub(super) fn ready(app: &App) -> usize {
     app.service("web")
         .map_or(0, |rt| rt.snapshot().count(Phase::Ready))
 }

@@ -8,9 +8,11 @@
 
 mod drain;
 pub mod execute;
+mod execute_rollout;
 pub mod observe;
 pub mod plan;
 pub mod reasons;
+pub mod rollout;
 pub mod runner;
 
 #[cfg(test)]
@@ -19,6 +21,10 @@ mod fake;
 mod loop_tests;
 #[cfg(test)]
 mod plan_tests;
+#[cfg(test)]
+mod release_tests;
+#[cfg(test)]
+mod rollout_tests;
 
 pub use crate::service::{Phase, Replica, Rollout, ServiceRuntime, ServiceState, Trigger};
 pub use runner::run_service;

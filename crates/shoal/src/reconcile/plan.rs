@@ -72,7 +72,7 @@ pub enum Step {
         reason: FailureReason,
         /// Whether HAProxy lists it.
         in_lb: bool,
-        /// It was a rollout's new replica: the rollout stops.
+        /// It was a rollout's surge replica: it leaves the rollout's surges.
         rollout_surge: bool,
     },
     /// Healthy by shoal's probe (or missing from HAProxy): add it in maintenance, checks on.
@@ -137,8 +137,29 @@ pub enum Step {
         /// The replica it replaces.
         old: String,
     },
-    /// The rollout's new replica vanished before it was ready: start another later.
-    RolloutSurgeGone,
+    /// The rollout retires an old replica without a surge (within `max_unavailable`); the
+    /// count starts its replacement on the new revision.
+    RolloutRetire {
+        /// The replica retired (drained by the step after this one).
+        old: String,
+    },
+    /// A rollout's new replica vanished (or failed) before it was ready: start another later.
+    RolloutSurgeGone {
+        /// The new replica.
+        new: String,
+    },
+    /// A rollback made no progress within its deadline: it stops (the update fails), so a
+    /// new update can be started.
+    RolloutAbandon {
+        /// Why, in words.
+        reason: String,
+    },
+    /// A new replica of the revision rolled to failed, or the rollout made no progress
+    /// within its deadline: every replica goes back to the previous revision.
+    RollBack {
+        /// Why, in words.
+        reason: String,
+    },
     /// Nothing left to replace.
     RolloutDone {
         /// Replicas replaced.
@@ -363,10 +384,11 @@ pub fn plan(input: &Input<'_>) -> Plan {
         .values()
         .filter(|r| r.active() && !gone.contains(&r.id))
         .collect();
-    let surge_new = state
+    let surge_new: BTreeSet<String> = state
         .rollout
         .as_ref()
-        .and_then(|ro| ro.surge.as_ref().map(|s| s.0.clone()));
+        .map(|ro| ro.surges.keys().cloned().collect())
+        .unwrap_or_default();
 
     // Failed replicas.
     let mut replaced: BTreeSet<String> = BTreeSet::new();
@@ -377,7 +399,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
                 id: r.id.clone(),
                 reason,
                 in_lb: r.in_lb || obs.in_lb(&r.name),
-                rollout_surge: surge_new.as_deref() == Some(r.id.as_str()),
+                rollout_surge: surge_new.contains(&r.id),
             });
         }
     }
@@ -390,10 +412,8 @@ pub fn plan(input: &Input<'_>) -> Plan {
     // The count and the rollout are decided first, so that a replica on its way out gets no
     // membership step; their steps run after the membership ones.
     let tail = steps.len();
-    // The count: desired, plus the rollout's surge replica while it is on its way.
-    let surge_alive = surge_new
-        .as_ref()
-        .is_some_and(|id| alive.iter().any(|r| &r.id == id));
+    // The count: desired, plus the rollout's surge replicas while they are on their way.
+    let surge_alive = alive.iter().filter(|r| surge_new.contains(&r.id)).count() as u32;
     let mut counted: Vec<&Replica> = alive.clone();
     // A container found this pass counts only when it runs or is about to: one listed while
     // Docker removes it (a drain that finished between the listing and this plan) must not
@@ -405,7 +425,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         )
     }));
     let active = counted.len() as u32 + held;
-    let target = desired.saturating_add(u32::from(surge_alive));
+    let target = desired.saturating_add(surge_alive);
     let mut loads = loads_for(obs, state, &counted, &replaced);
     let mut starting = false;
     if active < target {
@@ -425,7 +445,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
     } else if active > target {
         let candidates: Vec<Candidate> = alive
             .iter()
-            .filter(|r| Some(&r.id) != surge_new.as_ref())
+            .filter(|r| !surge_new.contains(&r.id))
             // Without a control path it could not be stopped: it stays until its server is back.
             .filter(|r| !unreachable(obs, &r.server))
             .map(|r| Candidate {
@@ -444,71 +464,37 @@ pub fn plan(input: &Input<'_>) -> Plan {
         }
     }
 
-    // The rollout: one replica at a time, new before old.
+    // The rollout: new before old, at most `max_surge` on their way, never below the floor.
     if let Some(ro) = state.rollout.as_ref().filter(|_| !removed) {
-        let busy = counted
+        let failed: Vec<(&Replica, FailureReason)> = steps[..tail]
             .iter()
-            .any(|r| matches!(r.phase, Phase::Starting | Phase::Joining))
-            || starting;
-        let is_alive = |id: &str| alive.iter().any(|r| r.id == id);
-        match &ro.surge {
-            Some((new, _)) if replaced.contains(new) => {
-                // Replace { rollout_surge } stops the rollout.
-            }
-            Some((new, old)) => match alive.iter().find(|r| &r.id == new) {
-                // Unavailable 0: the old one goes only when the others in rotation already
-                // make the desired count (a replica lost meanwhile is started first).
-                Some(n)
-                    if n.phase == Phase::Ready
-                        && alive
-                            .iter()
-                            .filter(|r| r.phase == Phase::Ready && &r.id != old)
-                            .count() as u32
-                            >= desired =>
-                {
-                    steps.push(Step::RolloutAdvance {
-                        new: new.clone(),
-                        old: old.clone(),
-                    });
-                    let draining_already = steps
-                        .iter()
-                        .any(|s| matches!(s, Step::Drain { id, .. } if id == old));
-                    if is_alive(old) && !draining_already {
-                        steps.push(Step::Drain {
-                            id: old.clone(),
-                            why: DrainReason::ReplacedByRollout,
-                        });
-                    }
-                }
-                Some(_) => {}
-                None => steps.push(Step::RolloutSurgeGone),
+            .filter_map(|s| match s {
+                Step::Replace { id, reason, .. } => working
+                    .iter()
+                    .find(|r| &r.id == id)
+                    .map(|r| (*r, reason.clone())),
+                _ => None,
+            })
+            .collect();
+        super::rollout::plan_rollout(
+            &mut steps,
+            &super::rollout::RolloutInput {
+                ro,
+                spec,
+                alive: &alive,
+                counted: &counted,
+                failed: &failed,
+                desired,
+                starting,
+                now,
+                stuck: &alive
+                    .iter()
+                    .filter(|r| unreachable(obs, &r.server))
+                    .map(|r| r.id.clone())
+                    .collect(),
             },
-            None => {
-                let left: Vec<&String> = ro.replace_ids.iter().filter(|id| is_alive(id)).collect();
-                // One on a server without a control path could not be stopped: it waits.
-                let next = left.iter().find(|id| {
-                    alive
-                        .iter()
-                        .any(|r| &r.id == **id && !unreachable(obs, &r.server))
-                });
-                match (left.first(), next) {
-                    (None, _) => steps.push(Step::RolloutDone {
-                        replaced: ro.replaced,
-                    }),
-                    (Some(_), Some(old)) if !busy => match placement::place(&mut loads, 1).pop() {
-                        Some(server) => steps.push(Step::Start {
-                            server,
-                            surge_for: Some((*old).clone()),
-                        }),
-                        None => steps.push(Step::CapacityShort {
-                            wanted: 1,
-                            placed: 0,
-                        }),
-                    },
-                    (Some(_), _) => {}
-                }
-            }
-        }
+            &mut loads,
+        );
     }
 
     let leaving: BTreeSet<String> = steps[tail..]

@@ -16,7 +16,7 @@ use crate::service::{Phase, Replica, Rollout, ServiceState};
 
 const SERVERS: [&str; 3] = ["s1", "s2", "s3"];
 
-fn spec(min: u32, max: u32) -> ServiceConfig {
+pub(super) fn spec(min: u32, max: u32) -> ServiceConfig {
     let text = format!(
         "servers:\n  - name: s1\n    host: 10.0.0.1\n    docker_host: unix:///x.sock\n\
          services:\n  web:\n    image: web:1\n    port: 80\n    min_replicas: {min}\n    max_replicas: {max}\n\
@@ -26,7 +26,7 @@ fn spec(min: u32, max: u32) -> ServiceConfig {
 }
 
 /// A generated replica: (server, phase, container state, health failures, healthy, age s).
-type Gen = (usize, u8, bool, u32, bool, u64);
+pub(super) type Gen = (usize, u8, bool, u32, bool, u64);
 
 fn replica(i: usize, g: &Gen, now: Instant) -> Replica {
     let (server, phase, running, failures, healthy, age) = *g;
@@ -50,6 +50,7 @@ fn replica(i: usize, g: &Gen, now: Instant) -> Replica {
         status: String::new(),
         host_port: Some(30000 + i as u16),
         created: i as i64,
+        image: Default::default(),
     };
     let mut r = Replica::new(
         &info,
@@ -64,7 +65,7 @@ fn replica(i: usize, g: &Gen, now: Instant) -> Replica {
     r
 }
 
-fn world(
+pub(super) fn world(
     gens: &[Gen],
     desired: u32,
     rollout: Option<(usize, bool)>,
@@ -91,6 +92,7 @@ fn world(
                 status: String::new(),
                 host_port: r.port,
                 created: r.created,
+                image: r.image.clone(),
             })
             .collect(),
         hosts: SERVERS
@@ -132,12 +134,23 @@ fn world(
     };
     let rollout = rollout.map(|(k, with_surge)| {
         let ids: Vec<String> = replicas.keys().cloned().collect();
-        let surge = (with_surge && ids.len() >= 2).then(|| (ids[0].clone(), ids[1].clone()));
+        let surges = if with_surge && ids.len() >= 2 {
+            BTreeMap::from([(ids[0].clone(), ids[1].clone())])
+        } else {
+            BTreeMap::new()
+        };
         Rollout {
             revision: "r2".into(),
+            to: crate::release::test_revision("r2"),
+            from: Some(crate::release::test_revision("r1")),
             replace_ids: ids.iter().skip(1).take(k).cloned().collect(),
-            surge,
+            surges,
             replaced: 0,
+            rollback: None,
+            max_surge: 1,
+            max_unavailable: 0,
+            progress_deadline: Duration::from_secs(600),
+            last_progress: now,
         }
     });
     let state = ServiceState {
@@ -150,7 +163,12 @@ fn world(
     (state, obs, now)
 }
 
-fn run(spec: &ServiceConfig, state: &ServiceState, obs: &Observation, now: Instant) -> Plan {
+pub(super) fn run(
+    spec: &ServiceConfig,
+    state: &ServiceState,
+    obs: &Observation,
+    now: Instant,
+) -> Plan {
     plan(&Input {
         spec,
         state,

@@ -10,6 +10,7 @@
 //! - [`netns`]: a second server (network namespace with its own dockerd), on a /24 from
 //!   [`subnet`];
 //! - [`prometheus`]: a real Prometheus and its HTTP API;
+//! - [`registry`]: a real registry (Debian's `docker-registry`) and images pushed to it;
 //! - [`replica`]: tiny in-process HTTP replicas for the HAProxy tests;
 //! - [`tls`]: a test CA and certificates for a Docker Engine with TLS (`openssl`);
 //! - [`cmd`]: running helper commands.
@@ -30,6 +31,7 @@ pub mod lab;
 pub mod load;
 pub mod netns;
 pub mod prometheus;
+pub mod registry;
 pub mod replica;
 pub mod serve;
 pub mod stack;

@@ -43,6 +43,8 @@ pub struct NetnsServer {
     reservation: PathBuf,
     /// The namespace's sshd (see [`Self::start_sshd`]).
     sshd: Option<Child>,
+    /// Extra dockerd arguments (see [`Self::start_trusting_registries`]).
+    dockerd_args: Vec<String>,
 }
 
 /// Port of the namespace dockerd's TCP listener (see [`NetnsServer::start_with_tcp`]).
@@ -98,7 +100,29 @@ impl NetnsServer {
         Self::start_inner(image, true, false, "")
     }
 
+    /// Like [`Self::start`], with a dockerd that pulls over plain HTTP from registries on the
+    /// test bridges (`--insecure-registry 10.77.0.0/16`; see [`super::registry`]).
+    pub fn start_trusting_registries(image: &str) -> Self {
+        Self::start_full(
+            image,
+            false,
+            false,
+            "",
+            vec!["--insecure-registry".into(), "10.77.0.0/16".into()],
+        )
+    }
+
     fn start_inner(image: &str, tcp: bool, tls: bool, tag: &str) -> Self {
+        Self::start_full(image, tcp, tls, tag, Vec::new())
+    }
+
+    fn start_full(
+        image: &str,
+        tcp: bool,
+        tls: bool,
+        tag: &str,
+        dockerd_args: Vec<String>,
+    ) -> Self {
         let pid = std::process::id();
         // The full pid keeps names unique among live processes ("shn" + 7 digits + tag <= 15).
         let netns = format!("shn{pid}{tag}");
@@ -133,6 +157,7 @@ impl NetnsServer {
             tls,
             reservation,
             sshd: None,
+            dockerd_args,
         };
         // From here on, Drop cleans up whatever was made.
         s.setup_network();
@@ -303,6 +328,7 @@ impl NetnsServer {
             .arg("--bip")
             .arg(&self.bip)
             .arg("--iptables=true")
+            .args(&self.dockerd_args)
             .args(
                 self.tcp
                     .then(|| format!("--host=tcp://{}:{DOCKER_TCP_PORT}", self.ip)),

@@ -37,6 +37,8 @@ pub struct Opts {
     pub local: bool,
     /// Extra top-level YAML lines (such as an `ssh:` section).
     pub top_extra: String,
+    /// `health_check.start_period` (seconds).
+    pub start_period: u64,
 }
 
 impl Default for Opts {
@@ -53,6 +55,7 @@ impl Default for Opts {
             servers_extra: String::new(),
             local: true,
             top_extra: String::new(),
+            start_period: 20,
         }
     }
 }
@@ -121,7 +124,7 @@ servers:
       path: /api/tags
       interval: 1
       timeout: 1
-      start_period: 20
+      start_period: {start_period}
 {extra}autoscaler:
   check_interval: {check_interval}
   log_level: debug
@@ -139,6 +142,7 @@ servers:
             autoscaler_extra = opts.autoscaler_extra,
             servers_extra = opts.servers_extra,
             top_extra = opts.top_extra,
+            start_period = opts.start_period,
             local = if opts.local {
                 "  - host: 127.0.0.1\n    name: local\n    docker_host: unix:///var/run/docker.sock\n    max_containers: 100\n"
             } else {
