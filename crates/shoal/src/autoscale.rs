@@ -52,13 +52,19 @@ pub fn window_state(cfg: &Config, svc: &ServiceConfig, now: Timestamp) -> Option
 pub struct Autoscaler {
     ctx: Arc<Context>,
     rt: Arc<ServiceRuntime>,
+    /// The backend's request counter at the previous evaluation, for the request rate.
+    last_requests: std::sync::Mutex<Option<(Timestamp, u64)>>,
 }
 
 impl Autoscaler {
     /// The autoscaler of `rt`'s service.
     #[must_use]
     pub fn new(ctx: Arc<Context>, rt: Arc<ServiceRuntime>) -> Self {
-        Self { ctx, rt }
+        Self {
+            ctx,
+            rt,
+            last_requests: std::sync::Mutex::new(None),
+        }
     }
 
     /// Runs until the service's runtime is replaced or forgotten.
@@ -131,11 +137,27 @@ impl Autoscaler {
             .filter(|l| l.up)
             .map(|l| l.max_containers.saturating_sub(l.containers))
             .sum();
-        // Samples only when the window is open: outside it the count is fixed.
+        // Samples only when the window is open: outside it the count is fixed. HAProxy's
+        // counters are read just before and just after the CPU samples, so the request
+        // rate over that window is paired with the CPU of the same moment.
+        let wants_lb = window_open
+            && (pcfg.target_sessions.is_some() || pcfg.kind == policy::PolicyKind::Adaptive);
+        let backend = lb::backend_name(&rt.name);
+        let before = if wants_lb {
+            self.counters(&backend).await
+        } else {
+            None
+        };
+        let sampled_at = self.ctx.clock.now();
         let samples = if window_open {
             self.sample(cfg, &ready).await
         } else {
             Vec::new()
+        };
+        let after = if wants_lb {
+            self.counters(&backend).await
+        } else {
+            None
         };
         let cpus = svc.cpus.as_ref().map(|c| c.value);
         let utilization: Vec<f64> = samples
@@ -143,15 +165,20 @@ impl Autoscaler {
             .map(|(_, s)| cpus.map_or(s.cpu_percent, |n| s.cpu_percent / n))
             .collect();
         let memory: Vec<u64> = samples.iter().map(|(_, s)| s.memory_bytes).collect();
-        let sessions = if window_open && pcfg.target_sessions.is_some() {
-            self.ctx
-                .lb()
-                .backend_load(&lb::backend_name(&rt.name))
-                .await
-                .ok()
-                .flatten()
-        } else {
-            None
+        let sessions = after
+            .filter(|_| pcfg.target_sessions.is_some())
+            .map(|c| c.sessions.saturating_add(c.queue) as f64);
+        let demand = match (before, after) {
+            (Some(b), Some(a)) if pcfg.kind == policy::PolicyKind::Adaptive => {
+                self.demand(b, sampled_at, a, self.ctx.clock.now())
+            }
+            _ => {
+                *self
+                    .last_requests
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                None
+            }
         };
 
         let memory_sum: Option<u64> = (!memory.is_empty()).then(|| memory.iter().sum());
@@ -163,6 +190,7 @@ impl Autoscaler {
                 capacity_left: Some(capacity_left),
                 utilization,
                 sessions,
+                demand,
                 window_open,
                 last_action: st.last_action,
             };
@@ -255,7 +283,7 @@ impl Autoscaler {
                 "thresholds": {
                     "scale_up": pcfg.up_threshold,
                     "scale_down": pcfg.down_threshold,
-                    "target": (pcfg.kind == policy::PolicyKind::Target).then_some(pcfg.target),
+                    "target": (pcfg.kind != policy::PolicyKind::Threshold).then_some(pcfg.target),
                     "target_sessions": pcfg.target_sessions,
                 },
                 "min_replicas": pcfg.min,
@@ -273,6 +301,49 @@ impl Autoscaler {
                 ..Default::default()
             });
         }
+    }
+
+    /// The backend's counters, or `None` when HAProxy does not answer (the policy then
+    /// falls back to CPU).
+    async fn counters(&self, backend: &str) -> Option<crate::ports::BackendCounters> {
+        match self.ctx.lb().backend_counters(backend).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(service = self.rt.name, "reading HAProxy's counters failed: {e}");
+                None
+            }
+        }
+    }
+
+    /// The demand from two readings of the counters around the CPU samples (`b` at `tb`,
+    /// `a` at `ta`) and the reading of the previous evaluation: the rate is the larger of
+    /// the short window's (the CPU's, so it sees a step at once) and the whole interval's
+    /// (smoother). `None` on the first evaluation and after a counter reset (HAProxy
+    /// restarted).
+    fn demand(
+        &self,
+        b: crate::ports::BackendCounters,
+        tb: Timestamp,
+        a: crate::ports::BackendCounters,
+        ta: Timestamp,
+    ) -> Option<policy::Demand> {
+        let mut last = self
+            .last_requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let previous = last.replace((ta, a.requests));
+        let per_second = |from: u64, to: u64, secs: f64| {
+            (to >= from && secs > 0.0).then(|| (to - from) as f64 / secs)
+        };
+        let short = per_second(b.requests, a.requests, ta.duration_since(tb).as_secs_f64())?;
+        let long = previous.and_then(|(t0, r0)| {
+            per_second(r0, a.requests, ta.duration_since(t0).as_secs_f64())
+        })?;
+        Some(policy::Demand {
+            rate: short.max(long),
+            queue: a.queue as f64,
+            sessions: a.sessions as f64,
+        })
     }
 
     /// CPU (percent of one core) and memory (bytes) of each ready replica that answered,

@@ -61,7 +61,8 @@ pub struct ServiceConfig {
     /// `min_replicas`, 0 allowed). Only with `business_hours_only: true`.
     #[serde(default)]
     pub off_hours_replicas: Option<Located<u32>>,
-    /// `threshold` (the seed's: +1/-1 past the thresholds) or `target` (target tracking)
+    /// `threshold` (the seed's: +1/-1 past the thresholds), `target` (target tracking) or
+    /// `adaptive` (sized from HAProxy's request rate and a learned capacity per replica)
     /// (a shoal addition).
     #[serde(default = "default_policy")]
     pub scale_policy: Located<String>,
@@ -75,9 +76,13 @@ pub struct ServiceConfig {
     /// scaling down (a shoal addition).
     #[serde(default = "default_stabilization")]
     pub scale_down_stabilization: Located<u64>,
-    /// Most replicas the `target` policy adds or removes in one decision (a shoal addition).
+    /// Most replicas the `target` policy adds in one decision (a shoal addition).
     #[serde(default = "default_max_step")]
     pub max_scale_step: Located<u32>,
+    /// Most replicas the `target` and `adaptive` policies remove in one decision (a shoal
+    /// addition). Unset: no limit beyond the stabilization window.
+    #[serde(default)]
+    pub max_scale_down_step: Option<Located<u32>>,
     /// Second signal from HAProxy: target of current sessions + queue per replica
     /// (a shoal addition). Unset: CPU only.
     #[serde(default)]

@@ -250,11 +250,11 @@ impl Config {
                     );
                 }
             }
-            if !matches!(svc.scale_policy.as_str(), "threshold" | "target") {
+            if !matches!(svc.scale_policy.as_str(), "threshold" | "target" | "adaptive") {
                 v.at(
                     &svc.scale_policy,
                     format!(
-                        "{key}.scale_policy {:?} must be threshold or target",
+                        "{key}.scale_policy {:?} must be threshold, target or adaptive",
                         svc.scale_policy.value
                     ),
                 );
@@ -275,6 +275,12 @@ impl Config {
                 v.at(
                     &svc.max_scale_step,
                     format!("{key}.max_scale_step must be at least 1"),
+                );
+            }
+            if let Some(s) = svc.max_scale_down_step.as_ref().filter(|s| s.value == 0) {
+                v.at(
+                    s,
+                    format!("{key}.max_scale_down_step must be at least 1 (unset: no limit)"),
                 );
             }
             v.seconds(

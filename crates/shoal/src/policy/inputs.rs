@@ -5,6 +5,8 @@ use std::collections::VecDeque;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::adaptive::{Demand, Learned};
+
 /// What the policy sees at one evaluation.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Inputs {
@@ -21,6 +23,9 @@ pub struct Inputs {
     /// Current + queued sessions of the service's backend, when the signal is configured
     /// and HAProxy answered.
     pub sessions: Option<f64>,
+    /// HAProxy's view of the demand (request rate, queue, sessions), when it answered and
+    /// the service serves HTTP.
+    pub demand: Option<Demand>,
     /// Business-hours window open (`true` when the service is not `business_hours_only`).
     pub window_open: bool,
     /// Last scale action of this service (manual or automatic).
@@ -36,8 +41,11 @@ impl Inputs {
     }
 }
 
-/// Memory the target policy keeps between evaluations (stabilization window).
+/// Memory the policies keep between evaluations: the stabilization window (target,
+/// adaptive) and what the adaptive policy learned (persisted in the journal).
 #[derive(Clone, Debug, Default)]
 pub struct PolicyState {
     pub(super) recommendations: VecDeque<(Timestamp, u32)>,
+    /// The adaptive policy's capacity estimate.
+    pub learned: Learned,
 }

@@ -15,6 +15,8 @@ pub enum PolicyKind {
     Threshold,
     /// Target tracking.
     Target,
+    /// Sizes from HAProxy's request rate and a learned capacity per replica.
+    Adaptive,
 }
 
 /// A service's scaling parameters.
@@ -38,9 +40,13 @@ pub struct PolicyConfig {
     pub tolerance: f64,
     /// Scale-down stabilization window of the target policy.
     pub stabilization: SignedDuration,
-    /// Largest step of the target policy.
+    /// Largest scale-up step of the target policy (and of the adaptive one while it falls
+    /// back to CPU target tracking).
     pub max_step: u32,
-    /// Target sessions (current + queued) per replica; `None`: no session signal.
+    /// Largest scale-down step of the target and adaptive policies; `None`: unlimited (as
+    /// Kubernetes' HPA by default).
+    pub max_down_step: Option<u32>,
+    /// Target sessions (current + queued) per replica; `None`: no sessions signal.
     pub target_sessions: Option<f64>,
     /// Whether the service scales only inside business hours.
     pub business_hours_only: bool,
@@ -55,10 +61,10 @@ impl PolicyConfig {
     #[must_use]
     pub fn from_service(svc: &ServiceConfig, global_dry_run: bool) -> Self {
         Self {
-            kind: if svc.scale_policy.as_str() == "target" {
-                PolicyKind::Target
-            } else {
-                PolicyKind::Threshold
+            kind: match svc.scale_policy.as_str() {
+                "target" => PolicyKind::Target,
+                "adaptive" => PolicyKind::Adaptive,
+                _ => PolicyKind::Threshold,
             },
             min: *svc.min_replicas,
             max: *svc.max_replicas,
@@ -69,6 +75,7 @@ impl PolicyConfig {
             tolerance: *svc.target_tolerance,
             stabilization: signed(svc.scale_down_stabilization()),
             max_step: *svc.max_scale_step,
+            max_down_step: svc.max_scale_down_step.as_ref().map(|s| s.value),
             target_sessions: svc.target_sessions_per_replica.as_ref().map(|t| t.value),
             business_hours_only: svc.business_hours_only,
             off_hours: svc.off_hours_replicas(),

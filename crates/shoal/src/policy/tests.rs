@@ -17,6 +17,7 @@ fn cfg(kind: PolicyKind) -> PolicyConfig {
         tolerance: 0.1,
         stabilization: SignedDuration::from_secs(300),
         max_step: 4,
+        max_down_step: None,
         target_sessions: None,
         business_hours_only: false,
         off_hours: 1,
@@ -36,6 +37,7 @@ fn inputs(current: u32, util: &[f64]) -> Inputs {
         capacity_left: None,
         utilization: util.to_vec(),
         sessions: None,
+        demand: None,
         window_open: true,
         last_action: None,
     }
@@ -360,6 +362,7 @@ proptest! {
             capacity_left: None,
             utilization: util,
             sessions,
+            demand: None,
             window_open,
             last_action: last.map(t),
         };

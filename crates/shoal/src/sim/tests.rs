@@ -19,6 +19,7 @@ fn cfg(kind: PolicyKind) -> PolicyConfig {
         tolerance: 0.1,
         stabilization: SignedDuration::from_secs(300),
         max_step: 4,
+        max_down_step: None,
         target_sessions: None,
         business_hours_only: false,
         off_hours: 1,
@@ -67,7 +68,7 @@ fn constant_low_load_stays_at_min() {
         assert!((r.replica_minutes - 60.0).abs() < 1e-9);
         assert_eq!(r.overload_minutes, 0.0);
         assert_eq!(r.mean_utilization, Some(30.0));
-        assert_eq!(r.duration_s, 3600.0);
+        assert_eq!(r.duration_seconds, 3600.0);
     }
 }
 
@@ -167,7 +168,7 @@ fn step_function_and_duration() {
     let mut c = cfg(PolicyKind::Threshold);
     c.max = 1;
     let r = simulate(&c, &tr, &model(10.0));
-    assert_eq!(r.duration_s, 60.0);
+    assert_eq!(r.duration_seconds, 60.0);
     assert_eq!(
         r.timeline.iter().map(|s| s.load).collect::<Vec<_>>(),
         vec![50.0, 50.0, 150.0, 150.0]
@@ -208,7 +209,7 @@ fn same_inputs_same_report() {
 #[test]
 fn empty_trace_gives_empty_report() {
     let r = simulate(&cfg(PolicyKind::Target), &[], &model(10.0));
-    assert_eq!((r.steps, r.duration_s, r.replica_minutes), (0, 0.0, 0.0));
+    assert_eq!((r.steps, r.duration_seconds, r.replica_minutes), (0, 0.0, 0.0));
 }
 
 fn parse_err(text: &str) -> String {
@@ -275,16 +276,16 @@ fn timeline_csv_quotes_reasons() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("t,load,desired,ready,utilization,action,held,reason")
+        Some("t,load,desired,ready,starting,overloaded,queue,utilization,action,held,reason")
     );
     assert!(lines
         .next()
         .unwrap()
-        .starts_with("0,50,1,1,50.00,,,\"hold at 1"));
+        .starts_with("0,50,1,1,0,0,0,50.00,,,\"hold at 1"));
     assert!(lines
         .next()
         .unwrap()
-        .starts_with("15,150,2,1,100.00,up,,\"scale up 1 -> 2"));
+        .starts_with("15,150,2,1,0,1,0,100.00,up,,\"scale up 1 -> 2"));
     assert_eq!(csv.lines().count(), r.steps + 1);
 }
 
@@ -314,7 +315,7 @@ fn virtual_time_near_its_end_does_not_overflow() {
     let r = simulate(&c, &trace(&[(0.0, 10.0), (9.2e15, 10.0)]), &m);
     assert_eq!(r.steps, 2, "{:?}", r.timeline);
     assert_eq!(r.ups, 2);
-    assert_eq!(r.duration_s, 9.2e15);
+    assert_eq!(r.duration_seconds, 9.2e15);
     // The first added replica is ready one delay later; the second would be ready past the
     // end of the virtual clock.
     let ready: Vec<u32> = r.timeline.iter().map(|s| s.ready).collect();
