@@ -25,6 +25,7 @@
 //! - `trace`: [`TracePoint`], [`load_trace`], [`parse_trace`]; `setup`: [`Model`], [`setup`];
 //! - `run`: [`simulate`]; `report`: [`SimReport`] and its renderings.
 
+pub mod cli;
 mod hpa;
 mod report;
 mod run;
@@ -38,4 +39,6 @@ pub use hpa::Hpa;
 pub use report::{compare_table, describe, SimReport, Step, TIMELINE_HEADER};
 pub use run::{run, simulate, Contender, QUEUE_TIMEOUT};
 pub use setup::{setup, Model, Setup};
-pub use trace::{load_trace, parse_trace, SimError, TracePoint};
+pub use trace::{
+    load_trace, parse_trace, SimError, TracePoint, MAX_POINTS, MAX_SPAN_SECONDS, MAX_TRACE_BYTES,
+};
