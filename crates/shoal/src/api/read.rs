@@ -84,7 +84,7 @@ fn service_summary(app: &App, cfg: &Config, name: &str) -> ServiceSummary {
                     requests_per_second_at_full: full,
                     requests_per_second_at_target: l
                         .capacity()
-                        .map(|c| round2(c * pcfg.target / 100.0)),
+                        .map(|c| round2(c * pcfg.adaptive_target / 100.0)),
                     observations: l.observations.len(),
                     needed: crate::policy::MIN_OBSERVATIONS,
                     updated: l.updated.map(|t| t.to_string()),

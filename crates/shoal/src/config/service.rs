@@ -69,6 +69,12 @@ pub struct ServiceConfig {
     /// Target utilization (percent) of the `target` policy (a shoal addition).
     #[serde(default = "default_target_utilization")]
     pub target_utilization: Located<f64>,
+    /// Utilization (percent of the learned capacity at 100%) the `adaptive` policy sizes
+    /// for when it has a request rate and a learned capacity (a shoal addition). Higher than
+    /// `target_utilization` by default: sized from demand, it needs no headroom to see a
+    /// spike past 100% CPU, only for the growth during one evaluation and one start.
+    #[serde(default = "default_adaptive_utilization")]
+    pub adaptive_target_utilization: Located<f64>,
     /// Relative deviation from the target ignored by the `target` policy (a shoal addition).
     #[serde(default = "default_tolerance")]
     pub target_tolerance: Located<f64>,
@@ -97,6 +103,9 @@ fn default_policy() -> Located<String> {
 }
 fn default_target_utilization() -> Located<f64> {
     Located::unlocated(60.0)
+}
+fn default_adaptive_utilization() -> Located<f64> {
+    Located::unlocated(80.0)
 }
 fn default_tolerance() -> Located<f64> {
     Located::unlocated(0.1)

@@ -265,6 +265,15 @@ impl Config {
                     format!("{key}.target_utilization must be a number > 0 (percent)"),
                 );
             }
+            let adaptive = *svc.adaptive_target_utilization;
+            if !(adaptive.is_finite() && adaptive > 0.0 && adaptive <= 100.0) {
+                v.at(
+                    &svc.adaptive_target_utilization,
+                    format!(
+                        "{key}.adaptive_target_utilization must be a number in (0, 100] (percent)"
+                    ),
+                );
+            }
             if !(0.0..1.0).contains(&*svc.target_tolerance) {
                 v.at(
                     &svc.target_tolerance,

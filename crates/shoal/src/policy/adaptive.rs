@@ -110,11 +110,17 @@ impl Learned {
     }
 }
 
+/// The rate to serve: what arrives plus what drains the queue in [`QUEUE_DRAIN_SECONDS`].
+#[must_use]
+pub fn demand_rate(demand: &Demand) -> f64 {
+    demand.rate.max(0.0) + demand.queue.max(0.0) / QUEUE_DRAIN_SECONDS
+}
+
 /// Replicas needed to serve `demand` with each replica at `per_replica` requests per second
 /// (its capacity at the target utilization).
 #[must_use]
 pub fn needed(demand: &Demand, per_replica: f64) -> u32 {
-    let rate = demand.rate.max(0.0) + demand.queue.max(0.0) / QUEUE_DRAIN_SECONDS;
+    let rate = demand_rate(demand);
     // A hair below an exact multiple is that multiple: 3.0000000001 replicas is 3.
     let n = (rate / per_replica - 1e-9).ceil();
     if n.is_finite() && n >= 0.0 {

@@ -3,7 +3,7 @@
 
 use jiff::Timestamp;
 
-use super::adaptive::needed;
+use super::adaptive::{demand_rate, needed};
 use super::rules::{step, target_count};
 use super::{Decision, Direction, Held, Inputs, PolicyConfig, PolicyKind, PolicyState, Signal};
 
@@ -79,15 +79,23 @@ pub fn evaluate(
     // The adaptive policy sizes from demand once it knows the capacity per replica.
     let from_demand = match (learned, &inp.demand) {
         (Some(capacity), Some(demand)) => {
-            let per = capacity * cfg.target / 100.0;
-            let recommends = needed(demand, per);
+            let per = capacity * cfg.adaptive_target / 100.0;
+            let want = needed(demand, per);
+            // Within the tolerance of the current count's capacity at the target: hold
+            // (as target tracking does), so noise does not move the count.
+            let ratio = demand_rate(demand) / (f64::from(current) * per);
+            let recommends = if current > 0 && (ratio - 1.0).abs() <= cfg.tolerance {
+                current
+            } else {
+                want
+            };
             d.signals.push(Signal {
                 name: "demand",
                 value: round2(demand.rate),
                 against: format!(
                     "{} req/s per replica at {}% (learned), {} queued",
                     round2(per),
-                    cfg.target,
+                    cfg.adaptive_target,
                     round2(demand.queue)
                 ),
                 recommends,

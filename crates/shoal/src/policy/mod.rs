@@ -31,6 +31,8 @@ mod rules;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod adaptive_tests;
 
 pub use adaptive::{needed, Demand, Learned, MIN_OBSERVATIONS};
 pub use decision::{Decision, Direction, Held, Signal};

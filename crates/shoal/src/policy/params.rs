@@ -33,12 +33,16 @@ pub struct PolicyConfig {
     /// Percent; threshold policy. Lower than `up_threshold`.
     pub down_threshold: f64,
     /// No action this long after the last one.
+    #[serde(rename = "cooldown_seconds", serialize_with = "seconds")]
     pub cooldown: SignedDuration,
     /// Percent; target policy.
     pub target: f64,
-    /// Relative deviation ignored by the target policy.
+    /// Percent of the learned capacity the adaptive policy sizes for.
+    pub adaptive_target: f64,
+    /// Relative deviation ignored by the target and adaptive policies.
     pub tolerance: f64,
-    /// Scale-down stabilization window of the target policy.
+    /// Scale-down stabilization window of the target and adaptive policies.
+    #[serde(rename = "stabilization_seconds", serialize_with = "seconds")]
     pub stabilization: SignedDuration,
     /// Largest scale-up step of the target policy (and of the adaptive one while it falls
     /// back to CPU target tracking).
@@ -72,6 +76,7 @@ impl PolicyConfig {
             down_threshold: *svc.scale_down_threshold,
             cooldown: signed(svc.cooldown_period()),
             target: *svc.target_utilization,
+            adaptive_target: *svc.adaptive_target_utilization,
             tolerance: *svc.target_tolerance,
             stabilization: signed(svc.scale_down_stabilization()),
             max_step: *svc.max_scale_step,
@@ -88,4 +93,9 @@ impl PolicyConfig {
 /// rather than wrapping to a negative value.
 fn signed(d: Duration) -> SignedDuration {
     SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
+}
+
+/// Serializes a duration as seconds (a number), as every duration in shoal's JSON.
+fn seconds<S: serde::Serializer>(d: &SignedDuration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }

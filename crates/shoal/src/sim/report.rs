@@ -105,7 +105,9 @@ pub fn describe(c: &Contender) -> String {
                 p.cooldown.as_secs()
             ),
             PolicyKind::Adaptive => format!(
-                "adaptive ({}% of the learned capacity, stabilization {}s, cooldown {}s)",
+                "adaptive ({}% of the learned capacity, CPU {}% until learned, stabilization \
+                 {}s, cooldown {}s)",
+                p.adaptive_target,
                 p.target,
                 p.stabilization.as_secs(),
                 p.cooldown.as_secs()

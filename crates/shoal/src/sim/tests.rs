@@ -16,6 +16,7 @@ fn cfg(kind: PolicyKind) -> PolicyConfig {
         down_threshold: 25.0,
         cooldown: SignedDuration::from_secs(60),
         target: 60.0,
+        adaptive_target: 80.0,
         tolerance: 0.1,
         stabilization: SignedDuration::from_secs(300),
         max_step: 4,
