@@ -322,3 +322,62 @@ fn virtual_time_near_its_end_does_not_overflow() {
     let ready: Vec<u32> = r.timeline.iter().map(|s| s.ready).collect();
     assert_eq!(ready, [1, 2]);
 }
+
+fn hpa_run(tr: &[TracePoint], m: &Model) -> SimReport {
+    run(&Contender::Hpa(Hpa::new(1, 8)), tr, m, true)
+}
+
+#[test]
+fn hpa_reference_follows_the_kubernetes_algorithm() {
+    // Saturated: ceil(1 x 100/60) = 2, then 2 ready at 100% -> 4, 4 -> 7, then 7 at 71%:
+    // ceil(7 x 1.19) = 9, bounded to 8.
+    let tr = step_trace(50.0, 500.0, 60.0, 1200.0);
+    let r = hpa_run(&tr, &model(10.0));
+    assert_eq!(ups(&r), vec![(60.0, 2), (75.0, 4), (90.0, 7), (105.0, 8)]);
+    // Pods still starting count as 0% for a scale-up: with a 30 s start, at 75 s one pod
+    // at 100% and one starting average 50%, below 60%: hold.
+    let r = hpa_run(&tr, &model(30.0));
+    let at75 = r.timeline.iter().find(|s| s.t == 75.0).unwrap();
+    assert_eq!((at75.desired, at75.ready, at75.starting), (2, 1, 1));
+    assert_eq!(ups(&r)[1].0, 90.0, "{:?}", ups(&r));
+    // Within the tolerance (60% ± 10%): hold.
+    let r = hpa_run(&trace(&[(0.0, 65.0), (600.0, 65.0)]), &model(10.0));
+    assert_eq!(r.actions, 0);
+}
+
+#[test]
+fn hpa_reference_stabilizes_scale_down_for_300_s() {
+    let tr = trace(&[(0.0, 500.0), (300.0, 50.0), (1200.0, 50.0)]);
+    let r = hpa_run(&tr, &model(0.0));
+    let down = r
+        .timeline
+        .iter()
+        .find(|s| s.action == Some(Direction::Down))
+        .expect("a scale-down");
+    // The last high recommendation is at 285 s; it leaves the window after 585 s.
+    assert_eq!((down.t, down.desired), (600.0, 1));
+    // Scale-up rate: at most max(100%, 4 pods) per 15 s: 1 -> 5 at most at first.
+    let r = hpa_run(&trace(&[(0.0, 5000.0), (60.0, 5000.0)]), &model(0.0));
+    assert_eq!(r.timeline[0].desired, 2, "saturated 1 pod: ceil(1.67)");
+}
+
+#[test]
+fn excess_load_queues_and_drains() {
+    // 1 replica of 100, 150 arriving for 30 s: 50/s excess, refused after 5 s of waiting,
+    // so the queue holds at most 250; it drains at 100 - 50 = 50/s once the load drops.
+    let mut c = cfg(PolicyKind::Threshold);
+    c.max = 1;
+    let tr = trace(&[(0.0, 150.0), (30.0, 50.0), (60.0, 50.0)]);
+    let r = simulate(&c, &tr, &model(10.0));
+    assert_eq!(r.peak_queue, 250.0);
+    let q: Vec<f64> = r.timeline.iter().map(|s| s.queue).collect();
+    assert_eq!(q, [0.0, 250.0, 250.0, 0.0]);
+    // Busy while the queue drains (5 s after 30 s): the CPU saw 100% at 30 s.
+    assert_eq!(r.timeline[2].utilization, Some(100.0));
+    assert!(r.timeline[1].overloaded && !r.timeline[3].overloaded);
+    // The adaptive policy sees the arrivals (150/s), not the 100% CPU.
+    let mut a = cfg(PolicyKind::Adaptive);
+    a.max = 8;
+    let r = simulate(&a, &trace(&[(0.0, 50.0), (60.0, 400.0), (120.0, 400.0)]), &model(10.0));
+    assert_eq!(ups(&r), vec![(60.0, 5)], "ceil(400 / 80) in one step");
+}
