@@ -54,7 +54,14 @@ pub struct Autoscaler {
     rt: Arc<ServiceRuntime>,
     /// The backend's request counter at the previous evaluation, for the request rate.
     last_requests: std::sync::Mutex<Option<(Timestamp, u64)>>,
+    /// When the learned state was last saved to the journal, and its estimate then.
+    last_saved: std::sync::Mutex<Option<(Timestamp, Option<f64>)>>,
 }
+
+/// The learned state is saved when its estimate moves by more than this fraction, or
+/// [`LEARNED_SAVE_EVERY`] after the last save when it has new observations.
+const LEARNED_SAVE_CHANGE: f64 = 0.01;
+const LEARNED_SAVE_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_secs(300);
 
 impl Autoscaler {
     /// The autoscaler of `rt`'s service.
@@ -64,6 +71,7 @@ impl Autoscaler {
             ctx,
             rt,
             last_requests: std::sync::Mutex::new(None),
+            last_saved: std::sync::Mutex::new(None),
         }
     }
 
@@ -237,9 +245,13 @@ impl Autoscaler {
                 || (decision.noteworthy() && st.last_hold.as_deref() != Some(hold_key.as_str()));
             st.last_hold = (!acts && decision.noteworthy()).then_some(hold_key);
             st.last_decision = Some(decision.clone());
-            (inputs, decision, before, acts, journal_it)
+            let learned = (pcfg.kind == policy::PolicyKind::Adaptive).then(|| st.policy.learned.clone());
+            (inputs, decision, before, acts, journal_it, learned)
         });
-        let (inputs, decision, before, acts, journal_it) = outcome;
+        let (inputs, decision, before, acts, journal_it, learned) = outcome;
+        if let Some(l) = &learned {
+            self.save_learned(l, now);
+        }
         self.ctx.metrics.record_point(
             &rt.name,
             crate::metrics::Point {
@@ -291,6 +303,14 @@ impl Autoscaler {
                 "cooldown_left_seconds": decision.cooldown_left.round(),
                 "window": window,
                 "dry_run": pcfg.dry_run,
+                "demand": inputs.demand,
+                "learned": learned.as_ref().map(|l| json!({
+                    "requests_per_second_at_full": l.capacity(),
+                    "requests_per_second_at_target":
+                        l.capacity().map(|c| c * pcfg.adaptive_target / 100.0),
+                    "adaptive_target_utilization": pcfg.adaptive_target,
+                    "observations": l.observations.len(),
+                })),
             });
             self.ctx.journal.record(NewEvent {
                 service: &rt.name,
@@ -300,6 +320,31 @@ impl Autoscaler {
                 details: Some(details),
                 ..Default::default()
             });
+        }
+    }
+
+    /// Saves what the adaptive policy learned when it changed enough (see
+    /// [`LEARNED_SAVE_CHANGE`]).
+    fn save_learned(&self, l: &policy::Learned, now: Timestamp) {
+        let mut last = self
+            .last_saved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cap = l.capacity();
+        let due = match *last {
+            None => l.updated.is_some(),
+            Some((at, saved)) => {
+                let moved = match (saved, cap) {
+                    (Some(a), Some(b)) => (b - a).abs() > a.abs() * LEARNED_SAVE_CHANGE,
+                    (a, b) => a.is_some() != b.is_some(),
+                };
+                let newer = l.updated.is_some_and(|u| u > at);
+                moved || (newer && now.duration_since(at) >= LEARNED_SAVE_EVERY)
+            }
+        };
+        if due {
+            self.ctx.journal.save_learned(&self.rt.name, l);
+            *last = Some((now, cap));
         }
     }
 

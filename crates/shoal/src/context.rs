@@ -172,6 +172,7 @@ impl Context {
             map.remove(&rt.name);
             drop(map);
             self.journal.forget_service_state(&rt.name);
+            self.journal.forget_learned(&rt.name);
             tracing::info!(service = rt.name, "service removed and drained");
             return true;
         }
