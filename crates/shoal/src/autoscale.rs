@@ -109,7 +109,8 @@ impl Autoscaler {
                     ..Default::default()
                 });
             }
-            tokio::time::sleep(next_wait(&cfg, &svc, self.ctx.clock.now())).await;
+            let lead = prewarm_lead(&svc, &self.rt.update(|st| st.start_seconds.clone()));
+            tokio::time::sleep(next_wait(&cfg, &svc, self.ctx.clock.now(), lead)).await;
         }
     }
 
@@ -118,7 +119,15 @@ impl Autoscaler {
         let rt = &self.rt;
         let pcfg = PolicyConfig::from_service(svc, cfg.autoscaler.dry_run);
         let window = window_state(cfg, svc, now);
-        let window_open = window.as_ref().is_none_or(|w| w.open);
+        // Pre-warming: a closed window that opens within a replica's start time counts as
+        // open, so the replicas are ready at the opening.
+        let lead = prewarm_lead(svc, &rt.update(|st| st.start_seconds.clone()));
+        let opens_in = window
+            .as_ref()
+            .filter(|w| w.opens_within(now, lead))
+            .and_then(|w| w.next_change)
+            .map(|n| now.duration_until(n).as_secs_f64());
+        let window_open = window.as_ref().is_none_or(|w| w.open) || opens_in.is_some();
 
         let (adopted, ready, starting) = rt.update(|st| {
             let ready: Vec<_> = st
@@ -200,6 +209,7 @@ impl Autoscaler {
                 sessions,
                 demand,
                 window_open,
+                opens_in,
                 last_action: st.last_action,
             };
             let decision = policy::evaluate(&pcfg, &mut st.policy, &inputs, now);
@@ -245,7 +255,8 @@ impl Autoscaler {
                 || (decision.noteworthy() && st.last_hold.as_deref() != Some(hold_key.as_str()));
             st.last_hold = (!acts && decision.noteworthy()).then_some(hold_key);
             st.last_decision = Some(decision.clone());
-            let learned = (pcfg.kind == policy::PolicyKind::Adaptive).then(|| st.policy.learned.clone());
+            let learned =
+                (pcfg.kind == policy::PolicyKind::Adaptive).then(|| st.policy.learned.clone());
             (inputs, decision, before, acts, journal_it, learned)
         });
         let (inputs, decision, before, acts, journal_it, learned) = outcome;
@@ -354,7 +365,10 @@ impl Autoscaler {
         match self.ctx.lb().backend_counters(backend).await {
             Ok(c) => c,
             Err(e) => {
-                tracing::debug!(service = self.rt.name, "reading HAProxy's counters failed: {e}");
+                tracing::debug!(
+                    service = self.rt.name,
+                    "reading HAProxy's counters failed: {e}"
+                );
                 None
             }
         }
@@ -381,9 +395,8 @@ impl Autoscaler {
             (to >= from && secs > 0.0).then(|| (to - from) as f64 / secs)
         };
         let short = per_second(b.requests, a.requests, ta.duration_since(tb).as_secs_f64())?;
-        let long = previous.and_then(|(t0, r0)| {
-            per_second(r0, a.requests, ta.duration_since(t0).as_secs_f64())
-        })?;
+        let long = previous
+            .and_then(|(t0, r0)| per_second(r0, a.requests, ta.duration_since(t0).as_secs_f64()))?;
         Some(policy::Demand {
             rate: short.max(long),
             queue: a.queue as f64,
@@ -423,14 +436,94 @@ impl Autoscaler {
     }
 }
 
+/// How long before the window opens replicas are started: the longest of the last few
+/// observed starts of this service (creation to ready), or, before any was observed, the
+/// health check's `start_period` (the longest a start may take); plus the edge slack.
+#[must_use]
+pub fn prewarm_lead(
+    svc: &ServiceConfig,
+    observed: &std::collections::VecDeque<f64>,
+) -> jiff::SignedDuration {
+    let secs = observed
+        .iter()
+        .copied()
+        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
+        .unwrap_or(*svc.health_check.start_period as f64);
+    jiff::SignedDuration::try_from_secs_f64(secs)
+        .unwrap_or(jiff::SignedDuration::ZERO)
+        .saturating_add(
+            jiff::SignedDuration::try_from(timings::WINDOW_EDGE_SLACK).unwrap_or_default(),
+        )
+}
+
 /// Time until the next evaluation: `check_interval`, or until just after the next window
-/// edge when that comes first, so the change there happens at once.
-fn next_wait(cfg: &Config, svc: &ServiceConfig, now: Timestamp) -> Duration {
+/// edge (or the start of pre-warming, `lead` before an opening) when that comes first, so
+/// the change there happens at once.
+fn next_wait(
+    cfg: &Config,
+    svc: &ServiceConfig,
+    now: Timestamp,
+    lead: jiff::SignedDuration,
+) -> Duration {
     let wait = cfg.check_interval();
-    window_state(cfg, svc, now)
-        .and_then(|w| w.next_change)
-        .and_then(|next| Duration::try_from(now.duration_until(next)).ok())
-        .map_or(wait, |until| {
-            wait.min(until.saturating_add(timings::WINDOW_EDGE_SLACK))
-        })
+    let Some(w) = window_state(cfg, svc, now) else {
+        return wait;
+    };
+    let until = |t: Timestamp| Duration::try_from(now.duration_until(t)).ok();
+    let edge = w
+        .next_change
+        .and_then(until)
+        .map(|d| d.saturating_add(timings::WINDOW_EDGE_SLACK));
+    let prewarm = w.prewarm_at(lead).filter(|&t| t > now).and_then(until);
+    [Some(wait), edge, prewarm]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(start_period: u64) -> Config {
+        let text = format!(
+            "load_balancer:\n  stats_port: 8404\nservers:\n  - host: 127.0.0.1\n    name: local\n    docker_host: unix:///var/run/docker.sock\nservices:\n  web:\n    image: img\n    port: 8080\n    business_hours_only: true\n    health_check:\n      start_period: {start_period}\nautoscaler:\n  check_interval: 30\n  business_hours:\n    start: \"09:00\"\n    end: \"17:00\"\n    timezone: UTC\n"
+        );
+        Config::parse(&text, "t.yaml").unwrap()
+    }
+
+    #[test]
+    fn prewarm_lead_is_the_longest_observed_start_else_the_start_period() {
+        let cfg = config(60);
+        let svc = &cfg.services["web"];
+        let slack = jiff::SignedDuration::try_from(timings::WINDOW_EDGE_SLACK).unwrap();
+        let none = std::collections::VecDeque::new();
+        assert_eq!(
+            prewarm_lead(svc, &none),
+            jiff::SignedDuration::from_secs(60) + slack
+        );
+        let seen: std::collections::VecDeque<f64> = [4.0, 9.0, 6.0].into();
+        assert_eq!(
+            prewarm_lead(svc, &seen),
+            jiff::SignedDuration::from_secs(9) + slack
+        );
+    }
+
+    #[test]
+    fn the_autoscaler_wakes_when_prewarming_begins() {
+        let cfg = config(60);
+        let svc = &cfg.services["web"];
+        let lead = jiff::SignedDuration::from_secs(20);
+        // 08:59:30 UTC: the window opens in 30 s; pre-warming begins in 10 s, before the
+        // 30 s check interval and the edge.
+        let now: Timestamp = "2026-01-15T08:59:30Z".parse().unwrap();
+        assert_eq!(next_wait(&cfg, svc, now, lead), Duration::from_secs(10));
+        // Within the lead already: the next edge (plus slack) or the interval.
+        let now: Timestamp = "2026-01-15T08:59:50Z".parse().unwrap();
+        assert_eq!(
+            next_wait(&cfg, svc, now, lead),
+            Duration::from_secs(10) + timings::WINDOW_EDGE_SLACK
+        );
+    }
 }

@@ -322,7 +322,10 @@ pub async fn stats(c: &Client, service: &str) -> ExitCode {
 
 /// The adaptive policy's estimate, in one line.
 fn learned_line(l: &crate::api::model::LearnedCapacity) -> String {
-    match (l.requests_per_second_at_full, l.requests_per_second_at_target) {
+    match (
+        l.requests_per_second_at_full,
+        l.requests_per_second_at_target,
+    ) {
         (Some(full), Some(at_target)) => format!(
             "adaptive: learned {at_target} req/s per replica at the target ({full} at 100%), \
              from {} observations, last {}\n\n",

@@ -217,7 +217,10 @@ fn adaptive_is_never_worse_than_the_hpa_reference() {
         let (adaptive, hpa) = (by("adaptive"), by("hpa"));
         assert_eq!(num(&adaptive["policy"], "min"), 1.0);
         assert_eq!(num(&adaptive["policy"], "max"), 8.0);
-        assert_eq!((num(&hpa["policy"], "min"), num(&hpa["policy"], "max")), (1.0, 8.0));
+        assert_eq!(
+            (num(&hpa["policy"], "min"), num(&hpa["policy"], "max")),
+            (1.0, 8.0)
+        );
         assert_eq!(num(&adaptive["model"], "start_delay_seconds"), 10.0);
         let ctx = format!(
             "{trace}: adaptive {} replica-min / {} overload-min / {} actions, hpa {} / {} / {}",
@@ -238,7 +241,10 @@ fn adaptive_is_never_worse_than_the_hpa_reference() {
         );
         if trace == "sawtooth" {
             assert!(num(adaptive, "actions") <= num(hpa, "actions"), "{ctx}");
-            assert!(num(hpa, "actions") > 10.0, "{ctx}: the sawtooth makes HPA flap");
+            assert!(
+                num(hpa, "actions") > 10.0,
+                "{ctx}: the sawtooth makes HPA flap"
+            );
         }
         // The adaptive policy really sized from demand (not its CPU fallback).
         assert!(num(adaptive, "peak_replicas") > 1.0, "{ctx}");
@@ -248,7 +254,13 @@ fn adaptive_is_never_worse_than_the_hpa_reference() {
 #[test]
 fn compare_prints_every_policy_side_by_side() {
     let trace = repo("traces/flash-crowd.csv");
-    let out = simulate(&["--trace", trace.to_str().unwrap(), "--compare", "--capacity", "1"]);
+    let out = simulate(&[
+        "--trace",
+        trace.to_str().unwrap(),
+        "--compare",
+        "--capacity",
+        "1",
+    ]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Kubernetes HPA reference"), "{text}");
@@ -273,7 +285,9 @@ fn compare_prints_every_policy_side_by_side() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("policy,t,load,desired,ready,starting,overloaded,queue,utilization,action,held,reason")
+        Some(
+            "policy,t,load,desired,ready,starting,overloaded,queue,utilization,action,held,reason"
+        )
     );
     let hpa = lines.clone().filter(|l| l.starts_with("hpa,")).count();
     assert_eq!(hpa, 240, "one hour every 15 s");
@@ -285,7 +299,13 @@ fn compare_prints_every_policy_side_by_side() {
     );
 
     // --policy and --compare exclude each other.
-    let out = simulate(&["--trace", trace.to_str().unwrap(), "--compare", "--policy", "target"]);
+    let out = simulate(&[
+        "--trace",
+        trace.to_str().unwrap(),
+        "--compare",
+        "--policy",
+        "target",
+    ]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -315,7 +335,10 @@ fn absurd_traces_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&format!("{}:3: error: the trace spans more than 366 days", long.display())),
+        err.contains(&format!(
+            "{}:3: error: the trace spans more than 366 days",
+            long.display()
+        )),
         "{err}"
     );
     // 300 days every second: 25.9 million evaluations.
@@ -324,6 +347,9 @@ fn absurd_traces_are_refused() {
     let out = simulate(&["--trace", many.to_str().unwrap(), "--interval", "1"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("more than the 1000000 a run may take"), "{err}");
+    assert!(
+        err.contains("more than the 1000000 a run may take"),
+        "{err}"
+    );
     assert!(out.stdout.is_empty());
 }

@@ -250,7 +250,10 @@ impl Config {
                     );
                 }
             }
-            if !matches!(svc.scale_policy.as_str(), "threshold" | "target" | "adaptive") {
+            if !matches!(
+                svc.scale_policy.as_str(),
+                "threshold" | "target" | "adaptive"
+            ) {
                 v.at(
                     &svc.scale_policy,
                     format!(

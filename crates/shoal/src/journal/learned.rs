@@ -99,7 +99,10 @@ impl Journal {
             .conn
             .execute("DELETE FROM policy_state WHERE service = ?1", [service])
         {
-            tracing::warn!(service, "journal: forgetting the learned state failed: {err}");
+            tracing::warn!(
+                service,
+                "journal: forgetting the learned state failed: {err}"
+            );
         }
     }
 }
@@ -150,10 +153,7 @@ mod tests {
         j.save_learned("ok", &Learned::default());
         j.lock()
             .conn
-            .execute(
-                "INSERT INTO policy_state VALUES ('bad', 'not json', 0)",
-                [],
-            )
+            .execute("INSERT INTO policy_state VALUES ('bad', 'not json', 0)", [])
             .unwrap();
         let back = j.load_learned();
         assert_eq!(back.keys().collect::<Vec<_>>(), ["ok"]);

@@ -44,6 +44,7 @@ fn inputs(current: u32, util: &[f64], demand: Option<(f64, f64)>) -> Inputs {
             sessions: 0.0,
         }),
         window_open: true,
+        opens_in: None,
         last_action: None,
     }
 }
@@ -54,7 +55,12 @@ fn learned() -> PolicyState {
     let mut st = PolicyState::default();
     for i in 0..MIN_OBSERVATIONS as i64 {
         // 2 replicas at 50% serving 20/s: 10/s each at 50% -> 20/s at 100%.
-        evaluate(&c, &mut st, &inputs(2, &[50.0, 50.0], Some((20.0, 0.0))), t(i * 15));
+        evaluate(
+            &c,
+            &mut st,
+            &inputs(2, &[50.0, 50.0], Some((20.0, 0.0))),
+            t(i * 15),
+        );
     }
     st
 }
@@ -66,9 +72,18 @@ fn adaptive_jumps_to_the_needed_count_in_one_step() {
     assert_eq!(st.learned.capacity(), Some(20.0));
     // 1 replica saturated at 100% CPU, 100 requests/s arriving: CPU cannot tell how far
     // demand exceeds capacity; the rate can: ceil(100 / 16) = 7, past max_scale_step 4.
-    let d = evaluate(&c, &mut st, &inputs(1, &[100.0], Some((100.0, 0.0))), t(100));
+    let d = evaluate(
+        &c,
+        &mut st,
+        &inputs(1, &[100.0], Some((100.0, 0.0))),
+        t(100),
+    );
     assert_eq!((d.desired, d.rule), (7, "adaptive"), "{}", d.reason);
-    assert!(d.reason.starts_with("scale up 1 -> 7: demand 100"), "{}", d.reason);
+    assert!(
+        d.reason.starts_with("scale up 1 -> 7: demand 100"),
+        "{}",
+        d.reason
+    );
     // Target tracking from the same CPU sample: at most ceil(1 x 100/50) = 2.
     let d = evaluate(
         &cfg(PolicyKind::Target),
@@ -84,7 +99,12 @@ fn adaptive_counts_the_queue_as_demand() {
     let c = cfg(PolicyKind::Adaptive);
     let mut st = learned();
     // 48/s needs 3 replicas of 16/s; 300 queued drain in 30 s: +10/s -> ceil(58/16) = 4.
-    let d = evaluate(&c, &mut st, &inputs(3, &[100.0; 3], Some((48.0, 300.0))), t(100));
+    let d = evaluate(
+        &c,
+        &mut st,
+        &inputs(3, &[100.0; 3], Some((48.0, 300.0))),
+        t(100),
+    );
     assert_eq!(d.desired, 4, "{}", d.reason);
 }
 
@@ -93,7 +113,12 @@ fn adaptive_falls_back_to_cpu_without_rate_or_estimate() {
     let c = cfg(PolicyKind::Adaptive);
     // No estimate yet: CPU target tracking at target_utilization (50%): ceil(2 x 90/50).
     let mut st = PolicyState::default();
-    let d = evaluate(&c, &mut st, &inputs(2, &[90.0, 90.0], Some((30.0, 0.0))), t(0));
+    let d = evaluate(
+        &c,
+        &mut st,
+        &inputs(2, &[90.0, 90.0], Some((30.0, 0.0))),
+        t(0),
+    );
     assert_eq!((d.desired, d.signals[0].name), (4, "cpu"), "{}", d.reason);
     assert!(d.reason.contains("no learned capacity"), "{}", d.reason);
     // An estimate but no request rate (HAProxy did not answer, not HTTP): CPU too.
@@ -111,10 +136,22 @@ fn learning_ignores_idle_saturated_queued_and_starting_samples() {
         sessions: 0.0,
     };
     assert!(!l.observe(&d(0.2, 0.0), 2, 0, &[2.0, 3.0], t(0)), "idle");
-    assert!(!l.observe(&d(90.0, 0.0), 2, 0, &[99.0, 100.0], t(0)), "saturated");
-    assert!(!l.observe(&d(30.0, 5.0), 2, 0, &[60.0, 60.0], t(0)), "queued");
-    assert!(!l.observe(&d(30.0, 0.0), 2, 1, &[60.0, 60.0], t(0)), "starting");
-    assert!(!l.observe(&d(30.0, 0.0), 2, 0, &[60.0], t(0)), "a sample missing");
+    assert!(
+        !l.observe(&d(90.0, 0.0), 2, 0, &[99.0, 100.0], t(0)),
+        "saturated"
+    );
+    assert!(
+        !l.observe(&d(30.0, 5.0), 2, 0, &[60.0, 60.0], t(0)),
+        "queued"
+    );
+    assert!(
+        !l.observe(&d(30.0, 0.0), 2, 1, &[60.0, 60.0], t(0)),
+        "starting"
+    );
+    assert!(
+        !l.observe(&d(30.0, 0.0), 2, 0, &[60.0], t(0)),
+        "a sample missing"
+    );
     assert!(!l.observe(&d(0.0, 0.0), 0, 0, &[], t(0)), "nothing ready");
     assert!(l.observations.is_empty());
     assert_eq!(l.capacity(), None);
@@ -131,7 +168,11 @@ fn learning_is_robust_to_noise_and_outliers() {
         let x = f64::from((i * 7919) % 101) / 100.0; // 0..1, scrambled
         let replicas = 1 + i % 4;
         let idle = i % 9 == 0;
-        let rate = if idle { 0.1 } else { f64::from(replicas) * truth * (0.2 + 0.6 * x) };
+        let rate = if idle {
+            0.1
+        } else {
+            f64::from(replicas) * truth * (0.2 + 0.6 * x)
+        };
         let mut util = rate / f64::from(replicas) / truth * 100.0 * (0.8 + 0.4 * x);
         if i % 5 == 0 {
             util *= 2.0;
@@ -151,7 +192,10 @@ fn learning_is_robust_to_noise_and_outliers() {
     }
     assert_eq!(l.observations.len(), adaptive::WINDOW);
     let est = l.capacity().unwrap();
-    assert!((est - truth).abs() / truth < 0.1, "estimate {est} vs {truth}");
+    assert!(
+        (est - truth).abs() / truth < 0.1,
+        "estimate {est} vs {truth}"
+    );
 }
 
 #[test]
@@ -159,7 +203,13 @@ fn adaptive_scales_down_through_the_stabilization_window() {
     let c = cfg(PolicyKind::Adaptive);
     let mut st = learned();
     assert_eq!(
-        evaluate(&c, &mut st, &inputs(1, &[100.0], Some((100.0, 0.0))), t(100)).desired,
+        evaluate(
+            &c,
+            &mut st,
+            &inputs(1, &[100.0], Some((100.0, 0.0))),
+            t(100)
+        )
+        .desired,
         7
     );
     let quiet = inputs(7, &[10.0; 7], Some((10.0, 0.0)));
@@ -175,9 +225,19 @@ fn adaptive_holds_within_the_tolerance() {
     let c = cfg(PolicyKind::Adaptive);
     let mut st = learned();
     // 4 replicas x 16/s = 64/s; 68/s is 6% above: hold (util 85%, no overload).
-    let d = evaluate(&c, &mut st, &inputs(4, &[85.0; 4], Some((68.0, 0.0))), t(100));
+    let d = evaluate(
+        &c,
+        &mut st,
+        &inputs(4, &[85.0; 4], Some((68.0, 0.0))),
+        t(100),
+    );
     assert_eq!(d.desired, 4, "{}", d.reason);
-    let d = evaluate(&c, &mut st, &inputs(4, &[95.0; 4], Some((76.0, 0.0))), t(115));
+    let d = evaluate(
+        &c,
+        &mut st,
+        &inputs(4, &[95.0; 4], Some((76.0, 0.0))),
+        t(115),
+    );
     assert_eq!(d.desired, 5, "{}", d.reason);
 }
 
@@ -191,10 +251,19 @@ fn target_scale_down_is_not_step_limited_unless_asked() {
     assert_eq!(d.desired, 2, "{}", d.reason);
     let mut c = cfg(PolicyKind::Target);
     c.max_down_step = Some(3);
-    let d = evaluate(&c, &mut PolicyState::default(), &inputs(8, &[10.0; 8], None), t(0));
+    let d = evaluate(
+        &c,
+        &mut PolicyState::default(),
+        &inputs(8, &[10.0; 8], None),
+        t(0),
+    );
     assert_eq!(d.desired, 5, "{}", d.reason);
     assert!(d.reason.starts_with("scale down 8 -> 5"), "{}", d.reason);
-    assert!(d.reason.contains("limited by max_scale_down_step 3"), "{}", d.reason);
+    assert!(
+        d.reason.contains("limited by max_scale_down_step 3"),
+        "{}",
+        d.reason
+    );
 }
 
 #[test]
@@ -219,7 +288,11 @@ fn reasons_print_the_count_applied() {
     let d = evaluate(&c, &mut st, &inputs(7, &[78.0; 7], None), t(0));
     assert_eq!((d.desired, d.wanted), (8, 11));
     assert!(d.reason.starts_with("scale up 7 -> 8:"), "{}", d.reason);
-    assert!(d.reason.contains("-> 11; limited by max_replicas 8"), "{}", d.reason);
+    assert!(
+        d.reason.contains("-> 11; limited by max_replicas 8"),
+        "{}",
+        d.reason
+    );
     // Capped by the fleet's room.
     let mut i = inputs(2, &[100.0, 100.0], None);
     i.capacity_left = Some(1);

@@ -57,6 +57,13 @@ pub fn evaluate(
             "{current} replicas is outside [{}, {}]: moving to {to}",
             cfg.min, cfg.max
         );
+        if let (true, Some(secs)) = (cfg.business_hours_only, inp.opens_in) {
+            d.rule = "prewarm";
+            d.reason = format!(
+                "pre-warming: the business-hours window opens in {secs:.0}s, about as long as \
+                 a replica takes to start: moving {current} -> {to} so they are ready then"
+            );
+        }
         return finish_without_cooldown(cfg, d, current);
     }
 

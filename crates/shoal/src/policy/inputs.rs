@@ -26,8 +26,12 @@ pub struct Inputs {
     /// HAProxy's view of the demand (request rate, queue, sessions), when it answered and
     /// the service serves HTTP.
     pub demand: Option<Demand>,
-    /// Business-hours window open (`true` when the service is not `business_hours_only`).
+    /// Business-hours window open (`true` when the service is not `business_hours_only`),
+    /// or opening within the time a replica takes to start (pre-warming).
     pub window_open: bool,
+    /// Pre-warming: seconds until the window opens, when it is still closed but
+    /// `window_open` is set so replicas are ready at the opening.
+    pub opens_in: Option<f64>,
     /// Last scale action of this service (manual or automatic).
     pub last_action: Option<Timestamp>,
 }

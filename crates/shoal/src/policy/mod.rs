@@ -30,9 +30,9 @@ mod params;
 mod rules;
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod adaptive_tests;
+#[cfg(test)]
+mod tests;
 
 pub use adaptive::{needed, Demand, Learned, MIN_OBSERVATIONS};
 pub use decision::{Decision, Direction, Held, Signal};

@@ -174,10 +174,7 @@ impl SimReport {
         let m = &self.model;
         let d = self.duration_seconds.round() as u64;
         let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "policy            {policy}, replicas [{min}, {max}]"
-        );
+        let _ = writeln!(s, "policy            {policy}, replicas [{min}, {max}]");
         let _ = writeln!(
             s,
             "model             capacity {} per replica, start delay {}s, evaluated every {}s",

@@ -138,7 +138,12 @@ impl Decider<'_> {
 ///
 /// If `model.check()` fails.
 #[must_use]
-pub fn run(contender: &Contender, trace: &[TracePoint], model: &Model, timeline: bool) -> SimReport {
+pub fn run(
+    contender: &Contender,
+    trace: &[TracePoint],
+    model: &Model,
+    timeline: bool,
+) -> SimReport {
     if let Err(e) = model.check() {
         panic!("invalid simulation model: {e}");
     }
@@ -227,6 +232,7 @@ pub fn run(contender: &Contender, trace: &[TracePoint], model: &Model, timeline:
                 sessions: served / cap,
             }),
             window_open: true,
+            opens_in: None,
             last_action,
         };
         let now = instant(t);

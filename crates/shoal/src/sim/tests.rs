@@ -210,7 +210,10 @@ fn same_inputs_same_report() {
 #[test]
 fn empty_trace_gives_empty_report() {
     let r = simulate(&cfg(PolicyKind::Target), &[], &model(10.0));
-    assert_eq!((r.steps, r.duration_seconds, r.replica_minutes), (0, 0.0, 0.0));
+    assert_eq!(
+        (r.steps, r.duration_seconds, r.replica_minutes),
+        (0, 0.0, 0.0)
+    );
 }
 
 fn parse_err(text: &str) -> String {
@@ -378,6 +381,10 @@ fn excess_load_queues_and_drains() {
     // The adaptive policy sees the arrivals (150/s), not the 100% CPU.
     let mut a = cfg(PolicyKind::Adaptive);
     a.max = 8;
-    let r = simulate(&a, &trace(&[(0.0, 50.0), (60.0, 400.0), (120.0, 400.0)]), &model(10.0));
+    let r = simulate(
+        &a,
+        &trace(&[(0.0, 50.0), (60.0, 400.0), (120.0, 400.0)]),
+        &model(10.0),
+    );
     assert_eq!(ups(&r), vec![(60.0, 5)], "ceil(400 / 80) in one step");
 }

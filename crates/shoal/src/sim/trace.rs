@@ -72,8 +72,8 @@ pub fn load_trace(path: &Path) -> Result<Vec<TracePoint>, SimError> {
             MAX_TRACE_BYTES >> 20
         )));
     }
-    let text = String::from_utf8(bytes)
-        .map_err(|e| err(format!("the trace is not UTF-8 text ({e})")))?;
+    let text =
+        String::from_utf8(bytes).map_err(|e| err(format!("the trace is not UTF-8 text ({e})")))?;
     parse_trace(&text, &file)
 }
 
