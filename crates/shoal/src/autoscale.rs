@@ -58,6 +58,16 @@ pub struct Autoscaler {
     last_saved: std::sync::Mutex<Option<(Timestamp, Option<f64>)>>,
 }
 
+/// The short-window rate is steady when within this fraction of the interval's.
+const STEADY: f64 = 0.25;
+
+/// Requests per second between two readings of the counter; `None` when it went backwards
+/// (HAProxy restarted) or no time passed.
+fn per_second(from: u64, t0: Timestamp, to: u64, t1: Timestamp) -> Option<f64> {
+    let secs = t1.duration_since(t0).as_secs_f64();
+    (to >= from && secs > 0.0).then(|| (to - from) as f64 / secs)
+}
+
 /// The learned state is saved when its estimate moves by more than this fraction, or
 /// [`LEARNED_SAVE_EVERY`] after the last save when it has new observations.
 const LEARNED_SAVE_CHANGE: f64 = 0.01;
@@ -187,13 +197,11 @@ impl Autoscaler {
             .map(|c| c.sessions.saturating_add(c.queue) as f64);
         let demand = match (before, after) {
             (Some(b), Some(a)) if pcfg.kind == policy::PolicyKind::Adaptive => {
-                self.demand(b, sampled_at, a, self.ctx.clock.now())
+                self.demand(&backend, b, sampled_at, a, self.ctx.clock.now())
+                    .await
             }
             _ => {
-                *self
-                    .last_requests
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                self.swap_last_requests(None);
                 None
             }
         };
@@ -375,33 +383,52 @@ impl Autoscaler {
     }
 
     /// The demand from two readings of the counters around the CPU samples (`b` at `tb`,
-    /// `a` at `ta`) and the reading of the previous evaluation: the rate is the larger of
-    /// the short window's (the CPU's, so it sees a step at once) and the whole interval's
-    /// (smoother). `None` on the first evaluation and after a counter reset (HAProxy
+    /// `a` at `ta`) and the reading of the previous evaluation. The short window (the
+    /// CPU's) sees a step at once; the whole interval is smoother. When the short window is
+    /// clearly above the interval (the rate is rising: a step may have landed inside it and
+    /// been seen only in part) one more second is read, so a step is sized for in one
+    /// decision. `None` on the first evaluation and after a counter reset (HAProxy
     /// restarted).
-    fn demand(
+    async fn demand(
         &self,
+        backend: &str,
         b: crate::ports::BackendCounters,
         tb: Timestamp,
         a: crate::ports::BackendCounters,
         ta: Timestamp,
     ) -> Option<policy::Demand> {
+        let previous = self.swap_last_requests(Some((ta, a.requests)));
+        let short = per_second(b.requests, tb, a.requests, ta)?;
+        let long = previous.and_then(|(t0, r0)| per_second(r0, t0, a.requests, ta))?;
+        let steady = (short - long).abs() <= STEADY * short.max(long);
+        let mut demand = policy::Demand {
+            rate: short.max(long),
+            paired_rate: steady.then_some(short),
+            queue: a.queue as f64,
+            sessions: a.sessions as f64,
+        };
+        if short > long * (1.0 + STEADY) {
+            tokio::time::sleep(timings::RATE_CONFIRM).await;
+            let tc = self.ctx.clock.now();
+            if let Some(c) = self.counters(backend).await {
+                self.swap_last_requests(Some((tc, c.requests)));
+                if let Some(confirm) = per_second(a.requests, ta, c.requests, tc) {
+                    demand.rate = demand.rate.max(confirm);
+                    demand.queue = c.queue as f64;
+                    demand.sessions = c.sessions as f64;
+                }
+            }
+        }
+        Some(demand)
+    }
+
+    /// Replaces the counter reading of the previous evaluation, returning it.
+    fn swap_last_requests(&self, to: Option<(Timestamp, u64)>) -> Option<(Timestamp, u64)> {
         let mut last = self
             .last_requests
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let previous = last.replace((ta, a.requests));
-        let per_second = |from: u64, to: u64, secs: f64| {
-            (to >= from && secs > 0.0).then(|| (to - from) as f64 / secs)
-        };
-        let short = per_second(b.requests, a.requests, ta.duration_since(tb).as_secs_f64())?;
-        let long = previous
-            .and_then(|(t0, r0)| per_second(r0, a.requests, ta.duration_since(t0).as_secs_f64()))?;
-        Some(policy::Demand {
-            rate: short.max(long),
-            queue: a.queue as f64,
-            sessions: a.sessions as f64,
-        })
+        std::mem::replace(&mut *last, to)
     }
 
     /// CPU (percent of one core) and memory (bytes) of each ready replica that answered,

@@ -11,6 +11,8 @@
 //!   CPU (runtime, health checks) dominates and the ratio is noise; above, the replicas are
 //!   saturated and the arrival rate no longer equals the served rate;
 //! - nothing is queued in HAProxy (same reason);
+//! - the rate was measured over the same moment as the CPU and was steady
+//!   ([`Demand::paired_rate`]);
 //! - the rate is at least [`LEARN_MIN_RATE`] requests per second.
 //!
 //! The estimate is the median of the last [`WINDOW`] observations, so a few outliers (a GC
@@ -40,8 +42,13 @@ pub const QUEUE_DRAIN_SECONDS: f64 = 30.0;
 /// The demand HAProxy sees for a service, sampled with the CPU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Demand {
-    /// Requests per second arriving at the service's frontend (served or not).
+    /// Requests per second arriving at the service's frontend (served or not): what the
+    /// policy sizes for.
     pub rate: f64,
+    /// The rate over the same moment as the CPU samples, when it was steady (close to the
+    /// rate over the whole interval); `None` when the rate was changing, so the pair says
+    /// nothing reliable about capacity. What the policy learns from.
+    pub paired_rate: Option<f64>,
     /// Requests queued in HAProxy (backend and servers), waiting for a free replica.
     pub queue: f64,
     /// Current sessions of the backend's servers.
@@ -89,15 +96,18 @@ impl Learned {
         if ready == 0 || starting > 0 || utilization.len() < ready as usize {
             return false;
         }
+        let Some(rate) = demand.paired_rate else {
+            return false;
+        };
         let u = utilization.iter().sum::<f64>() / utilization.len() as f64;
         let usable = (LEARN_MIN_UTIL..=LEARN_MAX_UTIL).contains(&u)
             && demand.queue <= 0.0
-            && demand.rate >= LEARN_MIN_RATE
-            && demand.rate.is_finite();
+            && rate >= LEARN_MIN_RATE
+            && rate.is_finite();
         if !usable {
             return false;
         }
-        let per_replica = demand.rate / f64::from(ready) / (u / 100.0);
+        let per_replica = rate / f64::from(ready) / (u / 100.0);
         if !(per_replica.is_finite() && per_replica > 0.0) {
             return false;
         }

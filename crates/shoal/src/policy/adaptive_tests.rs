@@ -40,6 +40,7 @@ fn inputs(current: u32, util: &[f64], demand: Option<(f64, f64)>) -> Inputs {
         sessions: None,
         demand: demand.map(|(rate, queue)| Demand {
             rate,
+            paired_rate: Some(rate),
             queue,
             sessions: 0.0,
         }),
@@ -132,6 +133,7 @@ fn learning_ignores_idle_saturated_queued_and_starting_samples() {
     let mut l = Learned::default();
     let d = |rate, queue| Demand {
         rate,
+        paired_rate: Some(rate),
         queue,
         sessions: 0.0,
     };
@@ -153,6 +155,11 @@ fn learning_ignores_idle_saturated_queued_and_starting_samples() {
         "a sample missing"
     );
     assert!(!l.observe(&d(0.0, 0.0), 0, 0, &[], t(0)), "nothing ready");
+    let changing = Demand {
+        paired_rate: None,
+        ..d(30.0, 0.0)
+    };
+    assert!(!l.observe(&changing, 2, 0, &[60.0, 60.0], t(0)), "rate changing");
     assert!(l.observations.is_empty());
     assert_eq!(l.capacity(), None);
 }
@@ -181,6 +188,7 @@ fn learning_is_robust_to_noise_and_outliers() {
         l.observe(
             &Demand {
                 rate,
+                paired_rate: Some(rate),
                 queue: 0.0,
                 sessions: 0.0,
             },

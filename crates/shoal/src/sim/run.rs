@@ -228,6 +228,7 @@ pub fn run(
             // The offered load arrives at HAProxy whether or not the replicas keep up.
             demand: Some(Demand {
                 rate: load,
+                paired_rate: Some(load),
                 queue,
                 sessions: served / cap,
             }),
