@@ -141,9 +141,19 @@ impl LoadBalancer for HaproxyClient {
 
     async fn backend_counters(
         &self,
+        frontend: &str,
         backend: &str,
     ) -> Result<Option<crate::ports::BackendCounters>, LbError> {
         let rows = self.backend_and_servers(backend).await?;
+        // The frontend counts a request when it arrives; the backend's req_tot only once
+        // it is answered, so under overload it shows the served rate, not the demand.
+        let received = self
+            .frontend_stats(frontend)
+            .await?
+            .iter()
+            .find(|r| r.kind == lb::StatKind::Frontend)
+            .map(|r| r.req_tot)
+            .filter(|&n| n > 0);
         let mut c = crate::ports::BackendCounters::default();
         let mut found = false;
         for r in &rows {
@@ -155,7 +165,7 @@ impl LoadBalancer for HaproxyClient {
                 lb::StatKind::Backend => {
                     found = true;
                     c.queue = c.queue.saturating_add(r.qcur);
-                    c.requests = r.req_tot;
+                    c.requests = received.unwrap_or(r.stot);
                 }
                 _ => {}
             }

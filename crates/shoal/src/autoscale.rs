@@ -169,9 +169,9 @@ impl Autoscaler {
         // rate over that window is paired with the CPU of the same moment.
         let wants_lb = window_open
             && (pcfg.target_sessions.is_some() || pcfg.kind == policy::PolicyKind::Adaptive);
-        let backend = lb::backend_name(&rt.name);
+        let proxies = (lb::frontend_name(&rt.name), lb::backend_name(&rt.name));
         let before = if wants_lb {
-            self.counters(&backend).await
+            self.counters(&proxies).await
         } else {
             None
         };
@@ -182,7 +182,7 @@ impl Autoscaler {
             Vec::new()
         };
         let after = if wants_lb {
-            self.counters(&backend).await
+            self.counters(&proxies).await
         } else {
             None
         };
@@ -197,7 +197,7 @@ impl Autoscaler {
             .map(|c| c.sessions.saturating_add(c.queue) as f64);
         let demand = match (before, after) {
             (Some(b), Some(a)) if pcfg.kind == policy::PolicyKind::Adaptive => {
-                self.demand(&backend, b, sampled_at, a, self.ctx.clock.now())
+                self.demand(&proxies, b, sampled_at, a, self.ctx.clock.now())
                     .await
             }
             _ => {
@@ -369,8 +369,11 @@ impl Autoscaler {
 
     /// The backend's counters, or `None` when HAProxy does not answer (the policy then
     /// falls back to CPU).
-    async fn counters(&self, backend: &str) -> Option<crate::ports::BackendCounters> {
-        match self.ctx.lb().backend_counters(backend).await {
+    async fn counters(
+        &self,
+        (frontend, backend): &(String, String),
+    ) -> Option<crate::ports::BackendCounters> {
+        match self.ctx.lb().backend_counters(frontend, backend).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(
@@ -391,7 +394,7 @@ impl Autoscaler {
     /// restarted).
     async fn demand(
         &self,
-        backend: &str,
+        proxies: &(String, String),
         b: crate::ports::BackendCounters,
         tb: Timestamp,
         a: crate::ports::BackendCounters,
@@ -410,7 +413,7 @@ impl Autoscaler {
         if short > long * (1.0 + STEADY) {
             tokio::time::sleep(timings::RATE_CONFIRM).await;
             let tc = self.ctx.clock.now();
-            if let Some(c) = self.counters(backend).await {
+            if let Some(c) = self.counters(proxies).await {
                 self.swap_last_requests(Some((tc, c.requests)));
                 if let Some(confirm) = per_second(a.requests, ta, c.requests, tc) {
                     demand.rate = demand.rate.max(confirm);

@@ -110,9 +110,13 @@ pub trait LoadBalancer: Send + Sync + Debug {
     /// Removes a server: maintenance, then deletion. With `kill_sessions`, sessions still
     /// running are shut down first (a drain that timed out, a replica that is gone).
     async fn remove(&self, backend: &str, name: &str, kill_sessions: bool) -> Result<(), LbError>;
-    /// The backend's counters (sessions, queue, requests); `None` if it has no such
-    /// backend.
-    async fn backend_counters(&self, backend: &str) -> Result<Option<BackendCounters>, LbError>;
+    /// A service's counters (sessions and queue of the backend, requests received by the
+    /// frontend); `None` if it has no such backend.
+    async fn backend_counters(
+        &self,
+        frontend: &str,
+        backend: &str,
+    ) -> Result<Option<BackendCounters>, LbError>;
 }
 
 /// One reading of a backend's `show stat` counters.
@@ -122,7 +126,8 @@ pub struct BackendCounters {
     pub sessions: u64,
     /// Requests queued: the backend's queue plus its servers'.
     pub queue: u64,
-    /// HTTP requests the backend has received since HAProxy started (a counter).
+    /// Requests received since HAProxy started (a counter): the frontend's `req_tot` (HTTP
+    /// requests, counted on arrival), or the backend's `stot` when the frontend has none.
     pub requests: u64,
 }
 

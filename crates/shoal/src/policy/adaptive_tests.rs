@@ -159,7 +159,10 @@ fn learning_ignores_idle_saturated_queued_and_starting_samples() {
         paired_rate: None,
         ..d(30.0, 0.0)
     };
-    assert!(!l.observe(&changing, 2, 0, &[60.0, 60.0], t(0)), "rate changing");
+    assert!(
+        !l.observe(&changing, 2, 0, &[60.0, 60.0], t(0)),
+        "rate changing"
+    );
     assert!(l.observations.is_empty());
     assert_eq!(l.capacity(), None);
 }

@@ -191,7 +191,13 @@ pub fn evaluate(
     }
     d.wanted = raw;
     d.direction = direction(current, raw);
-    d.reason = describe(&d.signals, current, raw);
+    // A held verdict names the count within the bounds (unless that is no change at all).
+    let bounded = raw.clamp(cfg.min, cfg.max);
+    d.reason = describe(
+        &d.signals,
+        current,
+        if bounded == current { raw } else { bounded },
+    );
 
     if d.direction == Direction::Down && missing {
         d.held = Some(Held::MissingData);

@@ -474,6 +474,7 @@ impl LoadBalancer for FakeLb {
     }
     async fn backend_counters(
         &self,
+        _frontend: &str,
         _backend: &str,
     ) -> Result<Option<crate::ports::BackendCounters>, LbError> {
         Ok(None)

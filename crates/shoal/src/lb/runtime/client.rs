@@ -57,6 +57,13 @@ impl HaproxyClient {
             .await
     }
 
+    /// `show stat <frontend> 1 -1`: the frontend's row.
+    pub async fn frontend_stats(&self, frontend: &str) -> Result<Vec<StatRow>> {
+        validate_name("frontend name", frontend)?;
+        self.parsed(format!("show stat {frontend} 1 -1"), parse_stats)
+            .await
+    }
+
     /// The `show stat` row of one server; [`LbError::NoSuchServer`] when it is absent.
     pub async fn server_stats(&self, backend: &str, name: &str) -> Result<StatRow> {
         validate_name("server name", name)?;
