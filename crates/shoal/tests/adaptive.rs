@@ -83,7 +83,7 @@ fn scale_events(events: &[Value], action: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adaptive_sizes_a_load_step_in_one_decision_and_back() {
-    let s = Stack::serving(
+    let mut s = Stack::serving(
         "t-adaptive",
         Opts {
             min: 1,
@@ -172,4 +172,21 @@ async fn adaptive_sizes_a_load_step_in_one_decision_and_back() {
     assert!((1..=2).contains(&downs.len()), "{downs:?}");
     assert!(downs.iter().any(|e| e["desired_before"] == to), "{downs:?}");
     assert!(downs.iter().any(|e| e["desired_after"] == 1), "{downs:?}");
+
+    // 4. What it learned survives a restart of shoal (the journal's policy_state).
+    let before = s.stats().await["autoscaler"]["learned"].clone();
+    assert!(before["observations"].as_u64().unwrap() >= 3, "{before}");
+    s.kill_shoal();
+    s.start_shoal();
+    let after = s.stats().await["autoscaler"]["learned"].clone();
+    // No load since the restart, so whatever it knows came from the journal. Saves are
+    // throttled (when the estimate moves by more than 1%), so the last observation or two
+    // may be missing.
+    let (b, a) = (
+        before["requests_per_second_at_full"].as_f64().unwrap(),
+        after["requests_per_second_at_full"].as_f64(),
+    );
+    let a = a.unwrap_or_else(|| panic!("nothing learned after the restart: {after}"));
+    assert!((a - b).abs() <= 0.02 * b, "{before} / {after}");
+    assert!(after["observations"].as_u64().unwrap() >= 3, "{after}");
 }
