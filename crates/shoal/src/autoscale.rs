@@ -207,7 +207,18 @@ impl Autoscaler {
         };
 
         let memory_sum: Option<u64> = (!memory.is_empty()).then(|| memory.iter().sum());
+        let revision = (pcfg.kind == policy::PolicyKind::Adaptive)
+            .then(|| crate::engine::ContainerSpec::from_service(svc).revision);
         let outcome = rt.update(|st| {
+            if let Some(rev) = &revision {
+                if st.policy.learned.follow_revision(rev) {
+                    tracing::info!(
+                        service = rt.name,
+                        revision = rev,
+                        "the service's spec changed: the adaptive policy learns its capacity again"
+                    );
+                }
+            }
             let inputs = Inputs {
                 current: st.desired,
                 ready: ready.len() as u32,

@@ -63,6 +63,10 @@ pub struct Learned {
     pub observations: VecDeque<f64>,
     /// When the last observation was taken.
     pub updated: Option<Timestamp>,
+    /// The service spec revision the observations were taken on: a new image, CPU limit or
+    /// command serves at another rate, so a new revision starts learning again.
+    #[serde(default)]
+    pub revision: Option<String>,
 }
 
 impl Learned {
@@ -81,6 +85,19 @@ impl Learned {
         } else {
             (v[mid - 1] + v[mid]) / 2.0
         })
+    }
+
+    /// Forgets the observations when `revision` is not the one they were taken on (and
+    /// records it); returns whether it did.
+    pub fn follow_revision(&mut self, revision: &str) -> bool {
+        if self.revision.as_deref() == Some(revision) {
+            return false;
+        }
+        let had = !self.observations.is_empty();
+        self.observations.clear();
+        self.updated = None;
+        self.revision = Some(revision.to_owned());
+        had
     }
 
     /// Takes one paired sample into account; returns whether it was used (see the module

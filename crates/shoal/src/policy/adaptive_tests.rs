@@ -310,3 +310,29 @@ fn reasons_print_the_count_applied() {
     let d = evaluate(&c, &mut PolicyState::default(), &i, t(0));
     assert!(d.reason.starts_with("scale up 2 -> 3:"), "{}", d.reason);
 }
+
+#[test]
+fn a_new_revision_learns_again() {
+    let mut st = learned();
+    // Observations of an unknown revision are not trusted (the autoscaler sets the
+    // revision before the first observation, so this only happens here).
+    assert!(st.learned.follow_revision("r1"));
+    assert_eq!(st.learned.capacity(), None);
+    let c = cfg(PolicyKind::Adaptive);
+    for i in 0..3 {
+        evaluate(
+            &c,
+            &mut st,
+            &inputs(2, &[50.0, 50.0], Some((20.0, 0.0))),
+            t(100 + i * 15),
+        );
+    }
+    assert!(!st.learned.follow_revision("r1"), "same revision: kept");
+    assert_eq!(st.learned.capacity(), Some(20.0));
+    assert!(st.learned.follow_revision("r2"), "a new image: forgotten");
+    assert_eq!(
+        (st.learned.capacity(), st.learned.observations.len()),
+        (None, 0)
+    );
+    assert_eq!(st.learned.revision.as_deref(), Some("r2"));
+}
