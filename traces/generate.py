@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
 """Regenerates the load traces of `shoal simulate` (python3, standard library only).
 
-    python3 traces/generate.py            # writes traces/business-day.csv and traces/spiky.csv
+    python3 traces/generate.py            # writes every traces/*.csv
 
-Load is in requests per second of a service whose replica serves about 100 of them at 100%
-utilization, so with `shoal simulate --capacity 100` the peaks need about 6 replicas at the
-threshold policy's 75% (about 7-8 at the target policy's 60%), within examples/autoscale.yaml's
-max_replicas 8.
+business-day.csv and spiky.csv: load is in requests per second of a service whose replica
+serves about 100 of them at 100% utilization, so with `shoal simulate --capacity 100` the peaks
+need about 6 replicas at the threshold policy's 75% (about 7-8 at the target policy's 60%),
+within examples/autoscale.yaml's max_replicas 8.
+
+flash-crowd.csv, sawtooth.csv, slow-ramp.csv, noisy-double-peak.csv: load is in replicas'
+worth (one load unit is what one replica serves at 100%): simulate them with `--capacity 1`.
+They are the adversarial cases of BENCHMARKS.md ("Issue 10"): a sudden jump, a load that
+invites flapping, a ramp slow enough that every step is small, and two peaks under heavy noise.
+Their peaks (4.5, or 4.0 plus noise) need 8 replicas at the HPA reference's 60% target, within
+max_replicas 8, as the two traces above are sized for the target policy.
 
 The noise is a fixed formula (a few sines plus an integer hash of the point's index), so the
 output is the same on every run; no random numbers are drawn.
@@ -115,6 +122,59 @@ def spiky():
     return rows
 
 
+def flash_crowd():
+    """One hour, a point every 5 s: 0.5 replicas' worth, then at 10:00 a jump to 4.5 for
+    20 minutes (a link on a busy site), then back."""
+    rows = []
+    for i, t in enumerate(range(0, 3600 + 1, 5)):
+        base = 0.5 + 0.05 * jitter(i, 4)
+        if 600 <= t < 1800:
+            base = 4.5 * (1 + 0.03 * jitter(i, 5))
+        rows.append((t, max(0.0, base)))
+    return rows
+
+
+def sawtooth():
+    """Two hours, a point every 5 s: a ramp from 0.5 to 4.5 over 8 minutes, a drop back to
+    0.5, repeated. Each drop tempts a policy to scale down shortly before the next ramp needs
+    the replicas again."""
+    rows = []
+    period = 480
+    for i, t in enumerate(range(0, 120 * 60 + 1, 5)):
+        phase = (t % period) / period
+        load = 0.5 + 4.0 * phase
+        rows.append((t, load * (1 + 0.02 * jitter(i, 6))))
+    return rows
+
+
+def slow_ramp():
+    """Four hours, a point every 30 s: from 0.5 up to 4.5 over three hours, then down to 0.5
+    over the last hour."""
+    rows = []
+    for i, t in enumerate(range(0, 4 * 3600 + 1, 30)):
+        if t <= 3 * 3600:
+            base = 0.5 + 4.0 * t / (3 * 3600)
+        else:
+            base = 4.5 - 4.0 * (t - 3 * 3600) / 3600
+        rows.append((t, max(0.0, base * (1 + 0.02 * jitter(i, 7)))))
+    return rows
+
+
+DOUBLE_PEAK = [(0.0, 0.6), (0.5, 0.8), (1.25, 3.6), (1.75, 3.4), (2.25, 1.4), (2.75, 1.2),
+               (3.5, 4.0), (4.0, 3.8), (4.75, 1.0), (5.0, 0.7)]
+
+
+def noisy_double_peak():
+    """Five hours, a point every 10 s: two peaks (3.6 and 4.0 replicas' worth) under heavy
+    noise (about ±15%, changing at every point)."""
+    rows = []
+    for i, t in enumerate(range(0, 5 * 3600 + 1, 10)):
+        base = interpolate(DOUBLE_PEAK, t / 3600)
+        noise = 0.12 * jitter(i, 8) + 0.04 * math.sin(2 * math.pi * t / 300)
+        rows.append((t, max(0.0, base * (1 + noise))))
+    return rows
+
+
 def write(name, comment, rows):
     path = os.path.join(HERE, name)
     with open(path, "w", encoding="utf-8", newline="\n") as f:
@@ -144,6 +204,38 @@ def main():
             "requests/s.",
         ],
         spiky(),
+    )
+    write(
+        "flash-crowd.csv",
+        [
+            "A flash crowd: 0.5 replicas' worth, 4.5 from 10:00 to 30:00, then 0.5 again",
+            "(a point every 5 s). Load unit: one replica at 100% (--capacity 1).",
+        ],
+        flash_crowd(),
+    )
+    write(
+        "sawtooth.csv",
+        [
+            "A sawtooth that invites flapping: 0.5 -> 4.5 over 8 minutes, back to 0.5, for 2 hours",
+            "(a point every 5 s). Load unit: one replica at 100% (--capacity 1).",
+        ],
+        sawtooth(),
+    )
+    write(
+        "slow-ramp.csv",
+        [
+            "A slow ramp: 0.5 -> 4.5 over three hours, back to 0.5 over one (a point every 30 s).",
+            "Load unit: one replica at 100% (--capacity 1).",
+        ],
+        slow_ramp(),
+    )
+    write(
+        "noisy-double-peak.csv",
+        [
+            "Two peaks (3.6 and 4.0) under about ±15% noise over five hours (a point every 10 s).",
+            "Load unit: one replica at 100% (--capacity 1).",
+        ],
+        noisy_double_peak(),
     )
 
 

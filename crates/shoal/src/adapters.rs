@@ -145,19 +145,38 @@ impl LoadBalancer for HaproxyClient {
         HaproxyClient::remove(self, backend, name, kill_sessions).await
     }
 
-    async fn backend_load(&self, backend: &str) -> Result<Option<f64>, LbError> {
-        let rows = self.backend_stats(backend).await?;
-        let mut total = 0u64;
+    async fn backend_counters(
+        &self,
+        frontend: &str,
+        backend: &str,
+    ) -> Result<Option<crate::ports::BackendCounters>, LbError> {
+        let rows = self.backend_and_servers(backend).await?;
+        // The frontend counts a request when it arrives; the backend's req_tot only once
+        // it is answered, so under overload it shows the served rate, not the demand.
+        let received = self
+            .frontend_stats(frontend)
+            .await?
+            .iter()
+            .find(|r| r.kind == lb::StatKind::Frontend)
+            .map(|r| r.req_tot)
+            .filter(|&n| n > 0);
+        let mut c = crate::ports::BackendCounters::default();
         let mut found = false;
         for r in &rows {
-            found = true;
             match r.kind {
-                lb::StatKind::Server => total = total.saturating_add(r.scur + r.qcur),
-                lb::StatKind::Backend => total = total.saturating_add(r.qcur),
+                lb::StatKind::Server => {
+                    c.sessions = c.sessions.saturating_add(r.scur);
+                    c.queue = c.queue.saturating_add(r.qcur);
+                }
+                lb::StatKind::Backend => {
+                    found = true;
+                    c.queue = c.queue.saturating_add(r.qcur);
+                    c.requests = received.unwrap_or(r.stot);
+                }
                 _ => {}
             }
         }
-        Ok(found.then_some(total as f64))
+        Ok(found.then_some(c))
     }
 }
 

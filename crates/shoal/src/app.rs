@@ -103,12 +103,16 @@ impl App {
                 });
             }
         }
-        let state = ServiceState {
+        let mut state = ServiceState {
             last_action: saved.and_then(|s| s.last_action),
             saved_desired: saved.and_then(|s| s.desired),
             target,
             ..ServiceState::default()
         };
+        // What the adaptive policy learned before a restart.
+        if let Some(learned) = self.journal.load_learned().remove(name) {
+            state.policy.learned = learned;
+        }
         let rt = Arc::new(ServiceRuntime::new(name, state));
         self.insert_service(rt.clone());
         tokio::spawn(reconcile::run_service(self.ctx.clone(), rt.clone()));

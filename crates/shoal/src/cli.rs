@@ -337,6 +337,9 @@ pub async fn stats(c: &Client, service: &str) -> ExitCode {
             svc.desired,
             svc.utilization.cell()
         );
+        if let Some(l) = svc.autoscaler.as_ref().and_then(|a| a.learned.as_ref()) {
+            out.push_str(&learned_line(l));
+        }
         let rows: Vec<Vec<String>> = v
             .containers
             .iter()
@@ -366,6 +369,25 @@ pub async fn stats(c: &Client, service: &str) -> ExitCode {
         out
     })
     .await
+}
+
+/// The adaptive policy's estimate, in one line.
+fn learned_line(l: &crate::api::model::LearnedCapacity) -> String {
+    match (
+        l.requests_per_second_at_full,
+        l.requests_per_second_at_target,
+    ) {
+        (Some(full), Some(at_target)) => format!(
+            "adaptive: learned {at_target} req/s per replica at the target ({full} at 100%), \
+             from {} observations, last {}\n\n",
+            l.observations,
+            l.updated.cell()
+        ),
+        _ => format!(
+            "adaptive: no capacity learned yet ({} of {} observations): tracking CPU\n\n",
+            l.observations, l.needed
+        ),
+    }
 }
 
 /// `shoal scale SERVICE up|down`.

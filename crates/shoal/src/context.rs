@@ -175,6 +175,7 @@ impl Context {
             for h in self.fleet.all() {
                 h.report_serving(&rt.name, None);
             }
+            self.journal.forget_learned(&rt.name);
             tracing::info!(service = rt.name, "service removed and drained");
             return true;
         }

@@ -81,9 +81,13 @@ enum Command {
     ///
     /// Runs the same policy code as `serve` against a simple replica model: each replica
     /// serves up to --capacity load units at 100% utilization and serves --start-delay
-    /// seconds after it is started. The trace is a `time,load` CSV (seconds from the start).
-    /// Prints a summary; --json prints the report; --timeline prints the per-evaluation
-    /// CSV on stdout (the summary then goes to stderr, or the JSON gets a `timeline`).
+    /// seconds after it is started; the load arrives at HAProxy whether or not the replicas
+    /// keep up (the adaptive policy sees it as the request rate) and what exceeds their
+    /// capacity queues (up to 5 s). The trace is a `time,load` CSV (seconds from the start;
+    /// at most 2,000,000 points, 366 days, 64 MiB and 1,000,000 evaluations).
+    /// --compare runs every policy and a reference implementation of Kubernetes' HPA
+    /// algorithm (not shoal code: target 60%, tolerance 0.1, 15 s sync, 300 s scale-down
+    /// stabilization) and prints them side by side.
     #[command(after_help = EXIT_CODES)]
     Simulate(SimulateArgs),
     /// Overall status: servers up, services with desired and ready replicas.
@@ -191,8 +195,12 @@ struct SimulateArgs {
     #[arg(long)]
     service: Option<String>,
     /// Policy (default: the service's `scale_policy`).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with = "compare")]
     policy: Option<SimPolicy>,
+    /// Run every policy (threshold, target, adaptive, on the service's parameters) and the
+    /// Kubernetes HPA reference on the same trace, and print them side by side.
+    #[arg(long)]
+    compare: bool,
     /// Load units one replica serves at 100% utilization.
     #[arg(long, default_value_t = 100.0)]
     capacity: f64,
@@ -202,15 +210,26 @@ struct SimulateArgs {
     /// Seconds between evaluations (default: `autoscaler.check_interval`).
     #[arg(long, value_name = "SECONDS")]
     interval: Option<f64>,
-    /// Print the per-evaluation timeline as CSV.
+    /// Print the per-evaluation timeline as CSV on stdout (the summary goes to stderr);
+    /// with --json, the report gets a `timeline` array.
     #[arg(long)]
     timeline: bool,
+    /// Print the report as JSON (durations in seconds); with --compare, one object with a
+    /// `reports` array, one per policy.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum SimPolicy {
+    /// The seed's: +1 / -1 past the thresholds.
     Threshold,
+    /// Target tracking of CPU utilization.
     Target,
+    /// Sized from the request rate and the learned capacity per replica.
+    Adaptive,
+    /// The Kubernetes HPA reference (60%, tolerance 0.1, 15 s sync, 300 s stabilization).
+    Hpa,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -348,61 +367,24 @@ async fn check(config: &std::path::Path, json: bool) -> ExitCode {
 
 fn simulate(args: &SimulateArgs, json: bool) -> ExitCode {
     use shoal::policy::PolicyKind;
-    use shoal::sim;
-    let (config, trace) = (&args.config, &args.trace);
-    let cfg = match Config::load(config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let policy = args.policy.map(|p| match p {
-        SimPolicy::Threshold => PolicyKind::Threshold,
-        SimPolicy::Target => PolicyKind::Target,
-    });
-    let setup = match sim::setup(&cfg, args.service.as_deref(), policy) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{}: error: {e}", config.display());
-            return ExitCode::from(2);
-        }
-    };
-    let model = sim::Model {
+    use shoal::sim::cli::{self as sim, Choice};
+    sim::main(&sim::Options {
+        config: args.config.clone(),
+        trace: args.trace.clone(),
+        service: args.service.clone(),
+        policy: args.policy.map(|p| match p {
+            SimPolicy::Threshold => Choice::Policy(PolicyKind::Threshold),
+            SimPolicy::Target => Choice::Policy(PolicyKind::Target),
+            SimPolicy::Adaptive => Choice::Policy(PolicyKind::Adaptive),
+            SimPolicy::Hpa => Choice::Hpa,
+        }),
+        compare: args.compare,
         capacity: args.capacity,
         start_delay: args.start_delay,
-        interval: args.interval.unwrap_or(setup.interval),
-    };
-    if let Err(e) = model.check() {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
-    }
-    let points = match sim::load_trace(trace) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let report = sim::simulate(&setup.policy, &points, &model);
-    let title = format!("{} on {}", setup.service, trace.display());
-    if json {
-        let mut v = serde_json::to_value(&report).unwrap_or_default();
-        if let Some(o) = v.as_object_mut() {
-            o.insert("service".into(), setup.service.into());
-            o.insert("trace".into(), trace.display().to_string().into());
-            if !args.timeline {
-                o.remove("timeline");
-            }
-        }
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-    } else if args.timeline {
-        print!("{}", report.timeline_csv());
-        eprint!("simulated {title}\n{}", report.summary());
-    } else {
-        print!("simulated {title}\n{}", report.summary());
-    }
-    ExitCode::SUCCESS
+        interval: args.interval,
+        timeline: args.timeline,
+        json: json || args.json,
+    })
 }
 
 async fn serve(config_path: PathBuf, bind: Option<SocketAddr>) -> ExitCode {

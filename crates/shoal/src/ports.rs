@@ -118,9 +118,25 @@ pub trait LoadBalancer: Send + Sync + Debug {
     /// Removes a server: maintenance, then deletion. With `kill_sessions`, sessions still
     /// running are shut down first (a drain that timed out, a replica that is gone).
     async fn remove(&self, backend: &str, name: &str, kill_sessions: bool) -> Result<(), LbError>;
-    /// Current sessions of the backend's servers plus its queue; `None` if it has no such
-    /// backend.
-    async fn backend_load(&self, backend: &str) -> Result<Option<f64>, LbError>;
+    /// A service's counters (sessions and queue of the backend, requests received by the
+    /// frontend); `None` if it has no such backend.
+    async fn backend_counters(
+        &self,
+        frontend: &str,
+        backend: &str,
+    ) -> Result<Option<BackendCounters>, LbError>;
+}
+
+/// One reading of a backend's `show stat` counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackendCounters {
+    /// Current sessions of its servers.
+    pub sessions: u64,
+    /// Requests queued: the backend's queue plus its servers'.
+    pub queue: u64,
+    /// Requests received since HAProxy started (a counter): the frontend's `req_tot` (HTTP
+    /// requests, counted on arrival), or the backend's `stot` when the frontend has none.
+    pub requests: u64,
 }
 
 /// The health prober (HTTP GET in production).

@@ -131,6 +131,26 @@ pub enum Trigger {
     Autoscaler,
 }
 
+/// Start times kept per service ([`ServiceState::start_seconds`]).
+pub const START_TIMES_KEPT: usize = 5;
+
+/// Seconds `r` took from its creation to `now`, if this process saw it from (about) its
+/// creation: an adopted replica's age says nothing about how long a start takes.
+#[must_use]
+pub fn start_took(r: &Replica, now: jiff::Timestamp) -> Option<f64> {
+    let age = now.as_second().saturating_sub(r.created);
+    let seen = i64::try_from(r.first_seen.elapsed().as_secs()).unwrap_or(i64::MAX);
+    (age >= 0 && age <= seen.saturating_add(5)).then_some(age as f64)
+}
+
+/// Adds one observed start time, keeping the last [`START_TIMES_KEPT`].
+pub fn record_start(times: &mut std::collections::VecDeque<f64>, secs: f64) {
+    times.push_back(secs);
+    while times.len() > START_TIMES_KEPT {
+        times.pop_front();
+    }
+}
+
 impl Trigger {
     /// The `trigger` label of `shoal_scale_actions_total`.
     #[must_use]
@@ -218,8 +238,11 @@ pub struct ServiceState {
     pub replicas: BTreeMap<String, Replica>,
     /// Last scale action (manual or automatic), for the cooldown. Persisted.
     pub last_action: Option<jiff::Timestamp>,
-    /// The policy's memory (stabilization window).
+    /// The policy's memory (stabilization window, what `adaptive` learned).
     pub policy: crate::policy::PolicyState,
+    /// Seconds the last few replicas this process started took from creation to ready,
+    /// oldest first (for pre-warming before the business-hours window opens).
+    pub start_seconds: std::collections::VecDeque<f64>,
     /// Last evaluation of the autoscaler.
     pub last_decision: Option<crate::policy::Decision>,
     /// Mean utilization of the last evaluation (percent), when there were samples.

@@ -72,3 +72,8 @@ pub const EVENT_LOOK_AGAIN: [Duration; 3] = [
     Duration::from_millis(150),
     Duration::from_millis(250),
 ];
+
+/// The adaptive policy: when the request rate of the CPU's window is clearly above the
+/// interval's (a step may have landed inside the window and been seen only in part), one
+/// more window of this length is read before deciding, so a step is sized in one decision.
+pub const RATE_CONFIRM: Duration = Duration::from_secs(1);

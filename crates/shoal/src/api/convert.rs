@@ -37,6 +37,7 @@ impl From<crate::policy::PolicyKind> for model::PolicyKind {
         match k {
             crate::policy::PolicyKind::Threshold => Self::Threshold,
             crate::policy::PolicyKind::Target => Self::Target,
+            crate::policy::PolicyKind::Adaptive => Self::Adaptive,
         }
     }
 }

@@ -211,6 +211,29 @@ pub struct AutoscalerInfo {
     /// The last evaluation.
     #[schema(required = true)]
     pub last_decision: Option<Decision>,
+    /// What the adaptive policy has learned (adaptive policy only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<LearnedCapacity>,
+}
+
+/// The capacity per replica the adaptive policy has learned from paired samples of
+/// HAProxy's request rate and CPU.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LearnedCapacity {
+    /// Requests per second one replica serves at 100% utilization (median of the
+    /// observations); `None` until enough are in (the policy then tracks CPU).
+    #[schema(required = true)]
+    pub requests_per_second_at_full: Option<f64>,
+    /// The same at the target utilization: what the policy sizes with.
+    #[schema(required = true)]
+    pub requests_per_second_at_target: Option<f64>,
+    /// Observations kept.
+    pub observations: usize,
+    /// Observations needed before the estimate is used.
+    pub needed: usize,
+    /// When the last observation was taken (RFC 3339).
+    #[schema(required = true)]
+    pub updated: Option<String>,
 }
 
 /// Which policy computes the recommendation.
@@ -221,6 +244,8 @@ pub enum PolicyKind {
     Threshold,
     /// Target tracking.
     Target,
+    /// Sized from HAProxy's request rate and a learned capacity per replica.
+    Adaptive,
 }
 
 /// One evaluation of the autoscaler.

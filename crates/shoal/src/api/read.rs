@@ -76,10 +76,23 @@ fn service_summary(app: &App, cfg: &Config, name: &str) -> ServiceSummary {
             dry_run: pcfg.dry_run,
             check_interval: *cfg.autoscaler.check_interval,
             off_hours_replicas: svc.business_hours_only.then_some(pcfg.off_hours),
-            target_utilization: (pcfg.kind == crate::policy::PolicyKind::Target)
+            target_utilization: (pcfg.kind != crate::policy::PolicyKind::Threshold)
                 .then_some(pcfg.target),
             target_sessions_per_replica: pcfg.target_sessions,
             last_decision: st.last_decision.as_ref().map(Into::into),
+            learned: (pcfg.kind == crate::policy::PolicyKind::Adaptive).then(|| {
+                let l = &st.policy.learned;
+                let full = l.capacity().map(round2);
+                crate::api::model::LearnedCapacity {
+                    requests_per_second_at_full: full,
+                    requests_per_second_at_target: l
+                        .capacity()
+                        .map(|c| round2(c * pcfg.adaptive_target / 100.0)),
+                    observations: l.observations.len(),
+                    needed: crate::policy::MIN_OBSERVATIONS,
+                    updated: l.updated.map(|t| t.to_string()),
+                }
+            }),
         }),
         health_check: HealthCheckInfo {
             path: svc.health_check.path.value.clone(),

@@ -61,13 +61,20 @@ pub struct ServiceConfig {
     /// `min_replicas`, 0 allowed). Only with `business_hours_only: true`.
     #[serde(default)]
     pub off_hours_replicas: Option<Located<u32>>,
-    /// `threshold` (the seed's: +1/-1 past the thresholds) or `target` (target tracking)
+    /// `threshold` (the seed's: +1/-1 past the thresholds), `target` (target tracking) or
+    /// `adaptive` (sized from HAProxy's request rate and a learned capacity per replica)
     /// (a shoal addition).
     #[serde(default = "default_policy")]
     pub scale_policy: Located<String>,
     /// Target utilization (percent) of the `target` policy (a shoal addition).
     #[serde(default = "default_target_utilization")]
     pub target_utilization: Located<f64>,
+    /// Utilization (percent of the learned capacity at 100%) the `adaptive` policy sizes
+    /// for when it has a request rate and a learned capacity (a shoal addition). Higher than
+    /// `target_utilization` by default: sized from demand, it needs no headroom to see a
+    /// spike past 100% CPU, only for the growth during one evaluation and one start.
+    #[serde(default = "default_adaptive_utilization")]
+    pub adaptive_target_utilization: Located<f64>,
     /// Relative deviation from the target ignored by the `target` policy (a shoal addition).
     #[serde(default = "default_tolerance")]
     pub target_tolerance: Located<f64>,
@@ -75,9 +82,13 @@ pub struct ServiceConfig {
     /// scaling down (a shoal addition).
     #[serde(default = "default_stabilization")]
     pub scale_down_stabilization: Located<u64>,
-    /// Most replicas the `target` policy adds or removes in one decision (a shoal addition).
+    /// Most replicas the `target` policy adds in one decision (a shoal addition).
     #[serde(default = "default_max_step")]
     pub max_scale_step: Located<u32>,
+    /// Most replicas the `target` and `adaptive` policies remove in one decision (a shoal
+    /// addition). Unset: no limit beyond the stabilization window.
+    #[serde(default)]
+    pub max_scale_down_step: Option<Located<u32>>,
     /// Second signal from HAProxy: target of current sessions + queue per replica
     /// (a shoal addition). Unset: CPU only.
     #[serde(default)]
@@ -98,6 +109,9 @@ fn default_policy() -> Located<String> {
 }
 fn default_target_utilization() -> Located<f64> {
     Located::unlocated(60.0)
+}
+fn default_adaptive_utilization() -> Located<f64> {
+    Located::unlocated(80.0)
 }
 fn default_tolerance() -> Located<f64> {
     Located::unlocated(0.1)

@@ -148,8 +148,25 @@ fn autoscaling_additions_are_validated() {
     ));
     assert_eq!(e.len(), 3, "{e:?}");
     assert!(e[0].message.contains("off_hours_replicas (3)"));
-    assert!(e[1].message.contains("threshold or target"));
+    assert!(e[1].message.contains("threshold, target or adaptive"));
     assert!(e[2].message.contains("target_tolerance"));
+    let e = errors(&with_service(
+        "    adaptive_target_utilization: 120
+    max_scale_down_step: 0
+",
+    ));
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].message
+            .contains("adaptive_target_utilization must be a number in (0, 100]"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].message
+            .contains("max_scale_down_step must be at least 1"),
+        "{e:?}"
+    );
+    assert!(e[0].line > 0 && e[1].line > e[0].line, "{e:?}");
     let mut y = with_service("");
     y.push_str("autoscaler:\n  business_hours:\n    days: [mon-fry]\n");
     let e = errors(&y);

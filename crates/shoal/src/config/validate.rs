@@ -321,11 +321,14 @@ impl Config {
                     );
                 }
             }
-            if !matches!(svc.scale_policy.as_str(), "threshold" | "target") {
+            if !matches!(
+                svc.scale_policy.as_str(),
+                "threshold" | "target" | "adaptive"
+            ) {
                 v.at(
                     &svc.scale_policy,
                     format!(
-                        "{key}.scale_policy {:?} must be threshold or target",
+                        "{key}.scale_policy {:?} must be threshold, target or adaptive",
                         svc.scale_policy.value
                     ),
                 );
@@ -342,6 +345,15 @@ impl Config {
                     ),
                 );
             }
+            let adaptive = *svc.adaptive_target_utilization;
+            if !(adaptive.is_finite() && adaptive > 0.0 && adaptive <= 100.0) {
+                v.at(
+                    &svc.adaptive_target_utilization,
+                    format!(
+                        "{key}.adaptive_target_utilization must be a number in (0, 100] (percent)"
+                    ),
+                );
+            }
             if !(0.0..1.0).contains(&*svc.target_tolerance) {
                 v.at(
                     &svc.target_tolerance,
@@ -353,6 +365,12 @@ impl Config {
                 &format!("{key}.max_scale_step"),
                 limits::REPLICAS,
             );
+            if let Some(s) = svc.max_scale_down_step.as_ref().filter(|s| s.value == 0) {
+                v.at(
+                    s,
+                    format!("{key}.max_scale_down_step must be at least 1 (unset: no limit)"),
+                );
+            }
             v.seconds(
                 &svc.cooldown_period,
                 &format!("{key}.cooldown_period"),

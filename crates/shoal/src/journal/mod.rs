@@ -39,11 +39,14 @@
 //! ) WITHOUT ROWID;
 //! ```
 //!
+//! plus `policy_state`, what the adaptive policy learned (`learned`: an additive table).
+//!
 //! - `store`: [`Journal`] (open, record, save and load state, prune); `query`: reading events
 //!   and states back; `schema`: creating and checking the schema; `error`: [`JournalError`].
 
 mod action;
 mod error;
+mod learned;
 mod query;
 mod revisions;
 mod schema;

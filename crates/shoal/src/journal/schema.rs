@@ -105,5 +105,6 @@ pub(super) fn init_schema(conn: &mut Connection, path: &Path) -> Result<(), Jour
             });
         }
     }
+    super::learned::ensure_table(&tx).map_err(err)?;
     tx.commit().map_err(err)
 }

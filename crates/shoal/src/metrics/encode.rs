@@ -370,7 +370,7 @@ pub fn encode(
     );
     reg.register(
         "shoal_target_utilization_percent",
-        "Utilization the target policy aims at (only for scale_policy target)",
+        "CPU utilization the target policy aims at, and the adaptive one until it has learned (only for scale_policy target or adaptive)",
         target,
     );
     reg.register(

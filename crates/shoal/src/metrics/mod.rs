@@ -272,7 +272,7 @@ pub fn service_samples(app: &App) -> Vec<ServiceSample> {
                 max_replicas: pcfg.max,
                 scale_up_threshold: pcfg.up_threshold,
                 scale_down_threshold: pcfg.down_threshold,
-                target_utilization: (pcfg.kind == crate::policy::PolicyKind::Target)
+                target_utilization: (pcfg.kind != crate::policy::PolicyKind::Threshold)
                     .then_some(pcfg.target),
                 cpu_limit_cores: svc.cpus.as_ref().map(|c| c.value),
                 window_next_change: window

@@ -3,6 +3,7 @@
 
 use jiff::Timestamp;
 
+use super::adaptive::{demand_rate, needed};
 use super::rules::{step, target_count};
 use super::{Decision, Direction, Held, Inputs, PolicyConfig, PolicyKind, PolicyState, Signal};
 
@@ -56,17 +57,66 @@ pub fn evaluate(
             "{current} replicas is outside [{}, {}]: moving to {to}",
             cfg.min, cfg.max
         );
+        if let (true, Some(secs)) = (cfg.business_hours_only, inp.opens_in) {
+            d.rule = "prewarm";
+            d.reason = format!(
+                "pre-warming: the business-hours window opens in {secs:.0}s, about as long as \
+                 a replica takes to start: moving {current} -> {to} so they are ready then"
+            );
+        }
         return finish_without_cooldown(cfg, d, current);
+    }
+
+    // What the adaptive policy learns from this sample, whatever it decides.
+    if cfg.kind == PolicyKind::Adaptive {
+        if let Some(demand) = &inp.demand {
+            state
+                .learned
+                .observe(demand, inp.ready, inp.starting, &inp.utilization, now);
+        }
     }
 
     // 3. Signals.
     let mean = inp.mean_utilization();
     let missing = inp.ready as usize > inp.utilization.len() || inp.utilization.is_empty();
     let n = inp.utilization.len().max(1) as u32;
-    if let Some(u) = mean {
+    let learned = (cfg.kind == PolicyKind::Adaptive)
+        .then(|| state.learned.capacity())
+        .flatten();
+    // The adaptive policy sizes from demand once it knows the capacity per replica.
+    let from_demand = match (learned, &inp.demand) {
+        (Some(capacity), Some(demand)) => {
+            let per = capacity * cfg.adaptive_target / 100.0;
+            let want = needed(demand, per);
+            // Within the tolerance of the current count's capacity at the target: hold
+            // (as target tracking does), so noise does not move the count.
+            let ratio = demand_rate(demand) / (f64::from(current) * per);
+            let recommends = if current > 0 && (ratio - 1.0).abs() <= cfg.tolerance {
+                current
+            } else {
+                want
+            };
+            d.signals.push(Signal {
+                name: "demand",
+                value: round2(demand.rate),
+                against: format!(
+                    "{} req/s per replica at {}% (learned), {} queued",
+                    round2(per),
+                    cfg.adaptive_target,
+                    round2(demand.queue)
+                ),
+                recommends,
+            });
+            true
+        }
+        _ => false,
+    };
+    if let (Some(u), false) = (mean, from_demand) {
         let recommends = match cfg.kind {
             PolicyKind::Threshold => step(current, u, cfg.up_threshold, cfg.down_threshold),
-            PolicyKind::Target => target_count(current, n, u, cfg.target, cfg.tolerance),
+            PolicyKind::Target | PolicyKind::Adaptive => {
+                target_count(current, n, u, cfg.target, cfg.tolerance)
+            }
         };
         d.signals.push(Signal {
             name: "cpu",
@@ -77,6 +127,11 @@ pub fn evaluate(
                     cfg.down_threshold, cfg.up_threshold
                 ),
                 PolicyKind::Target => format!("target {}% ±{}%", cfg.target, cfg.tolerance * 100.0),
+                PolicyKind::Adaptive => format!(
+                    "target {}% ±{}%, no learned capacity or no request rate yet",
+                    cfg.target,
+                    cfg.tolerance * 100.0
+                ),
             },
             recommends,
         });
@@ -90,7 +145,7 @@ pub fn evaluate(
                 let down = target * cfg.down_threshold / cfg.up_threshold;
                 step(current, per, target, down)
             }
-            PolicyKind::Target => {
+            PolicyKind::Target | PolicyKind::Adaptive => {
                 target_count(current, inp.ready.max(1), per, target, cfg.tolerance)
             }
         };
@@ -104,6 +159,7 @@ pub fn evaluate(
     d.rule = match cfg.kind {
         PolicyKind::Threshold => "threshold",
         PolicyKind::Target => "target",
+        PolicyKind::Adaptive => "adaptive",
     };
     let Some(raw) = d.signals.iter().map(|s| s.recommends).max() else {
         d.rule = "no_data";
@@ -112,12 +168,13 @@ pub fn evaluate(
         return d;
     };
 
-    // Target policy: cap the step, then stabilize scale-down.
-    let mut wanted = raw;
-    if cfg.kind == PolicyKind::Target {
-        let step = cfg.max_step.max(1);
-        wanted = wanted.clamp(current.saturating_sub(step), current.saturating_add(step));
-        state.recommendations.push_back((now, wanted));
+    // Target and adaptive: the stabilization window keeps the unclamped recommendations;
+    // a scale-down goes only as far as the highest of them.
+    let tracking = cfg.kind != PolicyKind::Threshold;
+    let mut notes = String::new();
+    let mut highest = raw;
+    if tracking {
+        state.recommendations.push_back((now, raw));
         while state
             .recommendations
             .front()
@@ -125,10 +182,22 @@ pub fn evaluate(
         {
             state.recommendations.pop_front();
         }
+        highest = state
+            .recommendations
+            .iter()
+            .map(|(_, r)| *r)
+            .max()
+            .unwrap_or(raw);
     }
-    d.wanted = wanted;
-    d.direction = direction(current, wanted);
-    d.reason = describe(&d.signals, current, wanted);
+    d.wanted = raw;
+    d.direction = direction(current, raw);
+    // A held verdict names the count within the bounds (unless that is no change at all).
+    let bounded = raw.clamp(cfg.min, cfg.max);
+    d.reason = describe(
+        &d.signals,
+        current,
+        if bounded == current { raw } else { bounded },
+    );
 
     if d.direction == Direction::Down && missing {
         d.held = Some(Held::MissingData);
@@ -150,13 +219,7 @@ pub fn evaluate(
         ));
         return d;
     }
-    if d.direction == Direction::Down && cfg.kind == PolicyKind::Target {
-        let highest = state
-            .recommendations
-            .iter()
-            .map(|(_, r)| *r)
-            .max()
-            .unwrap_or(wanted);
+    if d.direction == Direction::Down && tracking {
         if highest >= current {
             d.held = Some(Held::Stabilization);
             d.reason.push_str(&format!(
@@ -165,8 +228,11 @@ pub fn evaluate(
             ));
             return d;
         }
-        if highest > wanted {
-            d.reason.push_str(&format!(" (stabilized to {highest})"));
+        if highest > raw {
+            notes.push_str(&format!(
+                "; stabilized to {highest}, the highest recommendation of the last {}s",
+                cfg.stabilization.as_secs()
+            ));
             d.wanted = highest;
         }
     }
@@ -183,7 +249,7 @@ pub fn evaluate(
         return d;
     }
     // The threshold policy holds every change during the cooldown (the seed's rule); the
-    // target policy scales up at once (its step cap bounds it) and holds only scale-down.
+    // target and adaptive policies scale up at once and hold only scale-down.
     let cooled = cfg.kind == PolicyKind::Threshold || d.direction == Direction::Down;
     if d.direction != Direction::Hold && cooled && cooldown_left > 0.0 {
         d.held = Some(Held::Cooldown);
@@ -194,7 +260,33 @@ pub fn evaluate(
     if d.direction == Direction::Hold {
         return d;
     }
-    let mut to = d.wanted.clamp(cfg.min, cfg.max);
+    // Step limits: target tracking (and the adaptive policy while it falls back to it)
+    // adds at most max_scale_step; scale-down is limited only by max_scale_down_step.
+    let mut to = d.wanted;
+    if to > current && tracking && !from_demand {
+        let cap = current.saturating_add(cfg.max_step.max(1));
+        if to > cap {
+            notes.push_str(&format!("; limited by max_scale_step {}", cfg.max_step));
+            to = cap;
+        }
+    }
+    if to < current && tracking {
+        if let Some(s) = cfg.max_down_step {
+            let floor = current.saturating_sub(s.max(1));
+            if to < floor {
+                notes.push_str(&format!("; limited by max_scale_down_step {s}"));
+                to = floor;
+            }
+        }
+    }
+    if to > cfg.max {
+        notes.push_str(&format!("; limited by max_replicas {}", cfg.max));
+        to = cfg.max;
+    }
+    if to < cfg.min {
+        notes.push_str(&format!("; limited by min_replicas {}", cfg.min));
+        to = cfg.min;
+    }
     if to > current {
         // Desired never runs ahead of what the fleet can place: a count that cannot be
         // reached would otherwise look like replicas forever "starting".
@@ -210,11 +302,13 @@ pub fn evaluate(
             return d;
         }
         if placeable < to {
-            d.reason
-                .push_str(&format!(" (capped to {placeable}: no room for more)"));
+            notes.push_str(&format!("; capped to {placeable}: no room for more"));
             to = placeable;
         }
     }
+    // The verdict names the count actually applied; the notes say what limited it.
+    d.reason = describe(&d.signals, current, to);
+    d.reason.push_str(&notes);
     if cfg.dry_run {
         d.held = Some(Held::DryRun);
         d.reason

@@ -5,6 +5,8 @@ use std::collections::VecDeque;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::adaptive::{Demand, Learned};
+
 /// What the policy sees at one evaluation.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Inputs {
@@ -21,8 +23,15 @@ pub struct Inputs {
     /// Current + queued sessions of the service's backend, when the signal is configured
     /// and HAProxy answered.
     pub sessions: Option<f64>,
-    /// Business-hours window open (`true` when the service is not `business_hours_only`).
+    /// HAProxy's view of the demand (request rate, queue, sessions), when it answered and
+    /// the service serves HTTP.
+    pub demand: Option<Demand>,
+    /// Business-hours window open (`true` when the service is not `business_hours_only`),
+    /// or opening within the time a replica takes to start (pre-warming).
     pub window_open: bool,
+    /// Pre-warming: seconds until the window opens, when it is still closed but
+    /// `window_open` is set so replicas are ready at the opening.
+    pub opens_in: Option<f64>,
     /// Last scale action of this service (manual or automatic).
     pub last_action: Option<Timestamp>,
 }
@@ -36,8 +45,11 @@ impl Inputs {
     }
 }
 
-/// Memory the target policy keeps between evaluations (stabilization window).
+/// Memory the policies keep between evaluations: the stabilization window (target,
+/// adaptive) and what the adaptive policy learned (persisted in the journal).
 #[derive(Clone, Debug, Default)]
 pub struct PolicyState {
     pub(super) recommendations: VecDeque<(Timestamp, u32)>,
+    /// The adaptive policy's capacity estimate.
+    pub learned: Learned,
 }

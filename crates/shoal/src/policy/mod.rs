@@ -22,6 +22,7 @@
 //! - `evaluate`: [`evaluate`]; `rules`: the threshold step and the target-tracking count;
 //! - `decision`: [`Decision`] and its parts.
 
+mod adaptive;
 mod decision;
 mod evaluate;
 mod inputs;
@@ -29,8 +30,11 @@ mod params;
 mod rules;
 
 #[cfg(test)]
+mod adaptive_tests;
+#[cfg(test)]
 mod tests;
 
+pub use adaptive::{needed, Demand, Learned, MIN_OBSERVATIONS};
 pub use decision::{Decision, Direction, Held, Signal};
 pub use evaluate::evaluate;
 pub use inputs::{Inputs, PolicyState};

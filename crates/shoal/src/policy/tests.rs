@@ -14,9 +14,11 @@ fn cfg(kind: PolicyKind) -> PolicyConfig {
         down_threshold: 25.0,
         cooldown: SignedDuration::from_secs(60),
         target: 50.0,
+        adaptive_target: 80.0,
         tolerance: 0.1,
         stabilization: SignedDuration::from_secs(300),
         max_step: 4,
+        max_down_step: None,
         target_sessions: None,
         business_hours_only: false,
         off_hours: 1,
@@ -36,7 +38,9 @@ fn inputs(current: u32, util: &[f64]) -> Inputs {
         capacity_left: None,
         utilization: util.to_vec(),
         sessions: None,
+        demand: None,
         window_open: true,
+        opens_in: None,
         last_action: None,
     }
 }
@@ -360,7 +364,9 @@ proptest! {
             capacity_left: None,
             utilization: util,
             sessions,
+            demand: None,
             window_open,
+            opens_in: None,
             last_action: last.map(t),
         };
         let d = evaluate(&c, &mut st, &i, t(now));
@@ -410,4 +416,26 @@ fn cooldown_arithmetic_saturates_at_the_ends_of_time() {
 #[test]
 fn threshold_step_saturates_at_the_largest_count() {
     assert_eq!(super::rules::step(u32::MAX, 90.0, 75.0, 25.0), u32::MAX);
+}
+
+#[test]
+fn prewarming_raises_to_min_before_the_window_opens() {
+    let mut c = cfg(PolicyKind::Threshold);
+    c.business_hours_only = true;
+    c.min = 2;
+    c.off_hours = 0;
+    let mut st = PolicyState::default();
+    // Closed, and not opening soon: held at off_hours.
+    let mut i = inputs(0, &[]);
+    i.window_open = false;
+    assert_eq!(eval(&c, &mut st, &i, 0).desired, 0);
+    // Closed but opening in 40 s, within a start time: the autoscaler passes it as open.
+    i.window_open = true;
+    i.opens_in = Some(40.0);
+    i.last_action = Some(t(0)); // a cooldown does not delay it
+    let d = eval(&c, &mut st, &i, 10);
+    assert_eq!((d.desired, d.rule), (2, "prewarm"), "{}", d.reason);
+    assert!(d
+        .reason
+        .starts_with("pre-warming: the business-hours window opens in 40s"));
 }

@@ -380,8 +380,12 @@ impl<'a> Executor<'a> {
     }
 
     fn mark_ready(&self, id: &str, r: &Replica) {
+        let took = crate::service::start_took(r, jiff::Timestamp::now());
         self.rt.update(|st| {
             if let Some(x) = st.replicas.get_mut(id) {
+                if let (true, Some(secs)) = (x.phase != Phase::Ready, took) {
+                    crate::service::record_start(&mut st.start_seconds, secs);
+                }
                 x.phase = Phase::Ready;
                 x.in_lb = true;
                 x.lb_status = Some("UP".into());

@@ -537,7 +537,11 @@ impl LoadBalancer for FakeLb {
                 .ok_or_else(|| no_such(backend, name))
         })
     }
-    async fn backend_load(&self, _backend: &str) -> Result<Option<f64>, LbError> {
+    async fn backend_counters(
+        &self,
+        _frontend: &str,
+        _backend: &str,
+    ) -> Result<Option<crate::ports::BackendCounters>, LbError> {
         Ok(None)
     }
 }

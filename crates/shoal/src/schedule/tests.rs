@@ -434,3 +434,45 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn prewarming_starts_one_start_time_before_the_opening() {
+    let w = bh("09:00", "17:00", "Europe/Berlin", &[]);
+    let lead = SignedDuration::from_secs(45);
+    // 08:59:00 local (CET, +01:00): the window opens in 60 s, more than the lead.
+    let at = ts("2026-01-15T07:59:00Z");
+    let st = w.state(at);
+    assert!(!st.open && !st.opens_within(at, lead));
+    assert_eq!(st.prewarm_at(lead), Some(ts("2026-01-15T07:59:15Z")));
+    // From 08:59:15 it opens within the lead: start the replicas now.
+    let at = ts("2026-01-15T07:59:15Z");
+    assert!(w.state(at).opens_within(at, lead));
+    let at = ts("2026-01-15T07:59:59Z");
+    assert!(w.state(at).opens_within(at, lead));
+    // Open: no pre-warming, and nothing to pre-warm for.
+    let at = ts("2026-01-15T08:00:00Z");
+    let st = w.state(at);
+    assert!(st.open && !st.opens_within(at, lead));
+    assert_eq!(st.prewarm_at(lead), None);
+    // Before the closing edge nothing is pre-warmed either.
+    let at = ts("2026-01-15T15:59:30Z");
+    assert!(!w.state(at).opens_within(at, lead));
+}
+
+#[test]
+fn prewarming_follows_dst_and_skipped_days() {
+    // Mon-fri 09:00 New York: on the Monday after the spring-forward Sunday (2026-03-08) the
+    // opening is 13:00Z (EDT), not 14:00Z; from Friday evening the next opening is Monday's.
+    let w = bh("09:00", "17:00", "America/New_York", &["mon-fri"]);
+    let lead = SignedDuration::from_secs(120);
+    let friday_evening = ts("2026-03-06T23:00:00Z");
+    assert_eq!(
+        w.state(friday_evening).prewarm_at(lead),
+        Some(ts("2026-03-09T12:58:00Z"))
+    );
+    let at = ts("2026-03-09T12:58:30Z");
+    assert!(w.state(at).opens_within(at, lead));
+    // Saturday morning, an opening on a weekday would be 2 minutes away: nothing.
+    let at = ts("2026-03-07T13:58:30Z");
+    assert!(!w.state(at).opens_within(at, lead));
+}

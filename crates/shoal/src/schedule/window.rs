@@ -3,7 +3,7 @@
 
 use jiff::civil::{Date, Time, Weekday};
 use jiff::tz::TimeZone;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use super::parse::{day_index, hhmm, parse_days_entry, parse_hhmm};
@@ -42,6 +42,29 @@ pub struct WindowState {
     pub next_change_local: Option<String>,
     /// The window's time zone: its IANA name, or its fixed offset when it has no name.
     pub timezone: String,
+}
+
+impl WindowState {
+    /// Pre-warming: whether the window, closed at `at`, opens within `lead` (the time a
+    /// replica takes to start), so replicas started now are ready at the opening.
+    #[must_use]
+    pub fn opens_within(&self, at: Timestamp, lead: SignedDuration) -> bool {
+        !self.open
+            && self
+                .next_change
+                .is_some_and(|n| n > at && n.duration_since(at) <= lead)
+    }
+
+    /// When pre-warming for the next opening begins: `lead` before it (`None` while the
+    /// window is open, or when it never opens).
+    #[must_use]
+    pub fn prewarm_at(&self, lead: SignedDuration) -> Option<Timestamp> {
+        if self.open {
+            return None;
+        }
+        self.next_change
+            .map(|n| n.checked_sub(lead).unwrap_or(Timestamp::MIN))
+    }
 }
 
 fn serialize_opt_timestamp<S: serde::Serializer>(

@@ -25,6 +25,8 @@
 //! - `trace`: [`TracePoint`], [`load_trace`], [`parse_trace`]; `setup`: [`Model`], [`setup`];
 //! - `run`: [`simulate`]; `report`: [`SimReport`] and its renderings.
 
+pub mod cli;
+mod hpa;
 mod report;
 mod run;
 mod setup;
@@ -33,7 +35,10 @@ mod trace;
 #[cfg(test)]
 mod tests;
 
-pub use report::{SimReport, Step};
-pub use run::simulate;
+pub use hpa::Hpa;
+pub use report::{compare_table, describe, SimReport, Step, TIMELINE_HEADER};
+pub use run::{run, simulate, Contender, QUEUE_TIMEOUT};
 pub use setup::{setup, Model, Setup};
-pub use trace::{load_trace, parse_trace, SimError, TracePoint};
+pub use trace::{
+    load_trace, parse_trace, SimError, TracePoint, MAX_POINTS, MAX_SPAN_SECONDS, MAX_TRACE_BYTES,
+};

@@ -1,11 +1,72 @@
-//! [`simulate`]: the virtual-time loop that evaluates the policy and integrates the metrics.
+//! [`simulate`] and [`run`]: the virtual-time loop that evaluates a policy (or the HPA
+//! reference) and integrates the metrics.
 
 use std::collections::VecDeque;
 
 use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
 
+use super::hpa::{self, Hpa, HpaState};
 use super::{Model, SimReport, Step, TracePoint};
-use crate::policy::{self, Direction, Inputs, PolicyConfig, PolicyState};
+use crate::policy::{self, Demand, Direction, Held, Inputs, PolicyConfig, PolicyKind, PolicyState};
+
+/// Seconds a request waits in HAProxy's queue before it is refused (`timeout queue`
+/// defaults to `timeout connect`, 5 s in the configuration shoal renders).
+pub const QUEUE_TIMEOUT: f64 = 5.0;
+
+/// What decides the count in a run: one of shoal's policies, or the HPA reference.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Contender {
+    /// A shoal policy, evaluated every `Model::interval`.
+    Policy(PolicyConfig),
+    /// The Kubernetes HPA reference, evaluated every `Hpa::sync_seconds`.
+    Hpa(Hpa),
+}
+
+impl Contender {
+    /// `threshold`, `target`, `adaptive` or `hpa`.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Contender::Policy(p) => match p.kind {
+                PolicyKind::Threshold => "threshold",
+                PolicyKind::Target => "target",
+                PolicyKind::Adaptive => "adaptive",
+            },
+            Contender::Hpa(_) => "hpa",
+        }
+    }
+
+    /// `(min, max)` replicas.
+    #[must_use]
+    pub fn bounds(&self) -> (u32, u32) {
+        match self {
+            Contender::Policy(p) => (p.min, p.max),
+            Contender::Hpa(h) => (h.min, h.max),
+        }
+    }
+
+    /// Every shoal policy on `policy`'s parameters, then the HPA reference with its bounds.
+    #[must_use]
+    pub fn all(policy: &PolicyConfig) -> Vec<Contender> {
+        let mut v: Vec<Contender> = [
+            PolicyKind::Threshold,
+            PolicyKind::Target,
+            PolicyKind::Adaptive,
+        ]
+        .into_iter()
+        .map(|kind| {
+            Contender::Policy(PolicyConfig {
+                kind,
+                ..policy.clone()
+            })
+        })
+        .collect();
+        v.push(Contender::Hpa(Hpa::new(policy.min, policy.max)));
+        v
+    }
+}
 
 /// Milliseconds of virtual time.
 fn ms(secs: f64) -> i64 {
@@ -36,29 +97,70 @@ fn load_at(trace: &[(i64, f64)], cursor: &mut usize, t_ms: i64) -> f64 {
     trace[*cursor].1
 }
 
-/// Replays `trace` through [`policy::evaluate`] under `model`. See the module docs for the
-/// model. Starts with `policy.min` ready replicas; an empty or one-point trace gives an empty
-/// report.
+/// Replays `trace` through [`policy::evaluate`] under `model`, keeping the timeline. See
+/// [`run`].
 ///
 /// # Panics
 ///
 /// If `model.check()` fails.
 #[must_use]
 pub fn simulate(policy: &PolicyConfig, trace: &[TracePoint], model: &Model) -> SimReport {
+    run(&Contender::Policy(policy.clone()), trace, model, true)
+}
+
+/// The decider's memory during a run.
+enum Decider<'a> {
+    Policy(&'a PolicyConfig, PolicyState),
+    Hpa(&'a Hpa, HpaState),
+}
+
+impl Decider<'_> {
+    fn decide(&mut self, inputs: &Inputs, now: Timestamp) -> (u32, Option<Held>, String) {
+        match self {
+            Decider::Policy(cfg, state) => {
+                let d = policy::evaluate(cfg, state, inputs, now);
+                (d.desired, d.held, d.reason)
+            }
+            Decider::Hpa(h, state) => {
+                let (desired, reason) = hpa::decide(h, state, inputs, now);
+                (desired, None, reason)
+            }
+        }
+    }
+}
+
+/// Replays `trace` through `contender` under `model` (see the module docs for the model).
+/// Starts with `min` ready replicas and an empty queue; an empty or one-point trace gives an
+/// empty report. With `timeline` false the per-evaluation steps are not kept (memory stays
+/// constant however long the trace).
+///
+/// # Panics
+///
+/// If `model.check()` fails.
+#[must_use]
+pub fn run(
+    contender: &Contender,
+    trace: &[TracePoint],
+    model: &Model,
+    timeline: bool,
+) -> SimReport {
     if let Err(e) = model.check() {
         panic!("invalid simulation model: {e}");
     }
+    let (min, _) = contender.bounds();
     let points: Vec<(i64, f64)> = trace.iter().map(|p| (ms(p.time), p.load)).collect();
     let mut report = SimReport {
-        policy: policy.clone(),
+        policy: contender.clone(),
         model: *model,
-        duration_s: 0.0,
+        duration_seconds: 0.0,
         steps: 0,
         replica_minutes: 0.0,
         ideal_replica_minutes: 0.0,
         overload_minutes: 0.0,
+        overload_seconds: 0.0,
         unserved_load_minutes: 0.0,
-        peak_replicas: policy.min,
+        peak_queue: 0.0,
+        peak_replicas: min,
         peak_load: trace.iter().map(|p| p.load).fold(0.0, f64::max),
         actions: 0,
         ups: 0,
@@ -70,14 +172,22 @@ pub fn simulate(policy: &PolicyConfig, trace: &[TracePoint], model: &Model) -> S
     let (Some(&(start, _)), Some(&(end, _))) = (points.first(), points.last()) else {
         return report;
     };
-    let interval = ms(model.interval).max(1);
+    let interval = match contender {
+        Contender::Policy(_) => ms(model.interval),
+        Contender::Hpa(h) => ms(h.sync_seconds),
+    }
+    .max(1);
     let delay = ms(model.start_delay).max(0);
     let cap = model.capacity;
 
-    let mut state = PolicyState::default();
-    let mut desired = policy.min;
-    let mut ready = policy.min;
+    let mut decider = match contender {
+        Contender::Policy(p) => Decider::Policy(p, PolicyState::default()),
+        Contender::Hpa(h) => Decider::Hpa(h, HpaState::default()),
+    };
+    let mut desired = min;
+    let mut ready = min;
     let mut starting: VecDeque<i64> = VecDeque::new(); // ready-at times, ascending
+    let mut queue = 0.0f64; // requests waiting in HAProxy
     let mut last_action: Option<Timestamp> = None;
     let mut cursor = 0;
     let mut seg_cursor = 0;
@@ -100,7 +210,14 @@ pub fn simulate(policy: &PolicyConfig, trace: &[TracePoint], model: &Model) -> S
             ready += 1;
         }
         let load = load_at(&points, &mut cursor, t);
-        let util = (ready > 0).then(|| (load / (f64::from(ready) * cap) * 100.0).min(100.0));
+        let capacity = f64::from(ready) * cap;
+        // Busy while a queue is waiting; otherwise the load, up to the capacity.
+        let served = if queue > 0.0 {
+            capacity
+        } else {
+            load.min(capacity)
+        };
+        let util = (ready > 0).then(|| (served / capacity * 100.0).min(100.0));
         let inputs = Inputs {
             current: desired,
             ready,
@@ -108,14 +225,22 @@ pub fn simulate(policy: &PolicyConfig, trace: &[TracePoint], model: &Model) -> S
             capacity_left: None,
             utilization: util.map_or_else(Vec::new, |u| vec![u; ready as usize]),
             sessions: None,
+            // The offered load arrives at HAProxy whether or not the replicas keep up.
+            demand: Some(Demand {
+                rate: load,
+                paired_rate: Some(load),
+                queue,
+                sessions: served / cap,
+            }),
             window_open: true,
+            opens_in: None,
             last_action,
         };
         let now = instant(t);
-        let d = policy::evaluate(policy, &mut state, &inputs, now);
-        let action = match d.desired.cmp(&desired) {
+        let (new_desired, held, reason) = decider.decide(&inputs, now);
+        let action = match new_desired.cmp(&desired) {
             std::cmp::Ordering::Greater => {
-                let added = d.desired - desired;
+                let added = new_desired - desired;
                 for _ in 0..added {
                     if delay == 0 {
                         ready += 1;
@@ -128,7 +253,7 @@ pub fn simulate(policy: &PolicyConfig, trace: &[TracePoint], model: &Model) -> S
                 Some(Direction::Up)
             }
             std::cmp::Ordering::Less => {
-                for _ in 0..desired - d.desired {
+                for _ in 0..desired - new_desired {
                     if starting.pop_back().is_none() {
                         ready = ready.saturating_sub(1);
                     }
@@ -141,21 +266,28 @@ pub fn simulate(policy: &PolicyConfig, trace: &[TracePoint], model: &Model) -> S
         if action.is_some() {
             report.actions += 1;
             last_action = Some(now);
-            desired = d.desired;
+            desired = new_desired;
             report.peak_replicas = report.peak_replicas.max(desired);
         }
-        report.timeline.push(Step {
-            t: t as f64 / 1000.0,
-            load,
-            desired,
-            ready: inputs.ready,
-            utilization: util.map(|u| round_to(u, 4)),
-            action,
-            held: d.held,
-            reason: d.reason,
-        });
+        if timeline {
+            report.timeline.push(Step {
+                t: t as f64 / 1000.0,
+                load,
+                desired,
+                ready: inputs.ready,
+                starting: inputs.starting,
+                overloaded: load > capacity,
+                queue: round_to(queue, 3),
+                utilization: util.map(|u| round_to(u, 4)),
+                action,
+                held,
+                reason,
+            });
+        }
+        report.steps += 1;
 
-        // Integrate over [t, next evaluation), split where the load or `ready` changes.
+        // Integrate over [t, next evaluation), split where the load or `ready` changes and
+        // where the queue empties.
         let step_end = t.saturating_add(interval).min(end);
         let mut a = t;
         while a < step_end {
@@ -171,29 +303,52 @@ pub fn simulate(policy: &PolicyConfig, trace: &[TracePoint], model: &Model) -> S
             if let Some(&at) = starting.front() {
                 b = b.min(at);
             }
-            let dt = b - a;
-            let served = f64::from(ready) * cap;
-            replica_ms += f64::from(desired) * dt as f64;
-            let need = (load / cap).ceil().max(f64::from(policy.min));
-            ideal_ms += need * dt as f64;
-            if load > served {
-                overload_ms += dt;
-                unserved += (load - served) * dt as f64;
+            let capacity = f64::from(ready) * cap;
+            if queue > 0.0 && load < capacity {
+                // The queue drains at the spare capacity; split where it is empty.
+                let drain_ms = (queue / (capacity - load) * 1000.0).ceil();
+                if drain_ms < (b - a) as f64 {
+                    b = a + (drain_ms as i64).max(1);
+                }
             }
+            let dt = b - a;
+            let secs = dt as f64 / 1000.0;
+            replica_ms += f64::from(desired) * dt as f64;
+            let need = (load / cap).ceil().max(f64::from(min));
+            ideal_ms += need * dt as f64;
+            let busy = if load > capacity {
+                overload_ms += dt;
+                unserved += (load - capacity) * dt as f64;
+                // What exceeds capacity queues; what waited longer than the queue timeout
+                // is refused, so the queue holds at most that many seconds of excess.
+                let limit = (load - capacity) * QUEUE_TIMEOUT;
+                queue = (queue + (load - capacity) * secs).min(limit.max(0.0));
+                capacity
+            } else if queue > 0.0 {
+                queue = (queue - (capacity - load) * secs).max(0.0);
+                if queue < 1e-9 {
+                    queue = 0.0;
+                }
+                capacity
+            } else {
+                load
+            };
+            report.peak_queue = report.peak_queue.max(queue);
             if ready > 0 {
-                util_sum += (load / served * 100.0).min(100.0) * dt as f64;
+                util_sum += (busy / capacity * 100.0).min(100.0) * dt as f64;
                 ready_ms += dt;
             }
             a = b;
         }
     }
 
-    report.duration_s = end.saturating_sub(start) as f64 / 1000.0;
-    report.steps = report.timeline.len();
+    report.duration_seconds = end.saturating_sub(start) as f64 / 1000.0;
     report.replica_minutes = round_to(replica_ms / 60_000.0, 3);
     report.ideal_replica_minutes = round_to(ideal_ms / 60_000.0, 3);
     report.overload_minutes = round_to(minutes(overload_ms), 3);
+    report.overload_seconds = round_to(overload_ms as f64 / 1000.0, 3);
     report.unserved_load_minutes = round_to(unserved / 60_000.0, 3);
+    report.peak_queue = round_to(report.peak_queue, 3);
     report.mean_utilization = (ready_ms > 0).then(|| round_to(util_sum / ready_ms as f64, 2));
     report
 }

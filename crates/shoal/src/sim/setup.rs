@@ -12,8 +12,10 @@ pub struct Model {
     /// Load units one replica serves at 100% utilization. Must be > 0.
     pub capacity: f64,
     /// Seconds from a replica's start to its serving. Must be >= 0.
+    #[serde(rename = "start_delay_seconds")]
     pub start_delay: f64,
     /// Seconds between policy evaluations (`autoscaler.check_interval`). Must be > 0.
+    #[serde(rename = "interval_seconds")]
     pub interval: f64,
 }
 

@@ -16,9 +16,11 @@ fn cfg(kind: PolicyKind) -> PolicyConfig {
         down_threshold: 25.0,
         cooldown: SignedDuration::from_secs(60),
         target: 60.0,
+        adaptive_target: 80.0,
         tolerance: 0.1,
         stabilization: SignedDuration::from_secs(300),
         max_step: 4,
+        max_down_step: None,
         target_sessions: None,
         business_hours_only: false,
         off_hours: 1,
@@ -67,7 +69,7 @@ fn constant_low_load_stays_at_min() {
         assert!((r.replica_minutes - 60.0).abs() < 1e-9);
         assert_eq!(r.overload_minutes, 0.0);
         assert_eq!(r.mean_utilization, Some(30.0));
-        assert_eq!(r.duration_s, 3600.0);
+        assert_eq!(r.duration_seconds, 3600.0);
     }
 }
 
@@ -167,7 +169,7 @@ fn step_function_and_duration() {
     let mut c = cfg(PolicyKind::Threshold);
     c.max = 1;
     let r = simulate(&c, &tr, &model(10.0));
-    assert_eq!(r.duration_s, 60.0);
+    assert_eq!(r.duration_seconds, 60.0);
     assert_eq!(
         r.timeline.iter().map(|s| s.load).collect::<Vec<_>>(),
         vec![50.0, 50.0, 150.0, 150.0]
@@ -208,7 +210,10 @@ fn same_inputs_same_report() {
 #[test]
 fn empty_trace_gives_empty_report() {
     let r = simulate(&cfg(PolicyKind::Target), &[], &model(10.0));
-    assert_eq!((r.steps, r.duration_s, r.replica_minutes), (0, 0.0, 0.0));
+    assert_eq!(
+        (r.steps, r.duration_seconds, r.replica_minutes),
+        (0, 0.0, 0.0)
+    );
 }
 
 fn parse_err(text: &str) -> String {
@@ -275,16 +280,16 @@ fn timeline_csv_quotes_reasons() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("t,load,desired,ready,utilization,action,held,reason")
+        Some("t,load,desired,ready,starting,overloaded,queue,utilization,action,held,reason")
     );
     assert!(lines
         .next()
         .unwrap()
-        .starts_with("0,50,1,1,50.00,,,\"hold at 1"));
+        .starts_with("0,50,1,1,0,0,0,50.00,,,\"hold at 1"));
     assert!(lines
         .next()
         .unwrap()
-        .starts_with("15,150,2,1,100.00,up,,\"scale up 1 -> 2"));
+        .starts_with("15,150,2,1,0,1,0,100.00,up,,\"scale up 1 -> 2"));
     assert_eq!(csv.lines().count(), r.steps + 1);
 }
 
@@ -314,9 +319,72 @@ fn virtual_time_near_its_end_does_not_overflow() {
     let r = simulate(&c, &trace(&[(0.0, 10.0), (9.2e15, 10.0)]), &m);
     assert_eq!(r.steps, 2, "{:?}", r.timeline);
     assert_eq!(r.ups, 2);
-    assert_eq!(r.duration_s, 9.2e15);
+    assert_eq!(r.duration_seconds, 9.2e15);
     // The first added replica is ready one delay later; the second would be ready past the
     // end of the virtual clock.
     let ready: Vec<u32> = r.timeline.iter().map(|s| s.ready).collect();
     assert_eq!(ready, [1, 2]);
+}
+
+fn hpa_run(tr: &[TracePoint], m: &Model) -> SimReport {
+    run(&Contender::Hpa(Hpa::new(1, 8)), tr, m, true)
+}
+
+#[test]
+fn hpa_reference_follows_the_kubernetes_algorithm() {
+    // Saturated: ceil(1 x 100/60) = 2, then 2 ready at 100% -> 4, 4 -> 7, then 7 at 71%:
+    // ceil(7 x 1.19) = 9, bounded to 8.
+    let tr = step_trace(50.0, 500.0, 60.0, 1200.0);
+    let r = hpa_run(&tr, &model(10.0));
+    assert_eq!(ups(&r), vec![(60.0, 2), (75.0, 4), (90.0, 7), (105.0, 8)]);
+    // Pods still starting count as 0% for a scale-up: with a 30 s start, at 75 s one pod
+    // at 100% and one starting average 50%, below 60%: hold.
+    let r = hpa_run(&tr, &model(30.0));
+    let at75 = r.timeline.iter().find(|s| s.t == 75.0).unwrap();
+    assert_eq!((at75.desired, at75.ready, at75.starting), (2, 1, 1));
+    assert_eq!(ups(&r)[1].0, 90.0, "{:?}", ups(&r));
+    // Within the tolerance (60% ± 10%): hold.
+    let r = hpa_run(&trace(&[(0.0, 65.0), (600.0, 65.0)]), &model(10.0));
+    assert_eq!(r.actions, 0);
+}
+
+#[test]
+fn hpa_reference_stabilizes_scale_down_for_300_s() {
+    let tr = trace(&[(0.0, 500.0), (300.0, 50.0), (1200.0, 50.0)]);
+    let r = hpa_run(&tr, &model(0.0));
+    let down = r
+        .timeline
+        .iter()
+        .find(|s| s.action == Some(Direction::Down))
+        .expect("a scale-down");
+    // The last high recommendation is at 285 s; it leaves the window after 585 s.
+    assert_eq!((down.t, down.desired), (600.0, 1));
+    // Scale-up rate: at most max(100%, 4 pods) per 15 s: 1 -> 5 at most at first.
+    let r = hpa_run(&trace(&[(0.0, 5000.0), (60.0, 5000.0)]), &model(0.0));
+    assert_eq!(r.timeline[0].desired, 2, "saturated 1 pod: ceil(1.67)");
+}
+
+#[test]
+fn excess_load_queues_and_drains() {
+    // 1 replica of 100, 150 arriving for 30 s: 50/s excess, refused after 5 s of waiting,
+    // so the queue holds at most 250; it drains at 100 - 50 = 50/s once the load drops.
+    let mut c = cfg(PolicyKind::Threshold);
+    c.max = 1;
+    let tr = trace(&[(0.0, 150.0), (30.0, 50.0), (60.0, 50.0)]);
+    let r = simulate(&c, &tr, &model(10.0));
+    assert_eq!(r.peak_queue, 250.0);
+    let q: Vec<f64> = r.timeline.iter().map(|s| s.queue).collect();
+    assert_eq!(q, [0.0, 250.0, 250.0, 0.0]);
+    // Busy while the queue drains (5 s after 30 s): the CPU saw 100% at 30 s.
+    assert_eq!(r.timeline[2].utilization, Some(100.0));
+    assert!(r.timeline[1].overloaded && !r.timeline[3].overloaded);
+    // The adaptive policy sees the arrivals (150/s), not the 100% CPU.
+    let mut a = cfg(PolicyKind::Adaptive);
+    a.max = 8;
+    let r = simulate(
+        &a,
+        &trace(&[(0.0, 50.0), (60.0, 400.0), (120.0, 400.0)]),
+        &model(10.0),
+    );
+    assert_eq!(ups(&r), vec![(60.0, 5)], "ceil(400 / 80) in one step");
 }

@@ -38,18 +38,42 @@ impl fmt::Display for SimError {
     }
 }
 
+/// Largest trace file read, bytes.
+pub const MAX_TRACE_BYTES: u64 = 64 << 20;
+/// Most points in a trace.
+pub const MAX_POINTS: usize = 2_000_000;
+/// Longest span of a trace, seconds (366 days).
+pub const MAX_SPAN_SECONDS: f64 = 366.0 * 86_400.0;
+
 /// Reads a trace: a `time,load` CSV header, then one `time,load` row per point.
 ///
 /// Header columns are found by name (extra columns are ignored); `#` comment lines and
 /// blank lines are skipped. Times are seconds, non-decreasing; loads are >= 0. At least two
-/// points are needed, the last marking the end. Every error names `file:line`.
+/// points are needed, the last marking the end. A trace larger than [`MAX_TRACE_BYTES`],
+/// with more than [`MAX_POINTS`] points or spanning more than [`MAX_SPAN_SECONDS`] is
+/// refused before it is simulated. Every error names `file:line`.
 pub fn load_trace(path: &Path) -> Result<Vec<TracePoint>, SimError> {
+    use std::io::Read as _;
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| SimError {
+    let err = |message: String| SimError {
         file: file.clone(),
         line: 0,
-        message: format!("cannot read the trace: {e}"),
-    })?;
+        message,
+    };
+    let f = std::fs::File::open(path).map_err(|e| err(format!("cannot read the trace: {e}")))?;
+    // Read one byte past the limit, so a file that grows while read is caught too.
+    let mut bytes = Vec::new();
+    f.take(MAX_TRACE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| err(format!("cannot read the trace: {e}")))?;
+    if bytes.len() as u64 > MAX_TRACE_BYTES {
+        return Err(err(format!(
+            "the trace is larger than {} MiB: refused",
+            MAX_TRACE_BYTES >> 20
+        )));
+    }
+    let text =
+        String::from_utf8(bytes).map_err(|e| err(format!("the trace is not UTF-8 text ({e})")))?;
     parse_trace(&text, &file)
 }
 
@@ -110,6 +134,24 @@ pub fn parse_trace(text: &str, file: &str) -> Result<Vec<TracePoint>, SimError> 
                     format!("time goes backwards: {time} after {}", prev.time),
                 ));
             }
+        }
+        if let Some(first) = points.first() {
+            if time - first.time > MAX_SPAN_SECONDS {
+                return Err(err(
+                    n,
+                    format!(
+                        "the trace spans more than {} days (t={time} after t={}): refused",
+                        MAX_SPAN_SECONDS / 86_400.0,
+                        first.time
+                    ),
+                ));
+            }
+        }
+        if points.len() == MAX_POINTS {
+            return Err(err(
+                n,
+                format!("the trace has more than {MAX_POINTS} points: refused"),
+            ));
         }
         points.push(TracePoint { time, load });
     }

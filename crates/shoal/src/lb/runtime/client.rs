@@ -50,6 +50,20 @@ impl HaproxyClient {
             .await
     }
 
+    /// `show stat <backend> 6 -1`: the backend's own row and its server rows.
+    pub async fn backend_and_servers(&self, backend: &str) -> Result<Vec<StatRow>> {
+        validate_name("backend name", backend)?;
+        self.parsed(format!("show stat {backend} 6 -1"), parse_stats)
+            .await
+    }
+
+    /// `show stat <frontend> 1 -1`: the frontend's row.
+    pub async fn frontend_stats(&self, frontend: &str) -> Result<Vec<StatRow>> {
+        validate_name("frontend name", frontend)?;
+        self.parsed(format!("show stat {frontend} 1 -1"), parse_stats)
+            .await
+    }
+
     /// The `show stat` row of one server; [`LbError::NoSuchServer`] when it is absent.
     pub async fn server_stats(&self, backend: &str, name: &str) -> Result<StatRow> {
         validate_name("server name", name)?;

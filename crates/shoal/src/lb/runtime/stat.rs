@@ -37,6 +37,11 @@ pub struct StatRow {
     pub check_status: Option<String>,
     /// `weight`; `None` when empty (frontends).
     pub weight: Option<u64>,
+    /// `rate`: sessions per second over the last second (0 when the column is absent).
+    pub rate: u64,
+    /// `req_tot`: HTTP requests received (frontends and backends in HTTP mode; 0 when
+    /// empty or absent).
+    pub req_tot: u64,
 }
 
 /// Splits one CSV line as HAProxy writes it (fields with a comma or quote are quoted,
@@ -87,6 +92,8 @@ pub fn parse_stats(answer: &str) -> std::result::Result<Vec<StatRow>, String> {
         col("weight")?,
         col("type")?,
     );
+    // Newer columns: absent from an old HAProxy's header, read as 0.
+    let (rate, req_tot) = (col("rate").ok(), col("req_tot").ok());
     lines
         .map(|line| {
             let v = split_csv(line);
@@ -123,6 +130,8 @@ pub fn parse_stats(answer: &str) -> std::result::Result<Vec<StatRow>, String> {
                 } else {
                     Some(num(weight)?)
                 },
+                rate: rate.map_or(Ok(0), num)?,
+                req_tot: req_tot.map_or(Ok(0), num)?,
             })
         })
         .collect()
