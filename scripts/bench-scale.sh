@@ -107,7 +107,8 @@ run_size() {
   done
   local t1; t1=$(date +%s.%N)
   [ "$ready" = "$want" ] || { echo "N=$n: only $ready of $want ready; log: $(tail -5 "$d/shoal.log")" >&2; return 1; }
-  local inhap; inhap=$(hap "$d/haproxy.sock" "show stat" | awk -F, '$2 != "BACKEND" && $2 != "FRONTEND" && $18 == "UP"' | wc -l)
+  hap "$d/haproxy.sock" "show stat" > "$d/stat.csv"
+  local inhap; inhap=$(awk -F, '$2 != "BACKEND" && $2 != "FRONTEND" && $18 ~ /^UP/' "$d/stat.csv" | wc -l)
   sleep 5   # let the last joiners' passes settle to the resting requeue
   local c0 p0 c1 p1
   c0=$(cpu_ticks "$shoalpid"); p0=$(pass_stats); sleep "$window"

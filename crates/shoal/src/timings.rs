@@ -72,3 +72,7 @@ pub const EVENT_LOOK_AGAIN: [Duration; 3] = [
     Duration::from_millis(150),
     Duration::from_millis(250),
 ];
+
+/// How long `GET /services/{name}/stats` reuses the Docker stats it sampled: however many
+/// clients ask, each service's replicas are sampled at most once in this time.
+pub const STATS_API_REUSE: Duration = Duration::from_secs(1);

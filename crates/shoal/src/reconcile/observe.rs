@@ -158,8 +158,10 @@ pub fn absorb(state: &mut ServiceState, obs: &Observation, now: Instant) {
         }
     }
     if let Some(view) = &obs.lb {
+        let by_name: std::collections::HashMap<&str, &LbServer> =
+            view.iter().map(|s| (s.name.as_str(), s)).collect();
         for r in state.replicas.values_mut().filter(|r| r.active()) {
-            match view.iter().find(|s| s.name == r.name) {
+            match by_name.get(r.name.as_str()) {
                 Some(s) => {
                     r.in_lb = true;
                     r.lb_status = Some(s.status.clone());
