@@ -29,6 +29,8 @@ shoal=$PWD/target/release/shoal; sim=$PWD/target/release/shoal-enginesim
 SHOAL_API_TOKEN=${SHOAL_API_TOKEN:-$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 export SHOAL_API_TOKEN
 tck=$(getconf CLK_TCK)
+# Whatever ends the script (a signal, a closed pipe), its simulator, HAProxy and shoal end too.
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT INT TERM PIPE
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # One HAProxy runtime API command over its unix socket.

@@ -244,7 +244,10 @@ fn create(srv: &Server, q: &HashMap<String, String>, body: &[u8]) -> Response {
     };
     let mut inner = srv.lock();
     let id = srv.new_id();
-    let name = q.get("name").cloned().unwrap_or_else(|| id[..12].to_owned());
+    let name = q
+        .get("name")
+        .cloned()
+        .unwrap_or_else(|| id[..12].to_owned());
     if inner.containers.values().any(|c| c.name == name) {
         return message(
             StatusCode::CONFLICT,
@@ -431,11 +434,9 @@ fn events(srv: &Server, q: &HashMap<String, String>) -> Response {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let since: Option<i64> = q.get("since").and_then(|s| {
-        s.split('.')
-            .next()
-            .and_then(|x| x.parse().ok())
-    });
+    let since: Option<i64> = q
+        .get("since")
+        .and_then(|s| s.split('.').next().and_then(|x| x.parse().ok()));
     let actions = f.get("event").cloned().unwrap_or_default();
     let labels = f.get("label").cloned().unwrap_or_default();
     let wanted = move |e: &Event| {

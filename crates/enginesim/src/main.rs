@@ -35,7 +35,10 @@ struct Args {
 async fn main() {
     let args = Args::parse();
     if args.servers == 0 || args.servers > 10_000 {
-        eprintln!("shoal-enginesim: --servers must be 1..=10000, not {}", args.servers);
+        eprintln!(
+            "shoal-enginesim: --servers must be 1..=10000, not {}",
+            args.servers
+        );
         std::process::exit(2);
     }
     let cfg = SimConfig {

@@ -169,12 +169,10 @@ impl Server {
         let mut last = self.last_nano.load(Ordering::Relaxed);
         loop {
             let next = now.max(last + 1);
-            match self.last_nano.compare_exchange(
-                last,
-                next,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
+            match self
+                .last_nano
+                .compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
                 Ok(_) => return next as i64,
                 Err(seen) => last = seen,
             }

@@ -237,7 +237,10 @@ async fn sigkill_during_scaling_and_rolling_updates_keeps_the_promises() {
                     "round {round}: {action} (desired {desired}), SIGKILL after {delay:?}: \
                      {outcome:?}; journal {journal:?}"
                 );
-                eprintln!("VIOLATION {why}\n--- shoal log tail ---\n{}", tail(&s.shoal_log(), 40));
+                eprintln!(
+                    "VIOLATION {why}\n--- shoal log tail ---\n{}",
+                    tail(&s.shoal_log(), 40)
+                );
                 violations.push(why);
                 // Give the next round a settled start where possible.
                 let _ = converge(&s, &ns, desired).await;
@@ -252,7 +255,11 @@ async fn sigkill_during_scaling_and_rolling_updates_keeps_the_promises() {
          (seed {seed})",
         violations.len()
     );
-    assert!(violations.is_empty(), "violations:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "violations:\n{}",
+        violations.join("\n")
+    );
 }
 
 fn tail(text: &str, n: usize) -> String {

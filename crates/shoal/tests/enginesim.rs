@@ -103,18 +103,21 @@ async fn shoal_runs_a_simulated_fleet_and_replaces_a_dead_replica() {
     s.start_shoal();
 
     // 1. From nothing to 16 replicas, two a server (placement spreads), all UP in HAProxy.
-    let placed = Wait::new("16 replicas in rotation on the simulated fleet", Duration::from_secs(60))
-        .until_async(async || {
-            let on = running(&sim, &s.service);
-            let up: BTreeSet<String> = s.up_servers().into_iter().collect();
-            let names: BTreeSet<String> = on.values().flatten().cloned().collect();
-            if names.len() == REPLICAS && up == names {
-                Ok(on)
-            } else {
-                Err(format!("running {on:?}, UP in HAProxy {up:?}"))
-            }
-        })
-        .await;
+    let placed = Wait::new(
+        "16 replicas in rotation on the simulated fleet",
+        Duration::from_secs(60),
+    )
+    .until_async(async || {
+        let on = running(&sim, &s.service);
+        let up: BTreeSet<String> = s.up_servers().into_iter().collect();
+        let names: BTreeSet<String> = on.values().flatten().cloned().collect();
+        if names.len() == REPLICAS && up == names {
+            Ok(on)
+        } else {
+            Err(format!("running {on:?}, UP in HAProxy {up:?}"))
+        }
+    })
+    .await;
     for (server, names) in &placed {
         assert_eq!(names.len(), 2, "two replicas on {server}: {placed:?}");
     }
@@ -127,7 +130,11 @@ async fn shoal_runs_a_simulated_fleet_and_replaces_a_dead_replica() {
         .iter()
         .filter(|x| x["status"] == "up")
         .count();
-    assert_eq!(up, usize::from(SERVERS), "every simulated server up: {fleet}");
+    assert_eq!(
+        up,
+        usize::from(SERVERS),
+        "every simulated server up: {fleet}"
+    );
 
     // 2. A replica dies (its responder stops, Docker lists it exited, a `die` event): it
     // leaves HAProxy, its container is removed, a replacement takes its place.
@@ -153,7 +160,10 @@ async fn shoal_runs_a_simulated_fleet_and_replaces_a_dead_replica() {
                 && up == names
                 && all.len() == REPLICAS;
             ok.then_some(()).ok_or_else(|| {
-                format!("running {on:?}, UP {up:?}, containers (any state) {}", all.len())
+                format!(
+                    "running {on:?}, UP {up:?}, containers (any state) {}",
+                    all.len()
+                )
             })
         })
         .await;

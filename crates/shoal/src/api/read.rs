@@ -292,18 +292,25 @@ async fn sampled(
             return samples.clone();
         }
     }
-    let results = futures_util::future::join_all(replicas.iter().map(|r| {
-        let engine = app.fleet.get(&r.server).and_then(|h| h.engine());
-        async move {
-            match engine {
-                Some(e) if r.container_state == crate::engine::ContainerState::Running => {
-                    e.stats(&r.id).await.ok().map(|x| (r.id.clone(), x))
+    use futures_util::StreamExt;
+    let calls: Vec<_> = replicas
+        .iter()
+        .map(|r| {
+            let engine = app.fleet.get(&r.server).and_then(|h| h.engine());
+            async move {
+                match engine {
+                    Some(e) if r.container_state == crate::engine::ContainerState::Running => {
+                        e.stats(&r.id).await.ok().map(|x| (r.id.clone(), x))
+                    }
+                    _ => None,
                 }
-                _ => None,
             }
-        }
-    }))
-    .await;
+        })
+        .collect();
+    let results: Vec<_> = futures_util::stream::iter(calls)
+        .buffer_unordered(crate::timings::FANOUT)
+        .collect()
+        .await;
     let samples: std::collections::BTreeMap<String, (f64, u64)> =
         results.into_iter().flatten().collect();
     *last = Some((tokio::time::Instant::now(), samples.clone()));

@@ -114,16 +114,25 @@ pub async fn probe(
     path: &str,
     timeout: Duration,
 ) -> BTreeMap<String, Result<(), String>> {
-    let results = futures_util::future::join_all(due.iter().map(|(_, host, port)| async move {
-        match tokio::time::timeout(timeout, prober.probe(host, *port, path, timeout)).await {
-            Ok(r) => r,
-            Err(_) => Err(format!(
-                "http://{host}:{port}{path}: no answer within {}s",
-                timeout.as_secs_f64()
-            )),
-        }
-    }))
-    .await;
+    use futures_util::StreamExt;
+    // The futures are lazy (each probe's timeout starts when it runs); collected first so
+    // the stream holds no borrowing closure.
+    let probes: Vec<_> = due
+        .iter()
+        .map(|(_, host, port)| async move {
+            match tokio::time::timeout(timeout, prober.probe(host, *port, path, timeout)).await {
+                Ok(r) => r,
+                Err(_) => Err(format!(
+                    "http://{host}:{port}{path}: no answer within {}s",
+                    timeout.as_secs_f64()
+                )),
+            }
+        })
+        .collect();
+    let results: Vec<_> = futures_util::stream::iter(probes)
+        .buffered(timings::FANOUT)
+        .collect()
+        .await;
     due.iter().map(|(id, ..)| id.clone()).zip(results).collect()
 }
 
