@@ -167,6 +167,27 @@ async fn shoal_runs_a_simulated_fleet_and_replaces_a_dead_replica() {
             })
         })
         .await;
+    // haproxy.cfg (what a restarted HAProxy starts from) follows: the replacement in, the
+    // dead one out (shoal skips rewriting it only while nothing changed).
+    let cfg_file = s.dir.path().join("haproxy.cfg");
+    Wait::new(
+        "haproxy.cfg lists the replicas in rotation",
+        Duration::from_secs(10),
+    )
+    .until(|| {
+        let text = std::fs::read_to_string(&cfg_file).unwrap_or_default();
+        let listed: BTreeSet<String> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("server "))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect();
+        let names: BTreeSet<String> = running(&sim, &s.service).into_values().flatten().collect();
+        if listed == names {
+            Ok(())
+        } else {
+            Err(format!("haproxy.cfg has {listed:?}, running {names:?}"))
+        }
+    });
     let events = s.events().await;
     assert!(
         events
