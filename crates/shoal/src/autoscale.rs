@@ -482,23 +482,30 @@ impl Autoscaler {
         // bound just has no sample this time, and delays nobody.
         let (low, high) = timings::STATS_BOUND;
         let bound = (cfg.check_interval() / 2).clamp(low, high);
-        let samples = futures_util::future::join_all(ready.iter().map(|(id, server)| {
-            let engine = self.ctx.fleet.get(server).and_then(|h| h.engine());
-            async move {
-                let engine = engine?;
-                match tokio::time::timeout(bound, engine.stats(id)).await {
-                    Ok(Ok((cpu_percent, memory_bytes))) => Some((
-                        id.clone(),
-                        ReplicaSample {
-                            cpu_percent,
-                            memory_bytes,
-                        },
-                    )),
-                    _ => None,
+        use futures_util::StreamExt;
+        let calls: Vec<_> = ready
+            .iter()
+            .map(|(id, server)| {
+                let engine = self.ctx.fleet.get(server).and_then(|h| h.engine());
+                async move {
+                    let engine = engine?;
+                    match tokio::time::timeout(bound, engine.stats(id)).await {
+                        Ok(Ok((cpu_percent, memory_bytes))) => Some((
+                            id.clone(),
+                            ReplicaSample {
+                                cpu_percent,
+                                memory_bytes,
+                            },
+                        )),
+                        _ => None,
+                    }
                 }
-            }
-        }))
-        .await;
+            })
+            .collect();
+        let samples: Vec<_> = futures_util::stream::iter(calls)
+            .buffer_unordered(timings::FANOUT)
+            .collect()
+            .await;
         samples.into_iter().flatten().collect()
     }
 }

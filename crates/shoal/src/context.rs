@@ -76,8 +76,12 @@ pub struct Context {
     /// Image pulls run in the background, never in a pass, at most once at a time per
     /// server and image, and not again within [`timings::PULL_RETRY`] of a failure.
     pulls: Arc<Mutex<PullBook>>,
-    cfg_write: tokio::sync::Mutex<()>,
+    /// Serialises haproxy.cfg writes; holds the config and members last written.
+    cfg_write: tokio::sync::Mutex<Option<LbWritten>>,
 }
+
+/// The config and members haproxy.cfg was last written from.
+type LbWritten = (Arc<Config>, BTreeMap<String, Vec<lb::Member>>);
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,7 +112,7 @@ impl Context {
             clock: parts.clock,
             metrics: crate::metrics::Metrics::new(),
             pulls: Arc::new(Mutex::new(BTreeMap::new())),
-            cfg_write: tokio::sync::Mutex::new(()),
+            cfg_write: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -293,8 +297,18 @@ impl Context {
         else {
             return;
         };
-        let _guard = self.cfg_write.lock().await;
-        let text = match lb::render(&cfg, &self.members(), None) {
+        let mut last = self.cfg_write.lock().await;
+        let members = self.members();
+        // Every pass of every service ends here: with thousands of members, rendering and
+        // reading the file back each time was most of a pass. Nothing changed since the
+        // last write: nothing to do.
+        if last
+            .as_ref()
+            .is_some_and(|(c, m)| Arc::ptr_eq(c, &cfg) && *m == members)
+        {
+            return;
+        }
+        let text = match lb::render(&cfg, &members, None) {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(error = %e, "rendering haproxy.cfg failed");
@@ -302,11 +316,14 @@ impl Context {
             }
         };
         if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+            *last = Some((cfg, members));
             return;
         }
-        let result = crate::files::write_private_atomic(&path, text.as_bytes());
-        if let Err(e) = result {
-            tracing::warn!(path = %path.display(), error = %e, "writing haproxy.cfg failed");
+        match crate::files::write_private_atomic(&path, text.as_bytes()) {
+            Ok(()) => *last = Some((cfg, members)),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "writing haproxy.cfg failed");
+            }
         }
     }
 

@@ -303,7 +303,14 @@ pub struct ServiceRuntime {
     state: Mutex<ServiceState>,
     /// Wakes the loop for an immediate pass.
     pub wake: Notify,
+    /// The Docker stats `GET /services/{name}/stats` sampled last (when, by container id),
+    /// shared by the requests of [`crate::timings::STATS_API_REUSE`]; the lock is held while
+    /// a sampling runs, so concurrent requests wait for it instead of sampling again.
+    pub stats_sample: tokio::sync::Mutex<Option<StatsSample>>,
 }
+
+/// When a service's replicas were sampled, and their (CPU percent, memory bytes) by id.
+pub type StatsSample = (tokio::time::Instant, BTreeMap<String, (f64, u64)>);
 
 impl ServiceRuntime {
     /// A runtime starting from `state`.
@@ -313,6 +320,7 @@ impl ServiceRuntime {
             name: name.to_owned(),
             state: Mutex::new(state),
             wake: Notify::new(),
+            stats_sample: tokio::sync::Mutex::new(None),
         }
     }
 

@@ -77,3 +77,12 @@ pub const EVENT_LOOK_AGAIN: [Duration; 3] = [
 /// interval's (a step may have landed inside the window and been seen only in part), one
 /// more window of this length is read before deciding, so a step is sized in one decision.
 pub const RATE_CONFIRM: Duration = Duration::from_secs(1);
+
+/// At most this many calls of one fan-out in flight at once (probes of a pass, starts of a
+/// pass, stats samples): a service of 500 replicas coming up no longer opens 500
+/// connections at once (the peak heap of a 100 × 50 fleet was 270 MB).
+pub const FANOUT: usize = 64;
+
+/// How long `GET /services/{name}/stats` reuses the Docker stats it sampled: however many
+/// clients ask, each service's replicas are sampled at most once in this time.
+pub const STATS_API_REUSE: Duration = Duration::from_secs(1);

@@ -38,12 +38,27 @@ fn service_summary(app: &App, cfg: &Config, name: &str) -> ServiceSummary {
     let now = app.clock.now();
     let window = crate::autoscale::window_state(cfg, svc, now);
     let pcfg = crate::policy::PolicyConfig::from_service(svc, cfg.autoscaler.dry_run);
-    let st = app.service(name).map(|rt| rt.snapshot());
-    let count = |p: Phase| {
-        st.as_ref().map_or(0, |st| {
-            st.replicas.values().filter(|r| r.phase == p).count()
+    // The state without its replicas (thousands at scale; cloning them for every request
+    // was most of a /status), and the replicas counted by phase under the same lock.
+    let (st, counts) = app.service(name).map_or((None, [0; 4]), |rt| {
+        rt.update(|st| {
+            let mut counts = [0_usize; 4];
+            for r in st.replicas.values() {
+                counts[phase_index(r.phase)] += 1;
+            }
+            let mut light = crate::service::ServiceState::default();
+            light.desired = st.desired;
+            light.last_action = st.last_action;
+            light.utilization = st.utilization;
+            light.last_decision.clone_from(&st.last_decision);
+            light.rollout.clone_from(&st.rollout);
+            light.last_error.clone_from(&st.last_error);
+            (Some((light, st.replicas.len())), counts)
         })
-    };
+    });
+    let count = |p: Phase| counts[phase_index(p)];
+    let total = st.as_ref().map_or(0, |(_, n)| *n);
+    let st = st.map(|(st, _)| st);
     ServiceSummary {
         name: name.to_owned(),
         image: svc.image.value.clone(),
@@ -60,7 +75,7 @@ fn service_summary(app: &App, cfg: &Config, name: &str) -> ServiceSummary {
             joining: count(Phase::Joining),
             starting: count(Phase::Starting),
             draining: count(Phase::Draining),
-            total: st.as_ref().map_or(0, |st| st.replicas.len()),
+            total,
         },
         scale_up_threshold: *svc.scale_up_threshold,
         scale_down_threshold: *svc.scale_down_threshold,
@@ -104,6 +119,15 @@ fn service_summary(app: &App, cfg: &Config, name: &str) -> ServiceSummary {
             .and_then(|st| st.rollout.as_ref())
             .map(Into::into),
         last_error: st.and_then(|st| st.last_error),
+    }
+}
+
+fn phase_index(p: Phase) -> usize {
+    match p {
+        Phase::Ready => 0,
+        Phase::Joining => 1,
+        Phase::Starting => 2,
+        Phase::Draining => 3,
     }
 }
 
@@ -228,29 +252,15 @@ pub(super) async fn stats(
     let cfg = s.app.config();
     let svc = &cfg.services[&name];
     let cpus = svc.cpus.as_ref().map(|c| c.value);
-    let replicas = s
-        .app
-        .service(&name)
-        .map(|rt| rt.snapshot().replicas.values().cloned().collect::<Vec<_>>())
-        .unwrap_or_default();
-    // CPU and memory from the Docker stats API, all replicas at once, each call bounded.
-    let samples = futures_util::future::join_all(replicas.iter().map(|r| {
-        let engine = s.app.fleet.get(&r.server).and_then(|h| h.engine());
-        let id = r.id.clone();
-        async move {
-            match engine {
-                Some(e) if r.container_state == crate::engine::ContainerState::Running => {
-                    e.stats(&id).await.ok()
-                }
-                _ => None,
-            }
-        }
-    }))
-    .await;
+    let Some(rt) = s.app.service(&name) else {
+        return Err(AppError::unknown_service(&name));
+    };
+    let replicas: Vec<_> = rt.update(|st| st.replicas.values().cloned().collect());
+    let samples = sampled(&s.app, &rt, &replicas).await;
     let mut ready_cpu = Vec::new();
     let containers = replicas
         .iter()
-        .zip(samples)
+        .map(|r| (r, samples.get(&r.id).copied()))
         .map(|(r, sample)| {
             let cpu = sample.map(|x| x.0);
             let util = cpu.map(|c| cpus.map_or(c, |n| c / n));
@@ -290,6 +300,46 @@ pub(super) async fn stats(
         cpu_limit_cores: cpus,
         containers,
     }))
+}
+
+/// CPU and memory of `replicas` from the Docker stats API, all at once, each call bounded;
+/// sampled at most once per [`crate::timings::STATS_API_REUSE`] per service (requests
+/// meanwhile wait for the sampling in flight and share it), so API clients cannot multiply
+/// the calls to the engines: at 500 replicas a request was 500 engine calls.
+async fn sampled(
+    app: &App,
+    rt: &crate::service::ServiceRuntime,
+    replicas: &[crate::service::Replica],
+) -> std::collections::BTreeMap<String, (f64, u64)> {
+    let mut last = rt.stats_sample.lock().await;
+    if let Some((at, samples)) = last.as_ref() {
+        if at.elapsed() < crate::timings::STATS_API_REUSE {
+            return samples.clone();
+        }
+    }
+    use futures_util::StreamExt;
+    let calls: Vec<_> = replicas
+        .iter()
+        .map(|r| {
+            let engine = app.fleet.get(&r.server).and_then(|h| h.engine());
+            async move {
+                match engine {
+                    Some(e) if r.container_state == crate::engine::ContainerState::Running => {
+                        e.stats(&r.id).await.ok().map(|x| (r.id.clone(), x))
+                    }
+                    _ => None,
+                }
+            }
+        })
+        .collect();
+    let results: Vec<_> = futures_util::stream::iter(calls)
+        .buffer_unordered(crate::timings::FANOUT)
+        .collect()
+        .await;
+    let samples: std::collections::BTreeMap<String, (f64, u64)> =
+        results.into_iter().flatten().collect();
+    *last = Some((tokio::time::Instant::now(), samples.clone()));
+    samples
 }
 
 pub(crate) fn round2(x: f64) -> f64 {

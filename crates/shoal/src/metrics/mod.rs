@@ -232,60 +232,66 @@ pub fn service_samples(app: &App) -> Vec<ServiceSample> {
     cfg.services
         .iter()
         .filter_map(|(name, svc)| {
-            let st = app.service(name)?.snapshot();
-            let count = |f: &dyn Fn(&crate::service::Replica) -> bool| {
-                st.replicas.values().filter(|r| f(r)).count() as u64
-            };
-            let pcfg = crate::policy::PolicyConfig::from_service(svc, cfg.autoscaler.dry_run);
-            let window = crate::autoscale::window_state(&cfg, svc, now);
-            let mut phases = BTreeMap::new();
-            for r in st.replicas.values() {
-                *phases.entry(r.phase.as_str()).or_insert(0u64) += 1;
-            }
-            let replicas = st
-                .replica_samples
-                .iter()
-                .filter_map(|(id, sample)| {
-                    let r = st.replicas.get(id)?;
-                    Some(ReplicaResources {
-                        name: r.name.clone(),
-                        server: r.server.clone(),
-                        cpu_percent: sample.cpu_percent,
-                        memory_bytes: sample.memory_bytes,
-                    })
-                })
-                .collect();
-            Some(ServiceSample {
-                name: name.clone(),
-                ready: count(&|r| r.phase == Phase::Ready),
-                running: count(&|r| r.container_state == crate::engine::ContainerState::Running),
-                desired: st.desired,
-                scale_actions: st.scale_actions.clone(),
-                replacements: st.replacements.clone(),
-                utilization: st.utilization.map(round2),
-                memory_bytes: st.memory_bytes,
-                decisions: st.decisions.clone(),
-                window_open: window.as_ref().is_none_or(|w| w.open),
-                cooldown_remaining: crate::autoscale::cooldown_left(svc, st.last_action, now),
-                phases,
-                min_replicas: pcfg.min,
-                max_replicas: pcfg.max,
-                scale_up_threshold: pcfg.up_threshold,
-                scale_down_threshold: pcfg.down_threshold,
-                target_utilization: (pcfg.kind != crate::policy::PolicyKind::Threshold)
-                    .then_some(pcfg.target),
-                cpu_limit_cores: svc.cpus.as_ref().map(|c| c.value),
-                window_next_change: window
-                    .and_then(|w| w.next_change)
-                    .map(jiff::Timestamp::as_second),
-                rollout_remaining: st.rollout.as_ref().map(|r| r.replace_ids.len() as u64),
-                journal_events: recorded
+            // Read under the state's lock, not from a copy of it: the replicas are thousands
+            // at scale, and cloning them for every scrape was most of a /metrics.
+            let rt = app.service(name)?;
+            Some(rt.update(|st| {
+                let count = |f: &dyn Fn(&crate::service::Replica) -> bool| {
+                    st.replicas.values().filter(|r| f(r)).count() as u64
+                };
+                let pcfg = crate::policy::PolicyConfig::from_service(svc, cfg.autoscaler.dry_run);
+                let window = crate::autoscale::window_state(&cfg, svc, now);
+                let mut phases = BTreeMap::new();
+                for r in st.replicas.values() {
+                    *phases.entry(r.phase.as_str()).or_insert(0u64) += 1;
+                }
+                let replicas = st
+                    .replica_samples
                     .iter()
-                    .filter(|((service, _), _)| service == name)
-                    .map(|((_, action), n)| ((*action).to_owned(), *n))
-                    .collect(),
-                replicas,
-            })
+                    .filter_map(|(id, sample)| {
+                        let r = st.replicas.get(id)?;
+                        Some(ReplicaResources {
+                            name: r.name.clone(),
+                            server: r.server.clone(),
+                            cpu_percent: sample.cpu_percent,
+                            memory_bytes: sample.memory_bytes,
+                        })
+                    })
+                    .collect();
+                ServiceSample {
+                    name: name.clone(),
+                    ready: count(&|r| r.phase == Phase::Ready),
+                    running: count(&|r| {
+                        r.container_state == crate::engine::ContainerState::Running
+                    }),
+                    desired: st.desired,
+                    scale_actions: st.scale_actions.clone(),
+                    replacements: st.replacements.clone(),
+                    utilization: st.utilization.map(round2),
+                    memory_bytes: st.memory_bytes,
+                    decisions: st.decisions.clone(),
+                    window_open: window.as_ref().is_none_or(|w| w.open),
+                    cooldown_remaining: crate::autoscale::cooldown_left(svc, st.last_action, now),
+                    phases,
+                    min_replicas: pcfg.min,
+                    max_replicas: pcfg.max,
+                    scale_up_threshold: pcfg.up_threshold,
+                    scale_down_threshold: pcfg.down_threshold,
+                    target_utilization: (pcfg.kind != crate::policy::PolicyKind::Threshold)
+                        .then_some(pcfg.target),
+                    cpu_limit_cores: svc.cpus.as_ref().map(|c| c.value),
+                    window_next_change: window
+                        .and_then(|w| w.next_change)
+                        .map(jiff::Timestamp::as_second),
+                    rollout_remaining: st.rollout.as_ref().map(|r| r.replace_ids.len() as u64),
+                    journal_events: recorded
+                        .iter()
+                        .filter(|((service, _), _)| service == name)
+                        .map(|((_, action), n)| ((*action).to_owned(), *n))
+                        .collect(),
+                    replicas,
+                }
+            }))
         })
         .collect()
 }

@@ -82,12 +82,15 @@ impl<'a> Executor<'a> {
                 errors.push(e);
             }
         }
-        let results = futures_util::future::join_all(
-            starts
-                .into_iter()
-                .map(|(server, surge_for)| self.start(server, surge_for)),
-        )
-        .await;
+        use futures_util::StreamExt;
+        let starts: Vec<_> = starts
+            .into_iter()
+            .map(|(server, surge_for)| self.start(server, surge_for))
+            .collect();
+        let results: Vec<_> = futures_util::stream::iter(starts)
+            .buffer_unordered(crate::timings::FANOUT)
+            .collect()
+            .await;
         errors.extend(results.into_iter().filter_map(Result::err));
         errors
     }

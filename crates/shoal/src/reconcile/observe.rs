@@ -153,16 +153,25 @@ pub async fn probe(
     path: &str,
     timeout: Duration,
 ) -> BTreeMap<String, Result<(), String>> {
-    let results = futures_util::future::join_all(due.iter().map(|(_, host, port)| async move {
-        match tokio::time::timeout(timeout, prober.probe(host, *port, path, timeout)).await {
-            Ok(r) => r,
-            Err(_) => Err(format!(
-                "http://{host}:{port}{path}: no answer within {}s",
-                timeout.as_secs_f64()
-            )),
-        }
-    }))
-    .await;
+    use futures_util::StreamExt;
+    // The futures are lazy (each probe's timeout starts when it runs); collected first so
+    // the stream holds no borrowing closure.
+    let probes: Vec<_> = due
+        .iter()
+        .map(|(_, host, port)| async move {
+            match tokio::time::timeout(timeout, prober.probe(host, *port, path, timeout)).await {
+                Ok(r) => r,
+                Err(_) => Err(format!(
+                    "http://{host}:{port}{path}: no answer within {}s",
+                    timeout.as_secs_f64()
+                )),
+            }
+        })
+        .collect();
+    let results: Vec<_> = futures_util::stream::iter(probes)
+        .buffered(timings::FANOUT)
+        .collect()
+        .await;
     due.iter().map(|(id, ..)| id.clone()).zip(results).collect()
 }
 
@@ -197,8 +206,10 @@ pub fn absorb(state: &mut ServiceState, obs: &Observation, now: Instant) {
         }
     }
     if let Some(view) = &obs.lb {
+        let by_name: std::collections::HashMap<&str, &LbServer> =
+            view.iter().map(|s| (s.name.as_str(), s)).collect();
         for r in state.replicas.values_mut().filter(|r| r.active()) {
-            match view.iter().find(|s| s.name == r.name) {
+            match by_name.get(r.name.as_str()) {
                 Some(s) => {
                     r.in_lb = true;
                     r.lb_status = Some(s.status.clone());

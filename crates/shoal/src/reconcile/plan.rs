@@ -14,7 +14,7 @@
 //! it is kept as it was. It is never chosen to drain or to be rolled; if it comes back with
 //! its server after it was lost, the surplus is drained like any other.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -508,9 +508,12 @@ pub fn plan(input: &Input<'_>) -> Plan {
     // HAProxy membership (skipped when HAProxy did not answer).
     let mut membership = Vec::new();
     if let Some(view) = &obs.lb {
+        // Indexed once: a backend has as many servers as replicas (hundreds at scale).
+        let by_name: HashMap<&str, &crate::ports::LbServer> =
+            view.iter().map(|s| (s.name.as_str(), s)).collect();
         for r in alive.iter().filter(|r| !leaving.contains(&r.id)) {
             let Some(port) = r.port else { continue };
-            match (r.phase, view.iter().find(|s| s.name == r.name)) {
+            match (r.phase, by_name.get(r.name.as_str()).copied()) {
                 (Phase::Starting, None) if r.healthy == Some(true) => {
                     membership.push(Step::Register {
                         id: r.id.clone(),
@@ -543,9 +546,14 @@ pub fn plan(input: &Input<'_>) -> Plan {
             }
         }
         // Servers that match no replica (lost and replaced ones are handled above).
+        let names: HashSet<&str> = state
+            .replicas
+            .values()
+            .chain(tracked.iter())
+            .map(|r| r.name.as_str())
+            .collect();
         for s in view {
-            let known = state.replicas.values().any(|r| r.name == s.name)
-                || tracked.iter().any(|r| r.name == s.name);
+            let known = names.contains(s.name.as_str());
             if !known && !held_strays.contains(s.name.as_str()) {
                 membership.push(Step::RemoveStray {
                     name: s.name.clone(),
@@ -603,19 +611,23 @@ fn loads_for(
     counted: &[&Replica],
     replaced: &BTreeSet<String>,
 ) -> Vec<ServerLoad> {
+    // Counted once per server, not once per server and replica (100 servers × 500 replicas).
+    let mut removed: HashMap<&str, u32> = HashMap::new();
+    for r in state.replicas.values().filter(|r| replaced.contains(&r.id)) {
+        *removed.entry(r.server.as_str()).or_default() += 1;
+    }
+    let mut per_server: HashMap<&str, u32> = HashMap::new();
+    for r in counted {
+        *per_server.entry(r.server.as_str()).or_default() += 1;
+    }
     obs.loads
         .iter()
-        .map(|l| {
-            let removed = state
-                .replicas
-                .values()
-                .filter(|r| r.server == l.name && replaced.contains(&r.id))
-                .count() as u32;
-            ServerLoad {
-                containers: l.containers.saturating_sub(removed),
-                replicas: counted.iter().filter(|r| r.server == l.name).count() as u32,
-                ..l.clone()
-            }
+        .map(|l| ServerLoad {
+            containers: l
+                .containers
+                .saturating_sub(removed.get(l.name.as_str()).copied().unwrap_or(0)),
+            replicas: per_server.get(l.name.as_str()).copied().unwrap_or(0),
+            ..l.clone()
         })
         .collect()
 }

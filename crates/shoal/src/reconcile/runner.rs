@@ -91,11 +91,13 @@ pub async fn pass(ctx: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
     let lb = ctx.lb();
 
     // Observe: containers and HAProxy, then probes of the replicas due.
+    let t0 = Instant::now();
     let mut obs =
         observe::containers_and_lb(&ctx.fleet, lb.as_ref(), &rt.name, &backend, rise).await;
     let now = Instant::now();
     rt.update(|st| observe::absorb(st, &obs, now));
     let due = rt.update(|st| plan::probes_due(st, &spec, now));
+    let t_listed = t0.elapsed();
     obs.probes = observe::probe(
         ctx.prober.as_ref(),
         &due,
@@ -107,6 +109,7 @@ pub async fn pass(ctx: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
     rt.update(|st| observe::absorb(st, &obs, now));
 
     // Plan on a snapshot, then execute.
+    let t_probed = t0.elapsed();
     let state = rt.snapshot();
     let plan = plan::plan(&Input {
         spec: &spec,
@@ -122,7 +125,9 @@ pub async fn pass(ctx: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
             }
         }
     }
+    let t_planned = t0.elapsed();
     let errors = Executor::new(ctx, rt, &spec).run(&plan).await;
+    let t_executed = t0.elapsed();
     let short = plan
         .steps
         .iter()
@@ -137,6 +142,19 @@ pub async fn pass(ctx: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
         }
     });
     ctx.write_lb_config().await;
+    // Where a pass spends its time (what the scale benchmark reads: RUST_LOG=
+    // shoal::reconcile::runner=debug), each figure since the pass started.
+    tracing::debug!(
+        service = rt.name,
+        listed_ms = ms(t_listed),
+        probed_ms = ms(t_probed),
+        planned_ms = ms(t_planned),
+        executed_ms = ms(t_executed),
+        done_ms = ms(t0.elapsed()),
+        probes = due.len(),
+        steps = plan.steps.len(),
+        "pass"
+    );
     let drained = removed
         && obs.servers.iter().all(|s| obs.answered.contains(s))
         && rt.update(|st| st.replicas.is_empty());
@@ -145,6 +163,10 @@ pub async fn pass(ctx: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
         drained,
         errors,
     }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e4).round() / 10.0
 }
 
 /// The message a panic carried.
