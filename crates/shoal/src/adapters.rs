@@ -189,4 +189,36 @@ impl Prober for HttpProber {
             Err(e) => Err(format!("{url}: {e}")),
         }
     }
+
+    async fn warmup(
+        &self,
+        host: &str,
+        port: u16,
+        w: &crate::config::WarmupConfig,
+    ) -> Result<(), String> {
+        let url = format!("http://{host}:{port}{}", w.path.value);
+        let method = reqwest::Method::from_bytes(w.method().as_bytes())
+            .map_err(|e| format!("warm-up method {}: {e}", w.method()))?;
+        let mut req = self.http.request(method, &url).timeout(w.timeout());
+        if let Some(body) = &w.body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let what = format!("{} {url}", w.method());
+        match req.send().await {
+            // The whole body: for a streaming answer (Ollama's), the model has loaded when
+            // it ends.
+            Ok(resp) if resp.status().is_success() => match resp.bytes().await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!("{what}: reading the answer: {e}")),
+            },
+            Ok(resp) => Err(format!("{what} answered {}", resp.status())),
+            Err(e) if e.is_timeout() => Err(format!(
+                "{what}: no answer within {}s",
+                w.timeout().as_secs()
+            )),
+            Err(e) => Err(format!("{what}: {e}")),
+        }
+    }
 }

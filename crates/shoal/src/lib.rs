@@ -30,6 +30,7 @@ pub mod ports;
 pub mod reconcile;
 pub mod schedule;
 pub mod service;
+pub mod service_startup;
 pub mod sim;
 pub mod ssh;
 pub mod timings;

@@ -126,4 +126,12 @@ pub trait Prober: Send + Sync + Debug {
         path: &str,
         timeout: Duration,
     ) -> Result<(), String>;
+    /// Sends the warm-up request `w` to `http://host:port`, bounded by its timeout; `Err`
+    /// says why it failed (a non-2xx answer included).
+    async fn warmup(
+        &self,
+        host: &str,
+        port: u16,
+        w: &crate::config::WarmupConfig,
+    ) -> Result<(), String>;
 }

@@ -17,6 +17,7 @@ mod error;
 mod load;
 mod located;
 mod model;
+mod ollama;
 mod service;
 mod validate;
 
@@ -31,5 +32,6 @@ pub use model::{
     LoadBalancerConfig, MonitoringConfig, PrometheusConfig, ServerConfig, SshConfig,
     DEFAULT_DOCKER_SOCKET,
 };
+pub use ollama::{ActivatorConfig, GpuRequest, ServerGpus, WarmupConfig, DEFAULT_IDLE_SECS};
 pub use service::{HealthCheckConfig, ServiceConfig};
 pub use validate::{parse_hhmm, parse_memory};

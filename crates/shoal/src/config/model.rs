@@ -31,6 +31,9 @@ pub struct Config {
     /// How servers without `docker_host` are reached over SSH (a shoal addition).
     #[serde(default)]
     pub ssh: SshConfig,
+    /// The listener that wakes sleeping services (a shoal addition).
+    #[serde(default)]
+    pub activator: super::ActivatorConfig,
 }
 
 /// SSH settings shared by every server reached over SSH (a shoal addition).
@@ -159,6 +162,9 @@ pub struct ServerConfig {
     /// default `/var/run/docker.sock`).
     #[serde(default)]
     pub docker_socket: Option<Located<String>>,
+    /// GPUs it has: a count or device IDs (a shoal addition; default none).
+    #[serde(default)]
+    pub gpus: Option<Located<super::ServerGpus>>,
 }
 
 /// Default remote Docker socket of a server reached over SSH.

@@ -375,6 +375,7 @@ impl Config {
                 format!("api.bind {:?} must be host:port", self.api.bind.value),
             );
         }
+        v.issues.extend(self.validate_ollama());
         v.issues.sort_by_key(|i| (i.line, i.column));
         v.issues
     }

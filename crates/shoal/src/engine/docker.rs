@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::models::{
-    ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceRequest, HostConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, EventsOptions, ListContainersOptions,
@@ -17,7 +18,8 @@ use futures_util::StreamExt;
 
 use super::{
     ContainerInfo, ContainerSpec, ContainerState, DockerEvent, EngineError, EventStream,
-    EVENT_ACTIONS, LABEL_MANAGED, LABEL_REVISION, LABEL_SERVER, LABEL_SERVICE,
+    EVENT_ACTIONS, GPU_DRIVER, LABEL_GPUS, LABEL_GPU_SHARING, LABEL_MANAGED, LABEL_REVISION,
+    LABEL_SERVER, LABEL_SERVICE,
 };
 use crate::config::{DockerEndpoint, ServerConfig};
 use crate::ssh::{SshSettings, SshTarget, Tunnel};
@@ -209,6 +211,16 @@ impl Engine {
                     status: c.status.unwrap_or_default(),
                     host_port,
                     created: c.created.unwrap_or_default(),
+                    gpus: labels
+                        .get(LABEL_GPUS)
+                        .map(|g| {
+                            g.split(',')
+                                .filter(|d| !d.is_empty())
+                                .map(str::to_owned)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    gpu_sharing: labels.get(LABEL_GPU_SHARING).is_some_and(|v| v == "true"),
                 })
             })
             .collect())
@@ -275,12 +287,25 @@ impl Engine {
         spec: &ContainerSpec,
     ) -> Result<String, EngineError> {
         let port_key = format!("{}/tcp", spec.container_port);
-        let labels = HashMap::from([
+        let mut labels = HashMap::from([
             (LABEL_SERVICE.to_owned(), service.to_owned()),
             (LABEL_SERVER.to_owned(), self.server.clone()),
             (LABEL_REVISION.to_owned(), spec.revision.clone()),
             (LABEL_MANAGED.to_owned(), "true".to_owned()),
         ]);
+        let device_requests = (!spec.gpu_devices.is_empty()).then(|| {
+            labels.insert(LABEL_GPUS.to_owned(), spec.gpu_devices.join(","));
+            if spec.gpu_sharing {
+                labels.insert(LABEL_GPU_SHARING.to_owned(), "true".to_owned());
+            }
+            vec![DeviceRequest {
+                driver: Some(GPU_DRIVER.to_owned()),
+                count: None,
+                device_ids: Some(spec.gpu_devices.clone()),
+                capabilities: Some(vec![vec!["gpu".to_owned()]]),
+                options: None,
+            }]
+        });
         let restart = match spec.restart_policy.as_str() {
             "always" => RestartPolicyNameEnum::ALWAYS,
             "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
@@ -309,6 +334,7 @@ impl Engine {
                 }),
                 nano_cpus: spec.nano_cpus,
                 memory: spec.memory,
+                device_requests,
                 ..Default::default()
             }),
             ..Default::default()
@@ -333,7 +359,7 @@ impl Engine {
         {
             // Leave nothing half-made behind.
             let _ = self.remove(&created.id).await;
-            return Err(e);
+            return Err(gpu_runtime_error(e, &spec.gpu_devices));
         }
         Ok(created.id)
     }
@@ -495,6 +521,28 @@ where
         }),
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(docker_error(server, op, limit, e)),
+    }
+}
+
+/// A start that failed because the server has no runtime for the GPU device request is
+/// told apart from other failures (Docker: `could not select device driver "nvidia" with
+/// capabilities: [[gpu]]`): the server is fine, it just cannot run GPU replicas.
+fn gpu_runtime_error(e: EngineError, devices: &[String]) -> EngineError {
+    match e {
+        EngineError::Docker {
+            server, message, ..
+        } if !devices.is_empty()
+            && (message.contains("could not select device driver")
+                || message.contains("nvidia-container-cli")
+                || message.contains("unknown or invalid runtime name: nvidia")) =>
+        {
+            EngineError::NoGpuRuntime {
+                server,
+                driver: GPU_DRIVER,
+                message,
+            }
+        }
+        other => other,
     }
 }
 

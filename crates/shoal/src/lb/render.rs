@@ -15,6 +15,15 @@ pub fn backend_name(service: &str) -> String {
     format!("{service}_backend")
 }
 
+/// Name of the backup server of a service that sleeps (`wake_on_request`): shoal's
+/// activator, which HAProxy sends requests to when no replica is up.
+pub const ACTIVATOR_SERVER: &str = "shoal-activator";
+
+/// Header HAProxy sets on every request of a sleeping service's backend, naming the
+/// service, so the activator (one listener for all services) knows which one to wake.
+/// Set, never appended: a client cannot choose it.
+pub const SERVICE_HEADER: &str = "X-Shoal-Service";
+
 /// Name of the HAProxy frontend of a service: `<service>_frontend`.
 #[must_use]
 pub fn frontend_name(service: &str) -> String {
@@ -117,6 +126,29 @@ pub fn render(
             "    default-server {} init-addr libc,none",
             hc.keywords()
         ));
+        if svc.sleeps() {
+            let addr = config
+                .activator
+                .addr()
+                .ok_or_else(|| LbError::InvalidName {
+                    what: "activator.bind",
+                    value: config.activator.bind.value.clone(),
+                    reason: "must be ip:port".into(),
+                })?;
+            line(&format!(
+                "    http-request set-header {SERVICE_HEADER} {service}"
+            ));
+            // No check: a backup without one counts as up; it gets traffic only when no
+            // replica is up. Its timeout covers a request held for the wake-up.
+            line(&format!(
+                "    timeout server {}s",
+                svc.activation_timeout().as_secs().saturating_add(50)
+            ));
+            line(&format!(
+                "    server {ACTIVATOR_SERVER} {} backup",
+                host_port(&addr.ip().to_string(), addr.port())
+            ));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for m in members.get(service).map_or(&[][..], Vec::as_slice) {
             validate_name("server name", &m.name)?;

@@ -264,6 +264,8 @@ impl DockerApi for FakeEngine {
                 status: "Up".into(),
                 host_port: Some(port),
                 created: i64::from(n),
+                gpus: spec.gpu_devices.clone(),
+                gpu_sharing: spec.gpu_sharing,
             };
             w.server(&self.server)?
                 .containers
@@ -495,5 +497,13 @@ impl Prober for FakeProber {
         } else {
             Err(format!("fake:{port}{path} answered 503"))
         }
+    }
+    async fn warmup(
+        &self,
+        host: &str,
+        port: u16,
+        w: &crate::config::WarmupConfig,
+    ) -> Result<(), String> {
+        self.probe(host, port, &w.path, w.timeout()).await
     }
 }

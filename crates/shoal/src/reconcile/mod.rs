@@ -12,6 +12,7 @@ pub mod observe;
 pub mod plan;
 pub mod reasons;
 pub mod runner;
+mod warmup;
 
 #[cfg(test)]
 mod fake;

@@ -50,6 +50,8 @@ fn replica(i: usize, g: &Gen, now: Instant) -> Replica {
         status: String::new(),
         host_port: Some(30000 + i as u16),
         created: i as i64,
+        gpus: Vec::new(),
+        gpu_sharing: false,
     };
     let mut r = Replica::new(
         &info,
@@ -91,6 +93,8 @@ fn world(
                 status: String::new(),
                 host_port: r.port,
                 created: r.created,
+                gpus: Vec::new(),
+                gpu_sharing: false,
             })
             .collect(),
         hosts: SERVERS
@@ -129,6 +133,7 @@ fn world(
         ),
         lb_error: None,
         probes: BTreeMap::new(),
+        gpus: None,
     };
     let rollout = rollout.map(|(k, with_surge)| {
         let ids: Vec<String> = replicas.keys().cloned().collect();

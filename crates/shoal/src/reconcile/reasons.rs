@@ -39,6 +39,13 @@ pub enum FailureReason {
         /// The last probe's error.
         last_error: Option<String>,
     },
+    /// Its warm-up request failed `unhealthy_threshold` times in a row.
+    WarmupFailed {
+        /// Failures in a row.
+        failures: u32,
+        /// The last error.
+        last_error: Option<String>,
+    },
 }
 
 impl FailureReason {
@@ -50,7 +57,8 @@ impl FailureReason {
             Self::Exited { .. } | Self::Restarting | Self::NeverStarted => "exited",
             Self::NeverHealthy { .. }
             | Self::LbCheckNeverPassed { .. }
-            | Self::Unhealthy { .. } => "unhealthy",
+            | Self::Unhealthy { .. }
+            | Self::WarmupFailed { .. } => "unhealthy",
         }
     }
 }
@@ -84,6 +92,14 @@ impl fmt::Display for FailureReason {
             } => write!(
                 f,
                 "{failures} failed health checks in a row ({})",
+                err(last_error)
+            ),
+            Self::WarmupFailed {
+                failures,
+                last_error,
+            } => write!(
+                f,
+                "{failures} failed warm-up requests in a row ({})",
                 err(last_error)
             ),
         }

@@ -93,6 +93,9 @@ pub async fn pass(ctx: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
     // Observe: containers and HAProxy, then probes of the replicas due.
     let mut obs =
         observe::containers_and_lb(&ctx.fleet, lb.as_ref(), &rt.name, &backend, rise).await;
+    if spec.needs_gpu() {
+        obs.gpus = Some(observe::gpus(&ctx.fleet).await);
+    }
     let now = Instant::now();
     rt.update(|st| observe::absorb(st, &obs, now));
     let due = rt.update(|st| plan::probes_due(st, &spec, now));
@@ -116,10 +119,12 @@ pub async fn pass(ctx: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
         now,
     });
     let errors = Executor::new(ctx, rt, &spec).run(&plan).await;
-    let short = plan
-        .steps
-        .iter()
-        .any(|s| matches!(s, plan::Step::CapacityShort { .. }));
+    let short = plan.steps.iter().any(|s| {
+        matches!(
+            s,
+            plan::Step::CapacityShort { .. } | plan::Step::PlacementShort { .. }
+        )
+    });
     rt.update(|st| {
         if let Some(e) = errors.first() {
             st.last_error = Some(e.to_string());
