@@ -206,10 +206,14 @@ pub(super) async fn stats(
     let cfg = s.app.config();
     let svc = &cfg.services[&name];
     let cpus = svc.cpus.as_ref().map(|c| c.value);
-    let replicas = s
-        .app
-        .service(&name)
-        .map(|rt| rt.snapshot().replicas.values().cloned().collect::<Vec<_>>())
+    let snapshot = s.app.service(&name).map(|rt| rt.snapshot());
+    let replicas = snapshot
+        .as_ref()
+        .map(|st| st.replicas.values().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    let startup = snapshot
+        .as_ref()
+        .map(|st| startup_info(st, svc))
         .unwrap_or_default();
     // CPU and memory from the Docker stats API, all replicas at once, each call bounded.
     let samples = futures_util::future::join_all(replicas.iter().map(|r| {
@@ -254,6 +258,8 @@ pub(super) async fn stats(
                 cpu_percent: cpu.map(round2),
                 utilization: util.map(round2),
                 memory_bytes: sample.map(|x| x.1),
+                gpus: r.gpus.clone(),
+                warmup_seconds: r.warmed.map(|d| round2(d.as_secs_f64())),
             }
         })
         .collect();
@@ -264,7 +270,33 @@ pub(super) async fn stats(
         utilization_now: mean,
         cpu_limit_cores: cpus,
         containers,
+        startup,
     }))
+}
+
+fn startup_info(
+    st: &crate::service::ServiceState,
+    svc: &crate::config::ServiceConfig,
+) -> crate::api::model::StartupInfo {
+    let secs = |d: Option<std::time::Duration>| d.map(|d| round2(d.as_secs_f64()));
+    let now = tokio::time::Instant::now();
+    crate::api::model::StartupInfo {
+        last_warmup_seconds: secs(st.startup.last_warmup()),
+        median_warmup_seconds: secs(st.startup.median_warmup()),
+        start_delay_seconds: secs(st.startup.start_delay()),
+        wake_on_request: svc.sleeps(),
+        asleep: st.sleep.asleep,
+        waking: st.sleep.waking,
+        idle_seconds: secs(st.sleep.last_activity.map(|t| now.saturating_duration_since(t))),
+        wakes: st.sleep.wakes,
+        sleeps: st.sleep.sleeps,
+        gpu_backoff: st
+            .gpu_backoff
+            .iter()
+            .filter(|(_, b)| b.until > now)
+            .map(|(s, b)| (s.clone(), b.error.clone()))
+            .collect(),
+    }
 }
 
 pub(crate) fn round2(x: f64) -> f64 {

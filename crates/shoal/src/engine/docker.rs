@@ -31,6 +31,8 @@ pub struct EngineInfo {
     pub containers_running: u32,
     /// The engine's clock minus this machine's, in ms, when it reported its time.
     pub skew_ms: Option<i64>,
+    /// Whether Docker lists an `nvidia` runtime (the NVIDIA Container Toolkit).
+    pub nvidia_runtime: bool,
 }
 
 /// A connection to one server's Docker Engine.
@@ -146,6 +148,10 @@ impl Engine {
         Ok(EngineInfo {
             containers_running: info.containers_running.unwrap_or(0).max(0) as u32,
             skew_ms,
+            nvidia_runtime: info
+                .runtimes
+                .as_ref()
+                .is_some_and(|r| r.keys().any(|k| k.starts_with("nvidia"))),
         })
     }
 

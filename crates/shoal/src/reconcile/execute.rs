@@ -451,6 +451,10 @@ impl<'a> Executor<'a> {
 
     fn mark_ready(&self, id: &str, r: &Replica) {
         self.rt.update(|st| {
+            if r.phase == Phase::Joining {
+                // From start to rotation: the start delay the policy plans with.
+                st.startup.record_ready(r.first_seen.elapsed());
+            }
             if let Some(x) = st.replicas.get_mut(id) {
                 x.phase = Phase::Ready;
                 x.in_lb = true;
