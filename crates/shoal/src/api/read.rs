@@ -287,7 +287,11 @@ fn startup_info(
         wake_on_request: svc.sleeps(),
         asleep: st.sleep.asleep,
         waking: st.sleep.waking,
-        idle_seconds: secs(st.sleep.last_activity.map(|t| now.saturating_duration_since(t))),
+        idle_seconds: secs(
+            st.sleep
+                .last_activity
+                .map(|t| now.saturating_duration_since(t)),
+        ),
         wakes: st.sleep.wakes,
         sleeps: st.sleep.sleeps,
         gpu_backoff: st

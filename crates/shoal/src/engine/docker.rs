@@ -285,8 +285,33 @@ impl Engine {
     }
 
     /// Creates and starts a replica of `service` named `name`, publishing its port on a free
-    /// host port. The image must be there ([`Engine::has_image`], [`Engine::pull`]).
+    /// host port. The image must be there ([`Engine::has_image`], [`Engine::pull`]). A
+    /// replica that does not start is removed: nothing half-made stays behind.
     pub async fn create_replica(
+        &self,
+        service: &str,
+        name: &str,
+        spec: &ContainerSpec,
+    ) -> Result<String, EngineError> {
+        let id = self.create(service, name, spec).await?;
+        if let Err(e) = self.start(&id, spec).await {
+            let _ = self.remove(&id).await;
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    /// Starts a created replica; a GPU replica on a server without a GPU runtime fails with
+    /// [`EngineError::NoGpuRuntime`].
+    pub async fn start(&self, id: &str, spec: &ContainerSpec) -> Result<(), EngineError> {
+        self.call("start container", self.docker.start_container(id, None))
+            .await
+            .map_err(|e| gpu_runtime_error(e, &spec.gpu_devices))
+    }
+
+    /// Creates (does not start) a replica of `service` named `name`, with its labels, port,
+    /// limits and, for a GPU replica, the device request of its `gpu_devices`.
+    pub async fn create(
         &self,
         service: &str,
         name: &str,
@@ -356,17 +381,6 @@ impl Engine {
                 self.docker.create_container(Some(opts()), body),
             )
             .await?;
-        if let Err(e) = self
-            .call(
-                "start container",
-                self.docker.start_container(&created.id, None),
-            )
-            .await
-        {
-            // Leave nothing half-made behind.
-            let _ = self.remove(&created.id).await;
-            return Err(gpu_runtime_error(e, &spec.gpu_devices));
-        }
         Ok(created.id)
     }
 
