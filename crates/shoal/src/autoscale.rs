@@ -123,6 +123,18 @@ impl Autoscaler {
         if !adopted {
             return;
         }
+        // A service that sleeps at zero (or was woken at night) is left to the activator.
+        if svc.sleeps()
+            && rt.update(|st| {
+                crate::activator::sleep::autoscaler_holds(
+                    &mut st.sleep,
+                    svc.idle_to_zero_after.is_some(),
+                    window_open,
+                )
+            })
+        {
+            return;
+        }
         let capacity_left: u32 = self
             .ctx
             .fleet

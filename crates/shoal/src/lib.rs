@@ -9,6 +9,7 @@
 //! ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
+pub mod activator;
 pub mod adapters;
 pub mod api;
 pub mod app;

@@ -113,6 +113,9 @@ pub trait LoadBalancer: Send + Sync + Debug {
     /// Current sessions of the backend's servers plus its queue; `None` if it has no such
     /// backend.
     async fn backend_load(&self, backend: &str) -> Result<Option<f64>, LbError>;
+    /// The backend's total sessions so far and its current ones (`stot`, `scur` of its
+    /// `BACKEND` row); `None` if it has no such backend.
+    async fn backend_traffic(&self, backend: &str) -> Result<Option<(u64, u64)>, LbError>;
 }
 
 /// The health prober (HTTP GET in production).

@@ -69,6 +69,13 @@ pub struct SleepState {
     pub asleep: bool,
     /// A wake-up is under way (a request is waiting for a replica).
     pub waking: bool,
+    /// Requests waiting at the activator now.
+    pub waiting: u32,
+    /// Woken by a request since it last slept (outside the window it stays at what the
+    /// wake-up gave until idle).
+    pub woken: bool,
+    /// When the wake-up under way began.
+    pub waking_since: Option<Instant>,
     /// Last time traffic was seen (a request at the activator, or HAProxy sessions).
     pub last_activity: Option<Instant>,
     /// HAProxy's cumulative session count of the backend at the last look.

@@ -72,3 +72,10 @@ pub const EVENT_LOOK_AGAIN: [Duration; 3] = [
     Duration::from_millis(150),
     Duration::from_millis(250),
 ];
+
+/// How often a service that may sleep (`wake_on_request`) is looked at for idleness
+/// (HAProxy's session counters of its backend).
+pub const SLEEP_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// How often a request held by the activator looks for a ready replica.
+pub const ACTIVATOR_POLL: Duration = Duration::from_millis(50);

@@ -67,9 +67,16 @@ async fn a_new_replica_takes_no_request_before_its_warm_up_finished() {
         .iter()
         .filter(|x| x.outcome.as_ref().is_ok_and(|b| b.contains(&new[..12])))
         .count();
-    assert!(served_new > 0, "the new replica took no traffic: {}", report.summary());
+    assert!(
+        served_new > 0,
+        "the new replica took no traffic: {}",
+        report.summary()
+    );
     // It entered HAProxy only after its warm-up, which took the load time.
-    assert!(ready_after >= Duration::from_millis(MODEL_LOAD_MS), "{ready_after:?}");
+    assert!(
+        ready_after >= Duration::from_millis(MODEL_LOAD_MS),
+        "{ready_after:?}"
+    );
     let events = s.events().await;
     let warmed = events
         .iter()

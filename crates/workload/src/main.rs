@@ -91,7 +91,9 @@ fn run() -> Result<(), String> {
     let model_load = match env("SHOAL_WORKLOAD_MODEL_LOAD_MS") {
         None => None,
         Some(v) => Some(Duration::from_millis(v.trim().parse().map_err(|_| {
-            format!("SHOAL_WORKLOAD_MODEL_LOAD_MS must be a whole number of milliseconds, got {v:?}")
+            format!(
+                "SHOAL_WORKLOAD_MODEL_LOAD_MS must be a whole number of milliseconds, got {v:?}"
+            )
         })?)),
     };
     let config = server::Config {

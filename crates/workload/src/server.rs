@@ -474,8 +474,16 @@ mod tests {
             .map(|h| h.join().unwrap())
             .collect();
         assert!(t.elapsed() >= Duration::from_millis(300));
-        let cold = replies.iter().filter(|r| r.body.contains("\"cold\":true")).count();
-        assert_eq!(cold, 1, "{:?}", replies.iter().map(|r| &r.body).collect::<Vec<_>>());
+        let cold = replies
+            .iter()
+            .filter(|r| r.body.contains("\"cold\":true"))
+            .count();
+        assert_eq!(
+            cold,
+            1,
+            "{:?}",
+            replies.iter().map(|r| &r.body).collect::<Vec<_>>()
+        );
         // Loaded: fast from now on.
         let t = Instant::now();
         let r = request(&mut connect(server.addr), generate);

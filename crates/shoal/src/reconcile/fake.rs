@@ -477,6 +477,9 @@ impl LoadBalancer for FakeLb {
     async fn backend_load(&self, _backend: &str) -> Result<Option<f64>, LbError> {
         Ok(None)
     }
+    async fn backend_traffic(&self, _backend: &str) -> Result<Option<(u64, u64)>, LbError> {
+        Ok(None)
+    }
 }
 
 /// A fake prober: healthy when a healthy running container listens on the port.

@@ -194,12 +194,16 @@ pub struct Input<'a> {
     pub now: Instant,
 }
 
-/// The lowest desired count the loop itself enforces: `min_replicas`, or
-/// `off_hours_replicas` when lower for a business-hours service (the autoscaler applies the
+/// The lowest desired count the loop itself enforces: 0 for a service that sleeps
+/// (`wake_on_request`), `min_replicas`, or `off_hours_replicas` when lower for a
+/// business-hours service (the autoscaler applies the
 /// window; nothing else may raise a held service to `min_replicas` at night).
 #[must_use]
 pub fn lower_bound(svc: &ServiceConfig) -> u32 {
-    if svc.business_hours_only {
+    if svc.sleeps() {
+        // It may sleep at zero; a request wakes it (`activator`).
+        0
+    } else if svc.business_hours_only {
         svc.off_hours_replicas().min(*svc.min_replicas)
     } else {
         *svc.min_replicas
