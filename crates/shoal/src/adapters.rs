@@ -154,11 +154,7 @@ impl LoadBalancer for HaproxyClient {
         Ok(found.then_some(total as f64))
     }
     async fn backend_traffic(&self, backend: &str) -> Result<Option<(u64, u64)>, LbError> {
-        let rows = self.backend_stats(backend).await?;
-        Ok(rows
-            .iter()
-            .find(|r| r.kind == lb::StatKind::Backend)
-            .map(|r| (r.stot, r.scur)))
+        Ok(self.backend_row(backend).await?.map(|r| (r.stot, r.scur)))
     }
 }
 

@@ -110,8 +110,16 @@ pub fn decide(
 /// Whether the autoscaler leaves the count alone: the service sleeps (until a request or,
 /// for a business-hours service without `idle_to_zero_after`, the window opening), or it
 /// was woken outside its window (it stays at what the wake-up gave until idle).
-pub fn autoscaler_holds(s: &mut SleepState, idle_any_time: bool, window_open: bool) -> bool {
-    if s.asleep && (idle_any_time || !window_open) {
+/// At desired 0 with no wake-up under way it sleeps, whether or not the idle watcher has
+/// marked it yet (after a restart, or the moment it went to zero).
+pub fn autoscaler_holds(
+    s: &mut SleepState,
+    desired: u32,
+    idle_any_time: bool,
+    window_open: bool,
+) -> bool {
+    let asleep = s.asleep || (desired == 0 && !s.waking);
+    if asleep && (idle_any_time || !window_open) {
         return true;
     }
     if window_open && !idle_any_time {
