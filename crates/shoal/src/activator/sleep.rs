@@ -303,19 +303,29 @@ mod tests {
             ..Default::default()
         };
         assert!(
-            autoscaler_holds(&mut s, true, true),
+            autoscaler_holds(&mut s, 0, true, true),
             "idle_to_zero_after: asleep all day"
         );
-        assert!(autoscaler_holds(&mut s, false, false), "asleep at night");
-        assert!(!autoscaler_holds(&mut s, false, true), "the window opened");
+        assert!(autoscaler_holds(&mut s, 0, false, false), "asleep at night");
+        assert!(
+            !autoscaler_holds(&mut s, 0, false, true),
+            "the window opened"
+        );
         assert!(!s.asleep);
         let mut s = SleepState {
             woken: true,
             ..Default::default()
         };
         assert!(
-            autoscaler_holds(&mut s, false, false),
+            autoscaler_holds(&mut s, 1, false, false),
             "woken at night: held until idle"
+        );
+        // At zero before the idle watcher marked it (just adopted): asleep already.
+        let mut s = SleepState::default();
+        assert!(autoscaler_holds(&mut s, 0, true, true));
+        assert!(
+            !autoscaler_holds(&mut s, 1, true, true),
+            "awake by day: the policy runs"
         );
     }
 }
