@@ -238,13 +238,13 @@ impl Config {
                             format!("{key}.gpus must list device IDs of 1-128 characters of a-z, A-Z, 0-9, '-', '_', ':' or '.'"),
                         ));
                     }
-                    GpuRequest::Count(n) if *n as usize > most_gpus => out.push(issue(
+                    GpuRequest::Count(n) if most_gpus > 0 && *n as usize > most_gpus => out.push(issue(
                         g,
                         format!(
                             "{key}.gpus asks for {n} GPU(s) per replica but no server has that many (servers[].gpus: the most is {most_gpus})"
                         ),
                     )),
-                    GpuRequest::Devices(d) => {
+                    GpuRequest::Devices(d) if most_gpus > 0 => {
                         let fits = self.servers.iter().any(|s| {
                             s.gpus.as_ref().is_some_and(|g| {
                                 let have = g.devices();
@@ -337,5 +337,125 @@ impl Config {
             ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(servers_extra: &str, service_extra: &str) -> Result<Config, Vec<ConfigIssue>> {
+        let yaml = format!(
+            "servers:\n  - host: 127.0.0.1\n    name: a\n    docker_host: unix:///var/run/docker.sock\n{servers_extra}services:\n  web:\n    image: img\n    port: 8080\n{service_extra}"
+        );
+        Config::parse(&yaml, "t.yaml").map_err(|e| e.issues)
+    }
+
+    fn message(r: Result<Config, Vec<ConfigIssue>>) -> (u64, String) {
+        let issues = r.expect_err("must be refused");
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        (issues[0].line, issues[0].message.clone())
+    }
+
+    #[test]
+    fn gpus_of_servers_and_services_load() {
+        let c = parse(
+            "    gpus: 2\n  - host: h\n    name: b\n    docker_host: tcp://h:2375\n    gpus: [GPU-1a, GPU-2b]\n",
+            "    gpus: 1\n    gpu_sharing: true\n",
+        )
+        .unwrap();
+        assert_eq!(c.servers[0].gpus.as_ref().unwrap().devices(), ["0", "1"]);
+        assert_eq!(
+            c.servers[1].gpus.as_ref().unwrap().devices(),
+            ["GPU-1a", "GPU-2b"]
+        );
+        let svc = &c.services["web"];
+        assert_eq!(svc.gpus.as_ref().unwrap().value, GpuRequest::Count(1));
+        assert!(svc.gpu_sharing && svc.needs_gpu());
+        let c = parse("    gpus: 1\n", "    gpus: all\n").unwrap();
+        assert!(c.services["web"].gpus.as_ref().unwrap().is_all());
+    }
+
+    #[test]
+    fn impossible_gpu_requests_are_refused_with_their_line() {
+        let (line, m) = message(parse("", "    gpus: 1\n"));
+        assert_eq!(line, 9);
+        assert!(m.contains("no server has GPUs"), "{m}");
+        let (_, m) = message(parse("    gpus: 2\n", "    gpus: 4\n"));
+        assert!(
+            m.contains("asks for 4 GPU(s) per replica but no server has that many"),
+            "{m}"
+        );
+        let (_, m) = message(parse("    gpus: 2\n", "    gpus: some\n"));
+        assert!(m.contains("must be all, a number of GPUs or a list"), "{m}");
+        let (_, m) = message(parse("    gpus: 2\n", "    gpus: [\"7\"]\n"));
+        assert!(m.contains("that no server has all of"), "{m}");
+        let (_, m) = message(parse("    gpus: [\"0\", \"0\"]\n", ""));
+        assert!(m.contains("appears twice"), "{m}");
+        let (_, m) = message(parse("", "    gpu_sharing: true\n"));
+        assert!(m.contains("gpus is not"), "{m}");
+    }
+
+    #[test]
+    fn warmup_defaults_and_checks() {
+        let c = parse(
+            "",
+            "    warmup:\n      path: /api/generate\n      body: '{}'\n",
+        )
+        .unwrap();
+        let w = c.services["web"].warmup.as_ref().unwrap();
+        assert_eq!((w.method(), w.timeout().as_secs()), ("POST", 300));
+        let (line, m) = message(parse("", "    warmup:\n      path: api\n"));
+        assert_eq!(line, 10);
+        assert!(m.contains("must start with '/'"), "{m}");
+        let (_, m) = message(parse(
+            "",
+            "    warmup:\n      path: /x\n      method: GET\n      body: '{}'\n",
+        ));
+        assert!(m.contains("a body needs method POST or PUT"), "{m}");
+        let (_, m) = message(parse(
+            "",
+            "    warmup:\n      path: /x\n      method: DELETE\n",
+        ));
+        assert!(m.contains("must be GET, POST or PUT"), "{m}");
+        let (_, m) = message(parse("", "    warmup:\n      path: /x\n      timeout: 0\n"));
+        assert!(m.contains("at least 1"), "{m}");
+    }
+
+    #[test]
+    fn waking_needs_a_service_that_can_sleep_and_the_reverse() {
+        let c = parse(
+            "",
+            "    wake_on_request: true\n    idle_to_zero_after: 600\n",
+        )
+        .unwrap();
+        let svc = &c.services["web"];
+        assert!(svc.sleeps());
+        assert_eq!(svc.idle_to_zero_after().as_secs(), 600);
+        assert_eq!(svc.activation_timeout().as_secs(), 120);
+        let c = parse(
+            "",
+            "    wake_on_request: true\n    business_hours_only: true\n    off_hours_replicas: 0\n",
+        )
+        .unwrap();
+        assert!(c.services["web"].sleeps());
+        assert_eq!(
+            c.services["web"].idle_to_zero_after().as_secs(),
+            DEFAULT_IDLE_SECS
+        );
+        let (_, m) = message(parse("", "    wake_on_request: true\n"));
+        assert!(m.contains("the service never sleeps"), "{m}");
+        let (line, m) = message(parse("", "    idle_to_zero_after: 60\n"));
+        assert_eq!(line, 9);
+        assert!(m.contains("needs wake_on_request: true"), "{m}");
+        let (_, m) = message(parse(
+            "",
+            "    wake_on_request: true\n    idle_to_zero_after: 60\n    activation_timeout: 100000\n",
+        ));
+        assert!(m.contains("above the limit"), "{m}");
+        let yaml = "servers:\n  - host: h\n    name: a\n    docker_host: tcp://h:1\nservices:\n  web:\n    image: img\n    port: 8080\n    wake_on_request: true\n    idle_to_zero_after: 60\nactivator:\n  bind: localhost:8001\n";
+        let issues = Config::parse(yaml, "t.yaml").unwrap_err().issues;
+        assert_eq!(issues[0].line, 12, "{issues:?}");
+        assert!(issues[0].message.contains("must be ip:port"), "{issues:?}");
     }
 }

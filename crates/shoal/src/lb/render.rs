@@ -245,6 +245,27 @@ mod tests {
     }
 
     #[test]
+    fn a_sleeping_service_has_the_activator_as_its_backup_server() {
+        let yaml = "servers:\n  - host: 127.0.0.1\n    name: local\n    docker_host: unix:///var/run/docker.sock\nservices:\n  web:\n    image: img\n    port: 8080\n    wake_on_request: true\n    idle_to_zero_after: 600\n    activation_timeout: 90\n  api:\n    image: img\n    port: 9090\nactivator:\n  bind: 127.0.0.1:8111\n";
+        let cfg = Config::parse(yaml, "t").unwrap();
+        let out = render(&cfg, &BTreeMap::new(), Some(Path::new("/tmp/s.sock"))).unwrap();
+        let web = &out[out.find("backend web_backend").unwrap()..];
+        assert!(
+            web.contains("    http-request set-header X-Shoal-Service web\n"),
+            "{out}"
+        );
+        assert!(web.contains("    timeout server 140s\n"), "{out}");
+        assert!(
+            web.contains("    server shoal-activator 127.0.0.1:8111 backup\n"),
+            "{out}"
+        );
+        // A service that does not sleep has none.
+        let api = &out
+            [out.find("backend api_backend").unwrap()..out.find("backend web_backend").unwrap()];
+        assert!(!api.contains("shoal-activator"), "{out}");
+    }
+
+    #[test]
     fn renders_the_expected_stanzas() {
         let cfg = render(&config(""), &members(), None).unwrap();
         for want in [
