@@ -9,7 +9,8 @@
 //! 1. starts the wake-up when none is under way and nothing is wanted (desired 0 → 1; the
 //!    loop places and starts the replica as any other, bounds and GPUs included); every
 //!    concurrent request shares that one wake-up;
-//! 2. is held until a replica is in rotation (warm-up included), at most
+//! 2. is held until a replica passed shoal's health check and its warm-up (it is then in
+//!    HAProxy, waiting for HAProxy's own checks, or in rotation), at most
 //!    `activation_timeout`;
 //! 3. is forwarded to that replica (proxied here, the answer streamed back), not sent back
 //!    through HAProxy: nothing can loop, and a request already held is not queued again.
@@ -170,7 +171,7 @@ async fn handle(State(a): State<Arc<Activator>>, req: Request) -> Response {
                 service: &service,
                 action: Action::Sleep,
                 reason: format!(
-                    "wake-up timed out: no replica in rotation within activation_timeout {}s; back to zero (the replica on its way is removed)",
+                    "wake-up timed out: no replica healthy and warm within activation_timeout {}s; back to zero (the replica on its way is removed)",
                     timeout.as_secs()
                 ),
                 desired: Some((1, 0)),
@@ -196,7 +197,7 @@ async fn handle(State(a): State<Arc<Activator>>, req: Request) -> Response {
             service: &service,
             action: Action::Wake,
             reason: format!(
-                "woken: a replica is in rotation {:.2}s after the first request",
+                "woken: a replica is healthy and warm {:.2}s after the first request",
                 since.elapsed().as_secs_f64()
             ),
             ..Default::default()

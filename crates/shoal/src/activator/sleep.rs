@@ -15,7 +15,7 @@ use crate::timings;
 /// What a request arriving at the activator does to the state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Wake {
-    /// A replica is ready: forward at once.
+    /// A replica can take it: forward at once.
     Ready,
     /// This request starts the wake-up (desired 0 → 1).
     Begin,
@@ -23,13 +23,21 @@ pub enum Wake {
     Wait,
 }
 
-/// The `host:port` of a replica in rotation, if there is one.
+/// The `host:port` of a replica that may take a held request: one in rotation, else one
+/// that passed shoal's health check and its warm-up and waits only for HAProxy's own check
+/// (`Joining`: the activator sends to it directly, so it need not wait for HAProxy's `rise`
+/// checks).
 #[must_use]
 pub fn ready_replica(st: &ServiceState) -> Option<(String, u16)> {
-    st.replicas
-        .values()
-        .filter(|r| r.phase == Phase::Ready)
-        .find_map(|r| Some((r.host.clone(), r.port?)))
+    let pick = |phase: Phase| {
+        st.replicas
+            .values()
+            .filter(|r| {
+                r.phase == phase && r.container_state == crate::engine::ContainerState::Running
+            })
+            .find_map(|r| Some((r.host.clone(), r.port?)))
+    };
+    pick(Phase::Ready).or_else(|| pick(Phase::Joining))
 }
 
 /// A request arrives at `now`: records the activity and, with no replica and none wanted,
