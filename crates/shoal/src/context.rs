@@ -77,6 +77,8 @@ pub struct Context {
     /// server and image, and not again within [`timings::PULL_RETRY`] of a failure.
     pulls: Arc<Mutex<PullBook>>,
     cfg_write: tokio::sync::Mutex<()>,
+    /// GPU devices given to replicas not listed yet, across services.
+    pub gpu_ledger: crate::reconcile::gpu_ledger::GpuLedger,
 }
 
 impl std::fmt::Debug for Context {
@@ -109,6 +111,7 @@ impl Context {
             metrics: crate::metrics::Metrics::new(),
             pulls: Arc::new(Mutex::new(BTreeMap::new())),
             cfg_write: tokio::sync::Mutex::new(()),
+            gpu_ledger: crate::reconcile::gpu_ledger::GpuLedger::default(),
         })
     }
 

@@ -506,14 +506,31 @@ impl<'a> Executor<'a> {
                 })
             }
         }
-        handle.adjust_containers(1);
         let name = format!("shoal-{}-{}", self.rt.name, short_id());
+        if !gpus.is_empty() {
+            // Another service's loop may be giving the same device away right now.
+            if let Err(device) =
+                self.ctx
+                    .gpu_ledger
+                    .reserve(server, &name, gpus, spec.gpu_sharing, Instant::now())
+            {
+                tracing::info!(
+                    service = self.rt.name,
+                    server,
+                    device,
+                    "GPU device just given to another replica: placing again next pass"
+                );
+                return Ok(());
+            }
+        }
+        handle.adjust_containers(1);
         let id = match engine.create_replica(&self.rt.name, &name, spec).await {
             Ok(id) => id,
             Err(e @ EngineError::NoGpuRuntime { .. }) => {
                 // The server is fine; it cannot run GPU replicas. Not a server failure, and
                 // not tried again there before the backoff ends.
                 handle.adjust_containers(-1);
+                self.ctx.gpu_ledger.release(server, &name);
                 let wait = self.rt.update(|st| {
                     let wait = st
                         .gpu_backoff
@@ -547,6 +564,7 @@ impl<'a> Executor<'a> {
             }
             Err(e) => {
                 handle.adjust_containers(-1);
+                self.ctx.gpu_ledger.release(server, &name);
                 handle.report_failure(&e);
                 self.rt.update(|st| st.last_error = Some(e.to_string()));
                 self.ctx.journal.record(NewEvent {

@@ -59,6 +59,10 @@ pub struct WorldState {
     pub new_healthy: bool,
     /// CPU percent every container reports.
     pub cpu: f64,
+    /// Warm-up requests fail (answer 503).
+    pub warmup_fails: bool,
+    /// Warm-up requests sent, by port.
+    pub warmups: BTreeMap<u16, u32>,
     /// Containers ever created.
     pub created: u32,
     /// Events announced so far (their fake time).
@@ -507,6 +511,13 @@ impl Prober for FakeProber {
         port: u16,
         w: &crate::config::WarmupConfig,
     ) -> Result<(), String> {
+        let fails = self.0.with(|st| {
+            *st.warmups.entry(port).or_default() += 1;
+            st.warmup_fails
+        });
+        if fails {
+            return Err(format!("fake:{port}{} answered 503", w.path.value));
+        }
         self.probe(host, port, &w.path, w.timeout()).await
     }
 }

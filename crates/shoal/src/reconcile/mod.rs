@@ -8,6 +8,7 @@
 
 mod drain;
 pub mod execute;
+pub mod gpu_ledger;
 pub mod observe;
 pub mod plan;
 pub mod reasons;
@@ -18,6 +19,8 @@ mod warmup;
 mod fake;
 #[cfg(test)]
 mod loop_tests;
+#[cfg(test)]
+mod ollama_loop_tests;
 #[cfg(test)]
 mod plan_tests;
 

@@ -111,7 +111,10 @@ pub async fn containers_and_lb(
 
 /// The GPUs of every server and the devices that shoal's containers (of every service) hold
 /// there, from one listing per server. A server that does not answer shows none free.
-pub async fn gpus(fleet: &Fleet) -> Vec<crate::placement::GpuInventory> {
+pub async fn gpus(
+    fleet: &Fleet,
+    ledger: &crate::reconcile::gpu_ledger::GpuLedger,
+) -> Vec<crate::placement::GpuInventory> {
     use crate::engine::ContainerState as S;
     let servers = fleet.all();
     futures_util::future::join_all(servers.iter().map(|s| async move {
@@ -142,6 +145,8 @@ pub async fn gpus(fleet: &Fleet) -> Vec<crate::placement::GpuInventory> {
                 }) {
                     inv.claim(&c.gpus, c.gpu_sharing);
                 }
+                let names: Vec<String> = list.iter().map(|c| c.name.clone()).collect();
+                ledger.apply(&mut inv, &names, Instant::now());
             }
             None => inv.blocked = Some("its containers could not be listed".into()),
         }

@@ -94,7 +94,7 @@ pub async fn pass(ctx: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
     let mut obs =
         observe::containers_and_lb(&ctx.fleet, lb.as_ref(), &rt.name, &backend, rise).await;
     if spec.needs_gpu() {
-        obs.gpus = Some(observe::gpus(&ctx.fleet).await);
+        obs.gpus = Some(observe::gpus(&ctx.fleet, &ctx.gpu_ledger).await);
     }
     let now = Instant::now();
     rt.update(|st| observe::absorb(st, &obs, now));
