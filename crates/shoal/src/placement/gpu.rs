@@ -121,6 +121,12 @@ impl GpuInventory {
     }
 }
 
+/// Replicas placed: `(server, devices)` each.
+pub type Placed = Vec<(String, Vec<String>)>;
+
+/// Why each server could not take a replica.
+pub type Reasons = BTreeMap<String, String>;
+
 /// Where `count` replicas of a GPU service go: `(server, devices)` for each one placed,
 /// and for each server that could not take the next one, why. Updates the loads and the
 /// inventories as it goes. Servers absent from `gpus` have no GPUs.
@@ -131,7 +137,7 @@ pub fn place_gpu(
     count: u32,
     need: &GpuNeed,
     sharing: bool,
-) -> (Vec<(String, Vec<String>)>, BTreeMap<String, String>) {
+) -> (Placed, Reasons) {
     let mut chosen = Vec::new();
     let mut why = BTreeMap::new();
     for _ in 0..count {

@@ -510,20 +510,19 @@ pub fn plan(input: &Input<'_>) -> Plan {
     if let Some(view) = &obs.lb {
         for r in alive.iter().filter(|r| !leaving.contains(&r.id)) {
             let Some(port) = r.port else { continue };
+            // A service with a warm-up lets a replica into HAProxy only once it is warm.
+            let warm = spec.warmup.is_none() || r.warmed.is_some();
+            let warm_up_due =
+                !warm && !r.warming && r.warmup_failures < *spec.health_check.unhealthy_threshold;
             match (r.phase, view.iter().find(|s| s.name == r.name)) {
-                // A warm-up first, when the service has one: it enters HAProxy warm.
-                (Phase::Starting, None)
-                    if r.healthy == Some(true) && spec.warmup.is_some() && r.warmed.is_none() =>
-                {
-                    if !r.warming && r.warmup_failures < *spec.health_check.unhealthy_threshold {
-                        membership.push(Step::Warmup { id: r.id.clone() });
-                    }
-                }
-                (Phase::Starting, None) if r.healthy == Some(true) => {
+                (Phase::Starting, None) if r.healthy == Some(true) && warm => {
                     membership.push(Step::Register {
                         id: r.id.clone(),
                         drift: false,
                     })
+                }
+                (Phase::Starting, None) if r.healthy == Some(true) && warm_up_due => {
+                    membership.push(Step::Warmup { id: r.id.clone() })
                 }
                 (Phase::Joining | Phase::Ready, None) => membership.push(Step::Register {
                     id: r.id.clone(),
