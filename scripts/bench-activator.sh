@@ -8,7 +8,9 @@
 #     port, with the header HAProxy sets), interleaved, SAMPLES times each.
 # Starts its own HAProxy and `shoal serve` (SHOAL_BIN, default target/debug/shoal) on free
 # loopback ports with a temporary config, and removes everything it started on exit.
-# Usage: scripts/bench-activator.sh [RUNS] [SAMPLES]
+# With MODEL_LOAD_MS=N the workload takes N ms to "load its model" on its first generate and
+# the service has a warm-up request, so the cold start includes the warm-up.
+# Usage: [MODEL_LOAD_MS=N] scripts/bench-activator.sh [RUNS] [SAMPLES]
 set -euo pipefail
 runs=${1:-10}; samples=${2:-200}
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,6 +35,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+warm=""
+if [ -n "${MODEL_LOAD_MS:-}" ]; then
+  warm="    environment:
+      - SHOAL_WORKLOAD_MODEL_LOAD_MS=$MODEL_LOAD_MS
+    warmup:
+      path: /api/generate
+      body: '{\"work\": 0}'
+      timeout: 60"
+fi
 cat >"$dir/config.yaml" <<EOF
 load_balancer:
   stats_port: $stats
@@ -59,6 +70,7 @@ services:
       interval: 1
       timeout: 1
       start_period: 20
+$warm
 activator:
   bind: 127.0.0.1:$act
 autoscaler:
