@@ -152,6 +152,7 @@ async fn handle(State(a): State<Arc<Activator>>, req: Request) -> Response {
             desired: Some((0, 1)),
             ..Default::default()
         });
+        save_desired(ctx, &rt);
         rt.wake.notify_one();
     }
     let target = loop {
@@ -177,6 +178,7 @@ async fn handle(State(a): State<Arc<Activator>>, req: Request) -> Response {
                 desired: Some((1, 0)),
                 ..Default::default()
             });
+            save_desired(ctx, &rt);
             rt.wake.notify_one();
         }
         return unavailable(
@@ -204,6 +206,19 @@ async fn handle(State(a): State<Arc<Activator>>, req: Request) -> Response {
         });
     }
     forward(&a.http, &parts, body, &host, port, deadline).await
+}
+
+/// Saves the desired count a wake-up or a sleep set, so a restarted serve adopts the service
+/// as it was (asleep at zero, or awake) rather than as the autoscaler last left it.
+pub(crate) fn save_desired(ctx: &Context, rt: &ServiceRuntime) {
+    let (last_action, desired) = rt.update(|st| (st.last_action, st.desired));
+    ctx.journal.save_service_state(
+        &rt.name,
+        &crate::journal::SavedState {
+            last_action,
+            desired: Some(desired),
+        },
+    );
 }
 
 /// Hop-by-hop headers (RFC 9110 7.6.1), never forwarded.

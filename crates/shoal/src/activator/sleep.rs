@@ -208,6 +208,7 @@ pub async fn watch(ctx: Arc<Context>, rt: Arc<ServiceRuntime>) {
             reason,
             ..Default::default()
         });
+        super::save_desired(&ctx, &rt);
         rt.wake.notify_one();
     }
 }
