@@ -165,3 +165,39 @@ async fn serve_journals_the_missing_runtime_and_backs_off_the_server() {
     // The server itself is fine: up, not failed.
     assert_eq!(s.server("local").await["up"], true);
 }
+
+#[test]
+fn shoal_check_shows_each_servers_gpus_and_the_missing_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "servers:\n  - host: 127.0.0.1\n    name: gpubox\n    docker_host: unix:///var/run/docker.sock\n    gpus: 2\n  - host: 127.0.0.1\n    name: plain\n    docker_host: unix:///var/run/docker.sock\nservices:\n  web:\n    image: {IMAGE}\n    port: 18081\n    gpus: 1\n"
+        ),
+    )
+    .unwrap();
+    let out = common::shoal()
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("shoal check");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("GPUS"), "{text}");
+    let row = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // This machine's Docker lists no nvidia runtime.
+    assert!(row("gpubox").contains("2 (0,1), no runtime"), "{text}");
+    assert!(!row("plain").contains("runtime"), "{text}");
+    assert!(
+        text.contains(
+            "gpubox: warning: gpus: 2 GPU(s) declared, but Docker there lists no nvidia runtime"
+        ),
+        "{text}"
+    );
+}

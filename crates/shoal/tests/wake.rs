@@ -109,6 +109,26 @@ async fn twenty_requests_at_zero_share_one_wake_up_and_idle_goes_back_to_zero() 
     assert_eq!(st["startup"]["asleep"], true, "{st}");
     assert_eq!(st["startup"]["wakes"], 1, "{st}");
     assert_eq!(st["startup"]["sleeps"], 1, "{st}");
+
+    // A restarted serve finds it asleep: adopted at the saved 0, and the autoscaler (every
+    // 5 s here) does not raise it to min_replicas.
+    s.kill_shoal();
+    s.start_shoal();
+    let adopted = wait_for_async("adopted again", Duration::from_secs(20), async || {
+        let ev = s.events().await;
+        (count(&ev, "adopted") == 2).then(|| {
+            let newest = ev.iter().find(|e| e["action"] == "adopted");
+            newest
+                .and_then(|e| e["reason"].as_str())
+                .unwrap_or("")
+                .to_owned()
+        })
+    })
+    .await;
+    assert!(adopted.contains("saved desired 0"), "{adopted}");
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(s.running().is_empty());
+    assert_eq!(s.stats().await["desired"], 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
