@@ -297,3 +297,84 @@ async fn forward(
             .into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    /// The forwarded answer is streamed: its first chunk arrives while the replica is still
+    /// writing the rest (Ollama's generate streams one JSON line per token).
+    #[tokio::test]
+    async fn a_forwarded_answer_streams_and_carries_method_path_body_and_headers() {
+        let replica = axum::Router::new().fallback(|req: Request| async move {
+            let (parts, body) = req.into_parts();
+            let body = axum::body::to_bytes(body, 1024).await.unwrap();
+            let first = format!(
+                "{} {} {} {}\n",
+                parts.method,
+                parts.uri,
+                String::from_utf8_lossy(&body),
+                parts
+                    .headers
+                    .get("x-client")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
+            );
+            let chunks =
+                futures_util::stream::iter([first, "second\n".to_owned()]).then(|c| async move {
+                    if c == "second\n" {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Ok::<_, std::io::Error>(c)
+                });
+            Response::builder()
+                .header("x-replica", "yes")
+                .body(Body::from_stream(chunks))
+                .unwrap()
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, replica).await.unwrap() });
+
+        let req = axum::http::Request::builder()
+            .method("POST")
+            .uri("/api/generate?x=1")
+            .header("x-client", "c1")
+            .header(SERVICE_HEADER, "web")
+            .body(())
+            .unwrap();
+        let (parts, ()) = req.into_parts();
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let resp = forward(
+            &http,
+            &parts,
+            axum::body::Bytes::from_static(b"{\"prompt\":\"hi\"}"),
+            "127.0.0.1",
+            port,
+            deadline,
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["x-replica"], "yes");
+        let t0 = std::time::Instant::now();
+        let mut stream = resp.into_body().into_data_stream();
+        let first = stream.next().await.unwrap().unwrap();
+        let first_after = t0.elapsed();
+        assert_eq!(
+            String::from_utf8_lossy(&first),
+            "POST /api/generate?x=1 {\"prompt\":\"hi\"} c1\n"
+        );
+        let mut rest = Vec::new();
+        while let Some(c) = stream.next().await {
+            rest.extend_from_slice(&c.unwrap());
+        }
+        assert_eq!(String::from_utf8_lossy(&rest), "second\n");
+        assert!(
+            first_after < Duration::from_millis(400) && t0.elapsed() >= Duration::from_millis(400),
+            "not streamed: first chunk after {first_after:?}, all after {:?}",
+            t0.elapsed()
+        );
+    }
+}
