@@ -157,3 +157,24 @@ async fn a_replica_enters_haproxy_only_warm_and_one_whose_warm_up_fails_is_repla
         "one warm-up target per replica ever started"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_sleeping_service_whose_haproxy_lacks_the_activator_says_so() {
+    let world = World::new(&["s1"]);
+    // The fake HAProxy's backend has no backup server (as a HAProxy started from a config
+    // rendered before wake_on_request was set).
+    let app = app(
+        &world,
+        &server("s1", ""),
+        "    min_replicas: 1\n    max_replicas: 1\n    wake_on_request: true\n    idle_to_zero_after: 60\n",
+    );
+    app.start().await;
+    let rt = app.service("web").unwrap();
+    until(Duration::from_secs(5), "the error", || {
+        rt.snapshot()
+            .last_error
+            .is_some_and(|e| e.contains("has no shoal-activator backup server"))
+    })
+    .await;
+    assert!(world.running("web").is_empty(), "adopted at zero");
+}

@@ -119,6 +119,18 @@ pub async fn pass(ctx: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
         now,
     });
     let errors = Executor::new(ctx, rt, &spec).run(&plan).await;
+    // A sleeping service needs its backup server in HAProxy, or a request at zero fails.
+    let no_activator = (spec.sleeps()
+        && obs.lb.as_ref().is_some_and(|v| {
+            !v.iter().any(|s| s.name == crate::lb::ACTIVATOR_SERVER)
+        }))
+    .then(|| {
+        format!(
+            "HAProxy's backend {backend} has no {} backup server, so a request at zero replicas fails: \
+             restart HAProxy with the config shoal renders (load_balancer.config_file or `shoal haproxy render`)",
+            crate::lb::ACTIVATOR_SERVER
+        )
+    });
     let short = plan.steps.iter().any(|s| {
         matches!(
             s,
@@ -129,6 +141,8 @@ pub async fn pass(ctx: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
         if let Some(e) = errors.first() {
             st.last_error = Some(e.to_string());
         } else if let Some(e) = &obs.lb_error {
+            st.last_error = Some(e.clone());
+        } else if let Some(e) = &no_activator {
             st.last_error = Some(e.clone());
         } else if !short {
             st.last_error = None;
