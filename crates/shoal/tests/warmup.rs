@@ -42,6 +42,13 @@ async fn a_new_replica_takes_no_request_before_its_warm_up_finished() {
     let report = load.finish().await;
 
     assert_eq!(report.failed(), 0, "{}", report.first_errors(5));
+    assert!(
+        report
+            .samples
+            .iter()
+            .any(|x| x.outcome.as_ref().is_ok_and(|b| b.contains(r#""cold":"#))),
+        "the workload image predates SHOAL_WORKLOAD_MODEL_LOAD_MS: rebuild it with scripts/build-workload-image.sh"
+    );
     // A request that reached the new replica cold would have waited for the 3 s load.
     let slowest = report.latency(100);
     assert!(
