@@ -178,6 +178,9 @@ impl LoadBalancer for HaproxyClient {
         }
         Ok(found.then_some(c))
     }
+    async fn backend_traffic(&self, backend: &str) -> Result<Option<(u64, u64)>, LbError> {
+        Ok(self.backend_row(backend).await?.map(|r| (r.stot, r.scur)))
+    }
 }
 
 /// HTTP GET health probes; a 2xx answer passes.
@@ -212,6 +215,38 @@ impl Prober for HttpProber {
             Ok(resp) if resp.status().is_success() => Ok(()),
             Ok(resp) => Err(format!("{url} answered {}", resp.status())),
             Err(e) => Err(format!("{url}: {e}")),
+        }
+    }
+
+    async fn warmup(
+        &self,
+        host: &str,
+        port: u16,
+        w: &crate::config::WarmupConfig,
+    ) -> Result<(), String> {
+        let url = format!("http://{host}:{port}{}", w.path.value);
+        let method = reqwest::Method::from_bytes(w.method().as_bytes())
+            .map_err(|e| format!("warm-up method {}: {e}", w.method()))?;
+        let mut req = self.http.request(method, &url).timeout(w.timeout());
+        if let Some(body) = &w.body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let what = format!("{} {url}", w.method());
+        match req.send().await {
+            // The whole body: for a streaming answer (Ollama's), the model has loaded when
+            // it ends.
+            Ok(resp) if resp.status().is_success() => match resp.bytes().await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!("{what}: reading the answer: {e}")),
+            },
+            Ok(resp) => Err(format!("{what} answered {}", resp.status())),
+            Err(e) if e.is_timeout() => Err(format!(
+                "{what}: no answer within {}s",
+                w.timeout().as_secs()
+            )),
+            Err(e) => Err(format!("{what}: {e}")),
         }
     }
 }

@@ -117,6 +117,7 @@ impl App {
         self.insert_service(rt.clone());
         tokio::spawn(reconcile::run_service(self.ctx.clone(), rt.clone()));
         tokio::spawn(Autoscaler::new(self.ctx.clone(), rt.clone()).run());
+        tokio::spawn(crate::activator::sleep::watch(self.ctx.clone(), rt.clone()));
         rt
     }
 }

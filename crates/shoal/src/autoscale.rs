@@ -182,6 +182,19 @@ impl Autoscaler {
         if !adopted || self.held_by_update() {
             return;
         }
+        // A service that sleeps at zero (or was woken at night) is left to the activator.
+        if svc.sleeps()
+            && rt.update(|st| {
+                crate::activator::sleep::autoscaler_holds(
+                    &mut st.sleep,
+                    st.desired,
+                    svc.idle_to_zero_after.is_some(),
+                    window_open,
+                )
+            })
+        {
+            return;
+        }
         let capacity_left: u32 = self
             .ctx
             .fleet
@@ -262,7 +275,16 @@ impl Autoscaler {
             st.memory_bytes = memory_sum;
             st.replica_samples = samples.into_iter().collect();
             let before = st.desired;
-            let acts = decision.acts(before);
+            // Checked again here, under the same lock as the change: the service may have
+            // gone to sleep while the samples were taken.
+            let asleep = svc.sleeps()
+                && crate::activator::sleep::autoscaler_holds(
+                    &mut st.sleep,
+                    before,
+                    svc.idle_to_zero_after.is_some(),
+                    window_open,
+                );
+            let acts = decision.acts(before) && !asleep;
             if acts {
                 st.desired = decision.desired;
                 st.last_action = Some(now);

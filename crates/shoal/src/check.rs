@@ -45,6 +45,10 @@ pub struct ServerCheck {
     pub images_present: Option<bool>,
     /// The engine's clock minus this machine's, ms.
     pub skew_ms: Option<i64>,
+    /// GPUs it has (`servers[].gpus`).
+    pub gpus: Vec<String>,
+    /// Whether Docker lists an `nvidia` runtime there (`None`: not asked).
+    pub nvidia_runtime: Option<bool>,
     /// Whether shoal can run replicas there.
     pub usable: bool,
     /// What went wrong, in full.
@@ -115,6 +119,8 @@ fn blank(s: &ServerConfig) -> ServerCheck {
         images_missing: Vec::new(),
         images_present: None,
         skew_ms: None,
+        gpus: s.gpus.as_ref().map(|g| g.devices()).unwrap_or_default(),
+        nvidia_runtime: None,
         usable: false,
         error: None,
         warnings: Vec::new(),
@@ -152,6 +158,7 @@ async fn check_server(s: &ServerConfig, settings: &SshSettings, images: &[String
         c.docker_version = Some(engine.version().await?);
         let info = engine.info().await?;
         c.skew_ms = info.skew_ms;
+        c.nvidia_runtime = Some(info.nvidia_runtime);
         c.containers = Some(engine.list_managed(None).await?.len() as u32);
         let mut missing = Vec::new();
         for img in images {
@@ -173,6 +180,14 @@ async fn check_server(s: &ServerConfig, settings: &SshSettings, images: &[String
                     c.images_missing.join(", ")
                 ));
             }
+            if !c.gpus.is_empty() && c.nvidia_runtime == Some(false) {
+                c.warnings.push(format!(
+                    "gpus: {} GPU(s) declared, but Docker there lists no nvidia runtime: GPU replicas \
+                     fail to start unless the NVIDIA Container Toolkit is installed (nvidia-ctk runtime \
+                     configure --runtime=docker, then restart dockerd)",
+                    c.gpus.len()
+                ));
+            }
             if let Some(ms) = c.skew_ms.filter(|ms| ms.abs() > SKEW_WARN_MS) {
                 c.warnings.push(format!(
                     "clock differs from this machine's by {}: check NTP there",
@@ -183,6 +198,18 @@ async fn check_server(s: &ServerConfig, settings: &SshSettings, images: &[String
         Err(e) => c.error = Some(e.to_string()),
     }
     c
+}
+
+/// `-`, `4 (0,1,2,3)`, with `no runtime` when Docker lists no nvidia runtime.
+fn gpu_cell(c: &ServerCheck) -> String {
+    if c.gpus.is_empty() {
+        return "-".to_owned();
+    }
+    let runtime = match c.nvidia_runtime {
+        Some(false) => ", no runtime",
+        _ => "",
+    };
+    format!("{} ({}){runtime}", c.gpus.len(), c.gpus.join(","))
 }
 
 /// `+0.3s`, `-12.0s`.
@@ -217,6 +244,7 @@ pub fn report(checks: &[ServerCheck]) -> String {
                     Some(false) => "missing".to_owned(),
                 },
                 c.skew_ms.map_or_else(dash, skew_text),
+                gpu_cell(c),
                 if c.usable { "yes" } else { "NO" }.to_owned(),
             ]
         })
@@ -232,6 +260,7 @@ pub fn report(checks: &[ServerCheck]) -> String {
             "CONTAINERS",
             "IMAGE",
             "SKEW",
+            "GPUS",
             "USABLE",
         ],
         &rows,

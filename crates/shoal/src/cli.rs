@@ -366,6 +366,7 @@ pub async fn stats(c: &Client, service: &str) -> ExitCode {
             ],
             &rows,
         ));
+        out.push_str(&startup_lines(v));
         out
     })
     .await
@@ -388,6 +389,52 @@ fn learned_line(l: &crate::api::model::LearnedCapacity) -> String {
             l.observations, l.needed
         ),
     }
+}
+
+/// The GPU, warm-up and sleep lines of `shoal stats` (none when there is nothing to say).
+fn startup_lines(v: &ServiceStats) -> String {
+    let st = &v.startup;
+    let secs = |d: Option<f64>| d.map_or_else(|| "-".to_owned(), |d| format!("{d:.2}s"));
+    let mut out = String::new();
+    let gpus: Vec<String> = v
+        .containers
+        .iter()
+        .filter(|x| !x.gpus.is_empty())
+        .map(|x| format!("{} {}", x.name, x.gpus.join(",")))
+        .collect();
+    if !gpus.is_empty() {
+        out.push_str(&format!("\nGPUs: {}\n", gpus.join("; ")));
+    }
+    if st.last_warmup_seconds.is_some() || st.start_delay_seconds.is_some() {
+        out.push_str(&format!(
+            "\nwarm-up: last {}, median {}; start to rotation (median): {}\n",
+            secs(st.last_warmup_seconds),
+            secs(st.median_warmup_seconds),
+            secs(st.start_delay_seconds)
+        ));
+    }
+    if st.wake_on_request {
+        out.push_str(&format!(
+            "\nwake on request: {}; idle {}; {} wake-up(s), {} sleep(s)\n",
+            if st.asleep {
+                "asleep"
+            } else if st.waking {
+                "waking"
+            } else {
+                "awake"
+            },
+            secs(st.idle_seconds),
+            st.wakes,
+            st.sleeps
+        ));
+    }
+    for (server, e) in &st.gpu_backoff {
+        out.push_str(&format!("\nno GPU replicas on {server} for now: {e}\n"));
+    }
+    if let Some(e) = &v.service.last_error {
+        out.push_str(&format!("\nlast error: {e}\n"));
+    }
+    out
 }
 
 /// `shoal scale SERVICE up|down`.

@@ -78,6 +78,8 @@ pub struct Context {
     pulls: Arc<Mutex<PullBook>>,
     /// Serialises haproxy.cfg writes; holds the config and members last written.
     cfg_write: tokio::sync::Mutex<Option<LbWritten>>,
+    /// GPU devices given to replicas not listed yet, across services.
+    pub gpu_ledger: crate::reconcile::gpu_ledger::GpuLedger,
 }
 
 /// The config and members haproxy.cfg was last written from.
@@ -113,6 +115,7 @@ impl Context {
             metrics: crate::metrics::Metrics::new(),
             pulls: Arc::new(Mutex::new(BTreeMap::new())),
             cfg_write: tokio::sync::Mutex::new(None),
+            gpu_ledger: crate::reconcile::gpu_ledger::GpuLedger::default(),
         })
     }
 

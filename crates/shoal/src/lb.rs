@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use crate::config::HealthCheckConfig;
 
-pub use render::{backend_name, frontend_name, render};
+pub use render::{backend_name, frontend_name, render, ACTIVATOR_SERVER, SERVICE_HEADER};
 pub use runtime::{
     answer_looks_failed, parse_servers_state, parse_stats, AdminFlags, AdminState, CheckResult,
     HaproxyClient, OpState, RuntimeAddr, ServerState, StatKind, StatRow,

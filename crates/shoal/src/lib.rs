@@ -9,6 +9,7 @@
 //! ARCHITECTURE.md.
 #![forbid(unsafe_code)]
 
+pub mod activator;
 pub mod adapters;
 pub mod api;
 pub mod app;
@@ -34,6 +35,7 @@ pub mod reconcile;
 pub mod release;
 pub mod schedule;
 pub mod service;
+pub mod service_startup;
 pub mod sim;
 pub mod ssh;
 pub mod timings;

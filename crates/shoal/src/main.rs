@@ -459,6 +459,19 @@ async fn serve(config_path: PathBuf, bind: Option<SocketAddr>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // The activator, when a service sleeps at zero and wakes on request.
+    if let Some(addr) = shoal::activator::wanted(&app.config()) {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                tracing::info!(%addr, "activator listening (HAProxy's backup server of sleeping services)");
+                shoal::activator::spawn(app.context().clone(), l);
+            }
+            Err(e) => {
+                eprintln!("error: activator: cannot listen on {addr} (activator.bind): {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     app.start().await;
     tokio::spawn(reload_on_sighup(app.clone()));
     let limits = shoal::api::server::Limits::from_config(&app.config().api);

@@ -3,7 +3,12 @@
 //! Spread: the server with the fewest replicas of this service wins, then the one with the
 //! fewest containers overall, then the name (so decisions are deterministic). A server that
 //! is down or at `max_containers` never gets one. Scale-down takes from the most loaded
-//! server first.
+//! server first. A GPU service's replicas go only where the devices they need are free
+//! (`gpu`).
+
+pub mod gpu;
+
+pub use gpu::{place_gpu, GpuInventory, GpuNeed};
 
 /// What placement needs to know about one server.
 #[derive(Clone, Debug, PartialEq, Eq)]

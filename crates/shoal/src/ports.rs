@@ -125,6 +125,9 @@ pub trait LoadBalancer: Send + Sync + Debug {
         frontend: &str,
         backend: &str,
     ) -> Result<Option<BackendCounters>, LbError>;
+    /// The backend's total sessions so far and its current ones (`stot`, `scur` of its
+    /// `BACKEND` row); `None` if it has no such backend.
+    async fn backend_traffic(&self, backend: &str) -> Result<Option<(u64, u64)>, LbError>;
 }
 
 /// One reading of a backend's `show stat` counters.
@@ -149,5 +152,13 @@ pub trait Prober: Send + Sync + Debug {
         port: u16,
         path: &str,
         timeout: Duration,
+    ) -> Result<(), String>;
+    /// Sends the warm-up request `w` to `http://host:port`, bounded by its timeout; `Err`
+    /// says why it failed (a non-2xx answer included).
+    async fn warmup(
+        &self,
+        host: &str,
+        port: u16,
+        w: &crate::config::WarmupConfig,
     ) -> Result<(), String>;
 }

@@ -86,6 +86,20 @@ pub struct Replica {
     /// When it was last probed.
     #[serde(skip)]
     pub last_probe: Option<Instant>,
+    /// How long its warm-up request took, once it succeeded (`warmup`).
+    #[serde(skip)]
+    pub warmed: Option<std::time::Duration>,
+    /// A warm-up request is in flight.
+    #[serde(skip)]
+    pub warming: bool,
+    /// Failed warm-up requests in a row, and the last one's error.
+    #[serde(skip)]
+    pub warmup_failures: u32,
+    /// Why the last warm-up failed.
+    #[serde(skip)]
+    pub last_warmup_error: Option<String>,
+    /// GPU devices it holds.
+    pub gpus: Vec<String>,
 }
 
 impl Replica {
@@ -112,6 +126,11 @@ impl Replica {
             first_seen: now,
             joined_at: None,
             last_probe: None,
+            warmed: None,
+            warming: false,
+            warmup_failures: 0,
+            last_warmup_error: None,
+            gpus: c.gpus.clone(),
         }
     }
 
@@ -274,7 +293,31 @@ pub struct ServiceState {
     pub replacements: BTreeMap<String, u64>,
     /// The service was removed from the config; drain to zero, then forget.
     pub removed: bool,
+    /// Servers a GPU replica is not started on for now, because their GPU runtime failed.
+    pub gpu_backoff: BTreeMap<String, GpuBackoff>,
+    /// Warm-up and start-to-ready durations of the last replicas.
+    pub startup: crate::service_startup::Startup,
+    /// Whether the service sleeps at zero replicas and when it last saw traffic.
+    pub sleep: crate::service_startup::SleepState,
 }
+
+/// A server whose GPU runtime failed: no GPU replica is started there before `until`.
+#[derive(Clone, Debug)]
+pub struct GpuBackoff {
+    /// No new attempt before this.
+    pub until: Instant,
+    /// The current wait (doubles, up to [`GPU_BACKOFF`]`.1`).
+    pub wait: std::time::Duration,
+    /// The error.
+    pub error: String,
+}
+
+/// First and longest wait before a GPU replica is tried again on a server whose GPU runtime
+/// failed.
+pub const GPU_BACKOFF: (std::time::Duration, std::time::Duration) = (
+    std::time::Duration::from_secs(30),
+    std::time::Duration::from_secs(600),
+);
 
 impl ServiceState {
     /// Replicas in `phase`.

@@ -86,3 +86,10 @@ pub const FANOUT: usize = 64;
 /// How long `GET /services/{name}/stats` reuses the Docker stats it sampled: however many
 /// clients ask, each service's replicas are sampled at most once in this time.
 pub const STATS_API_REUSE: Duration = Duration::from_secs(1);
+
+/// How often a service that may sleep (`wake_on_request`) is looked at for idleness
+/// (HAProxy's session counters of its backend).
+pub const SLEEP_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// How often a request held by the activator looks for a ready replica.
+pub const ACTIVATOR_POLL: Duration = Duration::from_millis(50);

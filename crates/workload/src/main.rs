@@ -37,6 +37,9 @@ Environment:
   HOSTNAME                             name reported (fallback /etc/hostname)
   SHOAL_WORKLOAD_UNHEALTHY_AFTER_SECS  make /api/tags fail with 503 after N seconds
   SHOAL_WORKLOAD_FAIL_START            if 1, exit with status 1 immediately
+  SHOAL_WORKLOAD_MODEL_LOAD_MS         like Ollama loading a model: the first /api/generate
+                                       takes N ms more, generates arriving meanwhile wait
+                                       (the answer says \"cold\":true for the first)
 
 SIGTERM/SIGINT: stop accepting, finish in-flight requests (up to 5 s), exit 0.
 A second signal exits immediately with status 1.
@@ -85,10 +88,19 @@ fn run() -> Result<(), String> {
             )
         })?)),
     };
+    let model_load = match env("SHOAL_WORKLOAD_MODEL_LOAD_MS") {
+        None => None,
+        Some(v) => Some(Duration::from_millis(v.trim().parse().map_err(|_| {
+            format!(
+                "SHOAL_WORKLOAD_MODEL_LOAD_MS must be a whole number of milliseconds, got {v:?}"
+            )
+        })?)),
+    };
     let config = server::Config {
         hostname: hostname(),
         unhealthy_after,
         max_connections: server::DEFAULT_MAX_CONNECTIONS,
+        model_load,
     };
 
     // First signal sets the flag; a second one (flag already set) exits(1).

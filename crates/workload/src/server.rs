@@ -27,6 +27,9 @@ pub struct Config {
     pub unhealthy_after: Option<Duration>,
     /// Connections beyond this wait in the listen backlog.
     pub max_connections: usize,
+    /// Like Ollama loading a model: the first `/api/generate` takes this long more, and
+    /// every generate that arrives meanwhile waits for it.
+    pub model_load: Option<Duration>,
 }
 
 /// Outcome of [`serve`].
@@ -41,6 +44,8 @@ struct Ctx {
     started: Instant,
     shutdown: Arc<AtomicBool>,
     active: AtomicUsize,
+    /// Whether the "model" is loaded (see [`Config::model_load`]).
+    loaded: std::sync::Mutex<bool>,
 }
 
 /// Decrements the active-connection count when the connection thread ends
@@ -86,6 +91,7 @@ pub fn serve(
         started: Instant::now(),
         shutdown,
         active: AtomicUsize::new(0),
+        loaded: std::sync::Mutex::new(false),
     });
     let max = ctx.config.max_connections.max(1);
 
@@ -327,12 +333,31 @@ fn generate(body: &[u8], ctx: &Ctx) -> Response {
         Ok(ms) => ms,
         Err(e) => return Response::error(400, e.message()),
     };
+    // The first generate loads the model; the ones arriving meanwhile wait on the lock.
+    let mut cold = false;
+    if let Some(load) = ctx.config.model_load {
+        let mut loaded = ctx
+            .loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !*loaded {
+            thread::sleep(load);
+            *loaded = true;
+            cold = true;
+        }
+    }
     work::burn_cpu(Duration::from_millis(ms));
     let total = start.elapsed().as_nanos();
+    // Said only when a model load is configured, so the answer is otherwise unchanged.
+    let cold = if ctx.config.model_load.is_some() {
+        format!(r#","cold":{cold}"#)
+    } else {
+        String::new()
+    };
     Response::json(
         200,
         format!(
-            r#"{{"model":"shoal-workload","response":"ok","done":true,"work_ms":{ms},"hostname":"{}","total_duration":{total}}}"#,
+            r#"{{"model":"shoal-workload","response":"ok","done":true,"work_ms":{ms},"hostname":"{}"{cold},"total_duration":{total}}}"#,
             json_escape(&ctx.config.hostname)
         ),
     )
@@ -349,6 +374,10 @@ mod tests {
     }
 
     fn start(unhealthy_after: Option<Duration>) -> Running {
+        start_with(unhealthy_after, None)
+    }
+
+    fn start_with(unhealthy_after: Option<Duration>, model_load: Option<Duration>) -> Running {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = Arc::new(AtomicBool::new(false));
@@ -356,6 +385,7 @@ mod tests {
             hostname: "test-host".into(),
             unhealthy_after,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            model_load,
         };
         let flag = Arc::clone(&shutdown);
         let handle = thread::spawn(move || serve(listener, config, flag));
@@ -421,6 +451,45 @@ mod tests {
         let mut rest = Vec::new();
         stream.read_to_end(&mut rest).unwrap();
         assert!(rest.is_empty(), "unexpected trailing data: {rest:?}");
+    }
+
+    #[test]
+    fn the_first_generates_wait_for_the_model_load_once() {
+        let server = start_with(None, Some(Duration::from_millis(300)));
+        let generate = "POST /api/generate HTTP/1.1\r\nContent-Length: 10\r\n\r\n{\"work\":0}";
+        // Health checks do not load the model.
+        let t = Instant::now();
+        let r = request(&mut connect(server.addr), "GET /api/tags HTTP/1.1\r\n\r\n");
+        assert_eq!(r.status, 200);
+        assert!(t.elapsed() < Duration::from_millis(200));
+        // Two at once: both wait for the one load; one of them loaded it.
+        let t = Instant::now();
+        let replies: Vec<Reply> = (0..2)
+            .map(|_| {
+                let addr = server.addr;
+                thread::spawn(move || request(&mut connect(addr), generate))
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        assert!(t.elapsed() >= Duration::from_millis(300));
+        let cold = replies
+            .iter()
+            .filter(|r| r.body.contains("\"cold\":true"))
+            .count();
+        assert_eq!(
+            cold,
+            1,
+            "{:?}",
+            replies.iter().map(|r| &r.body).collect::<Vec<_>>()
+        );
+        // Loaded: fast from now on.
+        let t = Instant::now();
+        let r = request(&mut connect(server.addr), generate);
+        assert!(r.body.contains("\"cold\":false"), "{}", r.body);
+        assert!(t.elapsed() < Duration::from_millis(200));
+        server.stop();
     }
 
     #[test]

@@ -356,6 +356,39 @@ pub struct ServiceStats {
     pub cpu_limit_cores: Option<f64>,
     /// Every replica.
     pub containers: Vec<ReplicaStats>,
+    /// Warm-up and start delays of the last replicas, and the sleep state.
+    pub startup: StartupInfo,
+}
+
+/// How long new replicas took, and whether the service sleeps (`wake_on_request`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StartupInfo {
+    /// The last warm-up request's duration (seconds).
+    #[schema(required = true)]
+    pub last_warmup_seconds: Option<f64>,
+    /// Median warm-up of the last 10 replicas (seconds).
+    #[schema(required = true)]
+    pub median_warmup_seconds: Option<f64>,
+    /// Median time from start to rotation of the last 10 replicas, warm-up included
+    /// (seconds): the start delay the policy plans with.
+    #[schema(required = true)]
+    pub start_delay_seconds: Option<f64>,
+    /// Whether the service may sleep at zero replicas and be woken by a request.
+    pub wake_on_request: bool,
+    /// Held at zero until a request wakes it.
+    pub asleep: bool,
+    /// A request is waiting for a replica.
+    pub waking: bool,
+    /// Seconds since traffic was last seen; `null` before any.
+    #[schema(required = true)]
+    pub idle_seconds: Option<f64>,
+    /// Wake-ups so far.
+    pub wakes: u64,
+    /// Times it went to zero.
+    pub sleeps: u64,
+    /// Servers where GPU replicas are not started for now (their GPU runtime failed), with
+    /// the error.
+    pub gpu_backoff: std::collections::BTreeMap<String, String>,
 }
 
 /// One replica with its health, HAProxy state and resource use.
@@ -407,6 +440,14 @@ pub struct ReplicaStats {
     /// Memory (bytes).
     #[schema(required = true)]
     pub memory_bytes: Option<u64>,
+    /// GPU device IDs it holds.
+    #[serde(default)]
+    pub gpus: Vec<String>,
+    /// How long its warm-up request took (seconds); `null` before it succeeded or without
+    /// a warm-up.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub warmup_seconds: Option<f64>,
 }
 
 /// Where a replica is in its life.

@@ -257,6 +257,7 @@ pub(super) async fn stats(
     };
     let replicas: Vec<_> = rt.update(|st| st.replicas.values().cloned().collect());
     let samples = sampled(&s.app, &rt, &replicas).await;
+    let startup = rt.update(|st| startup_info(st, svc));
     let mut ready_cpu = Vec::new();
     let containers = replicas
         .iter()
@@ -289,6 +290,8 @@ pub(super) async fn stats(
                 cpu_percent: cpu.map(round2),
                 utilization: util.map(round2),
                 memory_bytes: sample.map(|x| x.1),
+                gpus: r.gpus.clone(),
+                warmup_seconds: r.warmed.map(|d| round2(d.as_secs_f64())),
             }
         })
         .collect();
@@ -299,6 +302,7 @@ pub(super) async fn stats(
         utilization_now: mean,
         cpu_limit_cores: cpus,
         containers,
+        startup,
     }))
 }
 
@@ -340,6 +344,35 @@ async fn sampled(
         results.into_iter().flatten().collect();
     *last = Some((tokio::time::Instant::now(), samples.clone()));
     samples
+}
+
+fn startup_info(
+    st: &crate::service::ServiceState,
+    svc: &crate::config::ServiceConfig,
+) -> crate::api::model::StartupInfo {
+    let secs = |d: Option<std::time::Duration>| d.map(|d| round2(d.as_secs_f64()));
+    let now = tokio::time::Instant::now();
+    crate::api::model::StartupInfo {
+        last_warmup_seconds: secs(st.startup.last_warmup()),
+        median_warmup_seconds: secs(st.startup.median_warmup()),
+        start_delay_seconds: secs(st.startup.start_delay()),
+        wake_on_request: svc.sleeps(),
+        asleep: st.sleep.asleep,
+        waking: st.sleep.waking,
+        idle_seconds: secs(
+            st.sleep
+                .last_activity
+                .map(|t| now.saturating_duration_since(t)),
+        ),
+        wakes: st.sleep.wakes,
+        sleeps: st.sleep.sleeps,
+        gpu_backoff: st
+            .gpu_backoff
+            .iter()
+            .filter(|(_, b)| b.until > now)
+            .map(|(s, b)| (s.clone(), b.error.clone()))
+            .collect(),
+    }
 }
 
 pub(crate) fn round2(x: f64) -> f64 {

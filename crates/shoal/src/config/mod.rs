@@ -21,6 +21,7 @@ pub mod limits;
 mod load;
 mod located;
 mod model;
+mod ollama;
 mod release;
 mod service;
 pub mod syntax;
@@ -39,6 +40,7 @@ pub use model::{
     GrafanaConfig, LoadBalancerConfig, MonitoringConfig, PrometheusConfig, ServerConfig, SshConfig,
     DEFAULT_DOCKER_SOCKET,
 };
+pub use ollama::{ActivatorConfig, GpuRequest, ServerGpus, WarmupConfig, DEFAULT_IDLE_SECS};
 pub use release::{registry_of, Credentials, RegistryConfig, RolloutConfig, MAX_PROGRESS_DEADLINE};
 pub use service::{HealthCheckConfig, ServiceConfig};
 pub use tls::CERT_FILES;

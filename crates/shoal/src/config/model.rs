@@ -35,6 +35,9 @@ pub struct Config {
     /// Credentials of private registries, keyed by registry host (a shoal addition).
     #[serde(default)]
     pub registries: BTreeMap<String, super::RegistryConfig>,
+    /// The listener that wakes sleeping services (a shoal addition).
+    #[serde(default)]
+    pub activator: super::ActivatorConfig,
 }
 
 /// SSH settings shared by every server reached over SSH (a shoal addition).
@@ -181,6 +184,9 @@ pub struct ServerConfig {
     /// `docker_cert_path` (a shoal addition).
     #[serde(default)]
     pub docker_tls: Option<Located<bool>>,
+    /// GPUs it has: a count or device IDs (a shoal addition; default none).
+    #[serde(default)]
+    pub gpus: Option<Located<super::ServerGpus>>,
 }
 
 impl ServerConfig {

@@ -102,6 +102,24 @@ pub struct ServiceConfig {
     /// How updates replace replicas (a shoal addition; default surge 1, unavailable 0).
     #[serde(default)]
     pub rollout: Option<super::RolloutConfig>,
+    /// GPUs per replica: `all`, a count, or device IDs (a shoal addition).
+    #[serde(default)]
+    pub gpus: Option<Located<super::GpuRequest>>,
+    /// Replicas may share a GPU (a shoal addition; default: never two on one device).
+    #[serde(default)]
+    pub gpu_sharing: bool,
+    /// Request a new replica must answer before it enters HAProxy (a shoal addition).
+    #[serde(default)]
+    pub warmup: Option<super::WarmupConfig>,
+    /// At zero replicas, a request makes shoal start one and waits for it (a shoal addition).
+    #[serde(default)]
+    pub wake_on_request: bool,
+    /// Seconds a request waits for a woken replica before a 503 (a shoal addition).
+    #[serde(default = "super::ollama::default_activation_timeout")]
+    pub activation_timeout: Located<u64>,
+    /// Seconds without a request after which the service goes to zero (a shoal addition).
+    #[serde(default)]
+    pub idle_to_zero_after: Option<Located<u64>>,
 }
 
 fn default_policy() -> Located<String> {

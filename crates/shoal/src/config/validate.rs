@@ -475,6 +475,7 @@ impl Config {
             }
         }
         v.issues.extend(super::release::validate(self));
+        v.issues.extend(self.validate_ollama());
         v.issues.sort_by_key(|i| (i.line, i.column));
         v.issues
     }

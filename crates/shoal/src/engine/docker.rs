@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::models::{
-    ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceRequest, HostConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, EventsOptions, ListContainersOptions,
@@ -17,8 +18,8 @@ use futures_util::StreamExt;
 
 use super::{
     ContainerInfo, ContainerSpec, ContainerState, DockerEvent, EngineError, EventStream, ImagePin,
-    EVENT_ACTIONS, LABEL_DIGEST, LABEL_IMAGE, LABEL_MANAGED, LABEL_REVISION, LABEL_SERVER,
-    LABEL_SERVICE,
+    EVENT_ACTIONS, GPU_DRIVER, LABEL_DIGEST, LABEL_GPUS, LABEL_GPU_SHARING, LABEL_IMAGE,
+    LABEL_MANAGED, LABEL_REVISION, LABEL_SERVER, LABEL_SERVICE,
 };
 use crate::config::{Credentials, DockerEndpoint, ServerConfig};
 use crate::ssh::{SshSettings, SshTarget, Tunnel};
@@ -34,6 +35,8 @@ pub struct EngineInfo {
     pub containers_running: u32,
     /// The engine's clock minus this machine's, in ms, when it reported its time.
     pub skew_ms: Option<i64>,
+    /// Whether Docker lists an `nvidia` runtime (the NVIDIA Container Toolkit).
+    pub nvidia_runtime: bool,
 }
 
 /// A connection to one server's Docker Engine.
@@ -169,6 +172,10 @@ impl Engine {
         Ok(EngineInfo {
             containers_running: info.containers_running.unwrap_or(0).max(0) as u32,
             skew_ms,
+            nvidia_runtime: info
+                .runtimes
+                .as_ref()
+                .is_some_and(|r| r.keys().any(|k| k.starts_with("nvidia"))),
         })
     }
 
@@ -243,6 +250,16 @@ impl Engine {
                         id: c.image_id.unwrap_or_default(),
                         digest: labels.get(LABEL_DIGEST).cloned(),
                     },
+                    gpus: labels
+                        .get(LABEL_GPUS)
+                        .map(|g| {
+                            g.split(',')
+                                .filter(|d| !d.is_empty())
+                                .map(str::to_owned)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    gpu_sharing: labels.get(LABEL_GPU_SHARING).is_some_and(|v| v == "true"),
                 })
             })
             .collect())
@@ -301,8 +318,33 @@ impl Engine {
     }
 
     /// Creates and starts a replica of `service` named `name`, publishing its port on a free
-    /// host port. The image must be there ([`Engine::has_image`], [`Engine::pull`]).
+    /// host port. The image must be there ([`Engine::has_image`], [`Engine::pull`]). A
+    /// replica that does not start is removed: nothing half-made stays behind.
     pub async fn create_replica(
+        &self,
+        service: &str,
+        name: &str,
+        spec: &ContainerSpec,
+    ) -> Result<String, EngineError> {
+        let id = self.create(service, name, spec).await?;
+        if let Err(e) = self.start(&id, spec).await {
+            let _ = self.remove(&id).await;
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    /// Starts a created replica; a GPU replica on a server without a GPU runtime fails with
+    /// [`EngineError::NoGpuRuntime`].
+    pub async fn start(&self, id: &str, spec: &ContainerSpec) -> Result<(), EngineError> {
+        self.call("start container", self.docker.start_container(id, None))
+            .await
+            .map_err(|e| gpu_runtime_error(e, &spec.gpu_devices))
+    }
+
+    /// Creates (does not start) a replica of `service` named `name`, with its labels, port,
+    /// limits and, for a GPU replica, the device request of its `gpu_devices`.
+    pub async fn create(
         &self,
         service: &str,
         name: &str,
@@ -316,6 +358,19 @@ impl Engine {
             (LABEL_REVISION.to_owned(), spec.revision.clone()),
             (LABEL_MANAGED.to_owned(), "true".to_owned()),
         ]);
+        let device_requests = (!spec.gpu_devices.is_empty()).then(|| {
+            labels.insert(LABEL_GPUS.to_owned(), spec.gpu_devices.join(","));
+            if spec.gpu_sharing {
+                labels.insert(LABEL_GPU_SHARING.to_owned(), "true".to_owned());
+            }
+            vec![DeviceRequest {
+                driver: Some(GPU_DRIVER.to_owned()),
+                count: None,
+                device_ids: Some(spec.gpu_devices.clone()),
+                capabilities: Some(vec![vec!["gpu".to_owned()]]),
+                options: None,
+            }]
+        });
         let restart = match spec.restart_policy.as_str() {
             "always" => RestartPolicyNameEnum::ALWAYS,
             "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
@@ -344,6 +399,7 @@ impl Engine {
                 }),
                 nano_cpus: spec.nano_cpus,
                 memory: spec.memory,
+                device_requests,
                 ..Default::default()
             }),
             ..Default::default()
@@ -359,17 +415,6 @@ impl Engine {
                 self.docker.create_container(Some(opts()), body),
             )
             .await?;
-        if let Err(e) = self
-            .call(
-                "start container",
-                self.docker.start_container(&created.id, None),
-            )
-            .await
-        {
-            // Leave nothing half-made behind.
-            let _ = self.remove(&created.id).await;
-            return Err(e);
-        }
         Ok(created.id)
     }
 
@@ -600,6 +645,28 @@ where
         }),
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(docker_error(server, op, limit, e)),
+    }
+}
+
+/// A start that failed because the server has no runtime for the GPU device request is
+/// told apart from other failures (Docker: `could not select device driver "nvidia" with
+/// capabilities: [[gpu]]`): the server is fine, it just cannot run GPU replicas.
+fn gpu_runtime_error(e: EngineError, devices: &[String]) -> EngineError {
+    match e {
+        EngineError::Docker {
+            server, message, ..
+        } if !devices.is_empty()
+            && (message.contains("could not select device driver")
+                || message.contains("nvidia-container-cli")
+                || message.contains("unknown or invalid runtime name: nvidia")) =>
+        {
+            EngineError::NoGpuRuntime {
+                server,
+                driver: GPU_DRIVER,
+                message,
+            }
+        }
+        other => other,
     }
 }
 

@@ -32,6 +32,12 @@ pub const LABEL_IMAGE: &str = "io.shoal.image";
 pub const LABEL_DIGEST: &str = "io.shoal.digest";
 /// Label: marks containers shoal manages; others are never touched.
 pub const LABEL_MANAGED: &str = "io.shoal.managed";
+/// Label: the GPU device IDs placement gave the replica (comma-separated).
+pub const LABEL_GPUS: &str = "io.shoal.gpus";
+/// Label: `true` when the replica's GPUs may be shared with other sharing replicas.
+pub const LABEL_GPU_SHARING: &str = "io.shoal.gpu-sharing";
+/// The Docker device driver a GPU replica asks for.
+pub const GPU_DRIVER: &str = "nvidia";
 
 /// Why an engine call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -67,6 +73,19 @@ pub enum EngineError {
         /// How long the pull ran before it failed.
         elapsed: std::time::Duration,
         /// Docker's message (or why shoal gave up on it).
+        message: String,
+    },
+    /// The server has no runtime for the GPU device request (no NVIDIA Container Toolkit).
+    #[error(
+        "server {server}: no GPU runtime: Docker cannot run the {driver:?} device driver there \
+         (install the NVIDIA Container Toolkit and restart dockerd); Docker said: {message}"
+    )]
+    NoGpuRuntime {
+        /// Server name.
+        server: String,
+        /// The driver asked for.
+        driver: &'static str,
+        /// Docker's message.
         message: String,
     },
     /// Docker answered with an error.
@@ -171,6 +190,10 @@ pub struct ContainerInfo {
     pub created: i64,
     /// The image it runs (ID from Docker; reference and digest from its labels).
     pub image: ImagePin,
+    /// GPU device IDs it holds (`io.shoal.gpus`).
+    pub gpus: Vec<String>,
+    /// Whether it shares them (`io.shoal.gpu-sharing`).
+    pub gpu_sharing: bool,
 }
 
 /// The container events shoal listens for: the ones after which a replica may have stopped

@@ -28,7 +28,13 @@ pub struct ContainerSpec {
     pub memory: Option<i64>,
     /// Seconds before SIGKILL on stop.
     pub stop_timeout: u64,
-    /// Hash of the fields above.
+    /// GPUs each replica asks for (`services.*.gpus`).
+    pub gpus: Option<crate::config::GpuRequest>,
+    /// Whether replicas may share a GPU.
+    pub gpu_sharing: bool,
+    /// The devices placement gave this replica (set per replica; not in the revision).
+    pub gpu_devices: Vec<String>,
+    /// Hash of the fields above (but `gpu_devices`).
     pub revision: String,
     /// Labels added to the container beside shoal's own (the pinned image's reference and
     /// digest); not part of the hash.
@@ -50,6 +56,9 @@ impl ContainerSpec {
             nano_cpus: svc.cpus.as_ref().map(|c| (c.value * 1e9) as i64),
             memory: svc.memory_bytes(),
             stop_timeout: *svc.stop_timeout,
+            gpus: svc.gpus.as_ref().map(|g| g.value.clone()),
+            gpu_sharing: svc.gpu_sharing,
+            gpu_devices: Vec::new(),
             revision: String::new(),
             labels: BTreeMap::new(),
         };
@@ -83,6 +92,10 @@ impl ContainerSpec {
             )
             .as_bytes(),
         );
+        // Only when set, so the revision of a service without GPUs is what it always was.
+        if let Some(g) = &spec.gpus {
+            h.update(format!("\0gpus {g:?} sharing {}", spec.gpu_sharing).as_bytes());
+        }
         spec.revision = h.finalize()[..6]
             .iter()
             .map(|b| format!("{b:02x}"))

@@ -47,6 +47,15 @@ pub enum Action {
     Pull,
     /// The config was reloaded and changed this service.
     ConfigReloaded,
+    /// A replica could not be placed: no server has what it needs (GPUs), with each
+    /// server's reason.
+    PlacementShort,
+    /// A new replica answered its warm-up request (its duration in the reason).
+    ReplicaWarmedUp,
+    /// A request arrived while the service slept: it is being woken.
+    Wake,
+    /// The service went to zero replicas (idle, or its wake-up timed out).
+    Sleep,
     /// Something failed.
     #[default]
     Error,
@@ -54,7 +63,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, for documentation and tests.
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 25] = [
         Self::ScaleUp,
         Self::ScaleDown,
         Self::ScaleHeld,
@@ -75,6 +84,10 @@ impl Action {
         Self::Update,
         Self::Pull,
         Self::ConfigReloaded,
+        Self::PlacementShort,
+        Self::ReplicaWarmedUp,
+        Self::Wake,
+        Self::Sleep,
         Self::Error,
     ];
 
@@ -102,6 +115,10 @@ impl Action {
             Self::Update => "update",
             Self::Pull => "pull",
             Self::ConfigReloaded => "config_reloaded",
+            Self::PlacementShort => "placement_short",
+            Self::ReplicaWarmedUp => "replica_warmed_up",
+            Self::Wake => "wake",
+            Self::Sleep => "sleep",
             Self::Error => "error",
         }
     }

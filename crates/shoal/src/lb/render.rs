@@ -15,6 +15,15 @@ pub fn backend_name(service: &str) -> String {
     format!("{service}_backend")
 }
 
+/// Name of the backup server of a service that sleeps (`wake_on_request`): shoal's
+/// activator, which HAProxy sends requests to when no replica is up.
+pub const ACTIVATOR_SERVER: &str = "shoal-activator";
+
+/// Header HAProxy sets on every request of a sleeping service's backend, naming the
+/// service, so the activator (one listener for all services) knows which one to wake.
+/// Set, never appended: a client cannot choose it.
+pub const SERVICE_HEADER: &str = "X-Shoal-Service";
+
 /// Name of the HAProxy frontend of a service: `<service>_frontend`.
 #[must_use]
 pub fn frontend_name(service: &str) -> String {
@@ -117,6 +126,29 @@ pub fn render(
             "    default-server {} init-addr libc,none",
             hc.keywords()
         ));
+        if svc.sleeps() {
+            let addr = config
+                .activator
+                .addr()
+                .ok_or_else(|| LbError::InvalidName {
+                    what: "activator.bind",
+                    value: config.activator.bind.value.clone(),
+                    reason: "must be ip:port".into(),
+                })?;
+            line(&format!(
+                "    http-request set-header {SERVICE_HEADER} {service}"
+            ));
+            // No check: a backup without one counts as up; it gets traffic only when no
+            // replica is up. Its timeout covers a request held for the wake-up.
+            line(&format!(
+                "    timeout server {}s",
+                svc.activation_timeout().as_secs().saturating_add(50)
+            ));
+            line(&format!(
+                "    server {ACTIVATOR_SERVER} {} backup",
+                host_port(&addr.ip().to_string(), addr.port())
+            ));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for m in members.get(service).map_or(&[][..], Vec::as_slice) {
             validate_name("server name", &m.name)?;
@@ -206,6 +238,27 @@ mod tests {
                 Member::new("web-local-2", "::1", 32769),
             ],
         )])
+    }
+
+    #[test]
+    fn a_sleeping_service_has_the_activator_as_its_backup_server() {
+        let yaml = "servers:\n  - host: 127.0.0.1\n    name: local\n    docker_host: unix:///var/run/docker.sock\nservices:\n  web:\n    image: img\n    port: 8080\n    wake_on_request: true\n    idle_to_zero_after: 600\n    activation_timeout: 90\n  api:\n    image: img\n    port: 9090\nactivator:\n  bind: 127.0.0.1:8111\n";
+        let cfg = Config::parse(yaml, "t").unwrap();
+        let out = render(&cfg, &BTreeMap::new(), Some(Path::new("/tmp/s.sock"))).unwrap();
+        let web = &out[out.find("backend web_backend").unwrap()..];
+        assert!(
+            web.contains("    http-request set-header X-Shoal-Service web\n"),
+            "{out}"
+        );
+        assert!(web.contains("    timeout server 140s\n"), "{out}");
+        assert!(
+            web.contains("    server shoal-activator 127.0.0.1:8111 backup\n"),
+            "{out}"
+        );
+        // A service that does not sleep has none.
+        let api = &out
+            [out.find("backend api_backend").unwrap()..out.find("backend web_backend").unwrap()];
+        assert!(!api.contains("shoal-activator"), "{out}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::journal::{Action, NewEvent};
 use crate::lb::{HealthCheck, LbError};
 use crate::ports::LoadBalancer;
 use crate::reconcile::plan::{Plan, Step};
-use crate::service::{Phase, Replica, ServiceRuntime};
+use crate::service::{GpuBackoff, Phase, Replica, ServiceRuntime, GPU_BACKOFF};
 
 /// A step that failed; the next pass plans it again.
 #[derive(Debug, thiserror::Error)]
@@ -73,8 +73,13 @@ impl<'a> Executor<'a> {
         let mut errors = Vec::new();
         let mut starts = Vec::new();
         for step in &plan.steps {
-            if let Step::Start { server, surge_for } = step {
-                starts.push((server.as_str(), surge_for.as_deref()));
+            if let Step::Start {
+                server,
+                surge_for,
+                gpus,
+            } = step
+            {
+                starts.push((server.as_str(), surge_for.as_deref(), gpus.as_slice()));
                 continue;
             }
             if let Err(e) = self.step(step).await {
@@ -85,7 +90,7 @@ impl<'a> Executor<'a> {
         use futures_util::StreamExt;
         let starts: Vec<_> = starts
             .into_iter()
-            .map(|(server, surge_for)| self.start(server, surge_for))
+            .map(|(server, surge_for, gpus)| self.start(server, surge_for, gpus))
             .collect();
         let results: Vec<_> = futures_util::stream::iter(starts)
             .buffer_unordered(crate::timings::FANOUT)
@@ -377,7 +382,33 @@ impl<'a> Executor<'a> {
             | Step::RollBack { .. }
             | Step::RolloutAbandon { .. }
             | Step::RolloutDone { .. } => self.rollout_step(step),
-            Step::Start { server, surge_for } => self.start(server, surge_for.as_deref()).await?,
+            Step::Start {
+                server,
+                surge_for,
+                gpus,
+            } => self.start(server, surge_for.as_deref(), gpus).await?,
+            Step::PlacementShort {
+                wanted,
+                placed,
+                need,
+                why,
+            } => {
+                let servers: Vec<String> = why.iter().map(|(s, w)| format!("{s} {w}")).collect();
+                let why = format!(
+                    "wanted {wanted} more replica(s) needing {need} each, placed {placed}: {}",
+                    servers.join("; ")
+                );
+                let new = self.rt.update(|st| {
+                    let new = st.last_error.as_deref() != Some(why.as_str());
+                    st.last_error = Some(why.clone());
+                    new
+                });
+                if new {
+                    tracing::warn!(service = self.rt.name, "{why}");
+                    self.journal(Action::PlacementShort, why, None);
+                }
+            }
+            Step::Warmup { id } => self.spawn_warmup(id),
         }
         Ok(())
     }
@@ -385,6 +416,10 @@ impl<'a> Executor<'a> {
     fn mark_ready(&self, id: &str, r: &Replica) {
         let took = crate::service::start_took(r, jiff::Timestamp::now());
         self.rt.update(|st| {
+            if r.phase == Phase::Joining {
+                // From start to rotation: the start delay the policy plans with.
+                st.startup.record_ready(r.first_seen.elapsed());
+            }
             if let Some(x) = st.replicas.get_mut(id) {
                 if let (true, Some(secs)) = (x.phase != Phase::Ready, took) {
                     crate::service::record_start(&mut st.start_seconds, secs);
@@ -403,7 +438,12 @@ impl<'a> Executor<'a> {
 
     /// Starts one replica on `server` (pulling the image in the background first if the
     /// server lacks it; the replica is then placed on a later pass).
-    async fn start(&self, server: &str, surge_for: Option<&str>) -> Result<(), ExecError> {
+    async fn start(
+        &self,
+        server: &str,
+        surge_for: Option<&str>,
+        gpus: &[String],
+    ) -> Result<(), ExecError> {
         let Some(handle) = self.ctx.fleet.get(server) else {
             return Ok(());
         };
@@ -413,13 +453,70 @@ impl<'a> Executor<'a> {
         let Some(rev) = self.target_on(server, engine.as_ref()).await? else {
             return Ok(());
         };
-        let spec = &rev.container_spec();
-        handle.adjust_containers(1);
+        let mut spec = rev.container_spec();
+        if !gpus.is_empty() {
+            spec.gpu_devices = gpus.to_vec();
+        }
+        let spec = &spec;
         let name = format!("shoal-{}-{}", self.rt.name, short_id());
+        if !gpus.is_empty() {
+            // Another service's loop may be giving the same device away right now.
+            if let Err(device) =
+                self.ctx
+                    .gpu_ledger
+                    .reserve(server, &name, gpus, spec.gpu_sharing, Instant::now())
+            {
+                tracing::info!(
+                    service = self.rt.name,
+                    server,
+                    device,
+                    "GPU device just given to another replica: placing again next pass"
+                );
+                return Ok(());
+            }
+        }
+        handle.adjust_containers(1);
         let id = match engine.create_replica(&self.rt.name, &name, spec).await {
             Ok(id) => id,
+            Err(e @ EngineError::NoGpuRuntime { .. }) => {
+                // The server is fine; it cannot run GPU replicas. Not a server failure, and
+                // not tried again there before the backoff ends.
+                handle.adjust_containers(-1);
+                self.ctx.gpu_ledger.release(server, &name);
+                let wait = self.rt.update(|st| {
+                    let wait = st
+                        .gpu_backoff
+                        .get(server)
+                        .map_or(GPU_BACKOFF.0, |b| (b.wait * 2).min(GPU_BACKOFF.1));
+                    st.gpu_backoff.insert(
+                        server.to_owned(),
+                        GpuBackoff {
+                            until: Instant::now() + wait,
+                            wait,
+                            error: e.to_string(),
+                        },
+                    );
+                    st.last_error = Some(e.to_string());
+                    wait
+                });
+                self.ctx.journal.record(NewEvent {
+                    service: &self.rt.name,
+                    action: Action::Error,
+                    reason: format!(
+                        "starting a GPU replica on {server} failed: {e}; no GPU replica is started on {server} for the next {}s",
+                        wait.as_secs()
+                    ),
+                    server: Some(server),
+                    ..Default::default()
+                });
+                return Err(ExecError::Engine {
+                    what: format!("starting a replica on {server}"),
+                    source: e,
+                });
+            }
             Err(e) => {
                 handle.adjust_containers(-1);
+                self.ctx.gpu_ledger.release(server, &name);
                 handle.report_failure(&e);
                 self.rt.update(|st| st.last_error = Some(e.to_string()));
                 self.ctx.journal.record(NewEvent {
@@ -451,9 +548,12 @@ impl<'a> Executor<'a> {
             host_port: port,
             created: unix_now(),
             image: rev.image.clone(),
+            gpus: spec.gpu_devices.clone(),
+            gpu_sharing: spec.gpu_sharing,
         };
         let replica = Replica::new(&info, handle.config.host.value.clone(), Instant::now());
         self.rt.update(|st| {
+            st.gpu_backoff.remove(server);
             st.replicas.entry(id.clone()).or_insert(replica);
             if let (Some(old), Some(ro)) = (surge_for, st.rollout.as_mut()) {
                 ro.surges.insert(id.clone(), old.to_owned());
@@ -462,7 +562,15 @@ impl<'a> Executor<'a> {
         self.ctx.journal.record(NewEvent {
             service: &self.rt.name,
             action: Action::ReplicaStarted,
-            reason: format!("started {name} on {server} (revision {})", rev.describe()),
+            reason: if gpus.is_empty() {
+                format!("started {name} on {server} (revision {})", rev.describe())
+            } else {
+                format!(
+                    "started {name} on {server} (revision {}) with GPU device(s) {}",
+                    rev.describe(),
+                    gpus.join(",")
+                )
+            },
             replica: Some(&name),
             server: Some(server),
             ..Default::default()

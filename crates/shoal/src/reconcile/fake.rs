@@ -72,6 +72,10 @@ pub struct WorldState {
     pub pulls: Vec<(String, String)>,
     /// CPU percent every container reports.
     pub cpu: f64,
+    /// Warm-up requests fail (answer 503).
+    pub warmup_fails: bool,
+    /// Warm-up requests sent, by port.
+    pub warmups: BTreeMap<u16, u32>,
     /// Containers ever created.
     pub created: u32,
     /// Events announced so far (their fake time).
@@ -299,6 +303,8 @@ impl DockerApi for FakeEngine {
                     id: spec.image.clone(),
                     digest: spec.labels.get(LABEL_DIGEST).cloned(),
                 },
+                gpus: spec.gpu_devices.clone(),
+                gpu_sharing: spec.gpu_sharing,
             };
             w.server(&self.server)?
                 .containers
@@ -544,6 +550,9 @@ impl LoadBalancer for FakeLb {
     ) -> Result<Option<crate::ports::BackendCounters>, LbError> {
         Ok(None)
     }
+    async fn backend_traffic(&self, _backend: &str) -> Result<Option<(u64, u64)>, LbError> {
+        Ok(None)
+    }
 }
 
 /// A fake prober: healthy when a healthy running container listens on the port.
@@ -564,5 +573,20 @@ impl Prober for FakeProber {
         } else {
             Err(format!("fake:{port}{path} answered 503"))
         }
+    }
+    async fn warmup(
+        &self,
+        host: &str,
+        port: u16,
+        w: &crate::config::WarmupConfig,
+    ) -> Result<(), String> {
+        let fails = self.0.with(|st| {
+            *st.warmups.entry(port).or_default() += 1;
+            st.warmup_fails
+        });
+        if fails {
+            return Err(format!("fake:{port}{} answered 503", w.path.value));
+        }
+        self.probe(host, port, &w.path, w.timeout()).await
     }
 }

@@ -9,16 +9,20 @@
 mod drain;
 pub mod execute;
 mod execute_rollout;
+pub mod gpu_ledger;
 pub mod observe;
 pub mod plan;
 pub mod reasons;
 pub mod rollout;
 pub mod runner;
+mod warmup;
 
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
 mod loop_tests;
+#[cfg(test)]
+mod ollama_loop_tests;
 #[cfg(test)]
 mod plan_tests;
 #[cfg(test)]

@@ -34,6 +34,8 @@ pub struct Observation {
     pub lb_error: Option<String>,
     /// Probe results by container id, for the replicas probed this pass.
     pub probes: BTreeMap<String, Result<(), String>>,
+    /// GPUs of every server and who holds them (all services); only for a GPU service.
+    pub gpus: Option<Vec<crate::placement::GpuInventory>>,
 }
 
 impl Observation {
@@ -144,6 +146,52 @@ pub async fn containers_and_lb(
     }
     obs.loads = fleet.loads(&BTreeMap::new());
     obs
+}
+
+/// The GPUs of every server and the devices that shoal's containers (of every service) hold
+/// there, from one listing per server. A server that does not answer shows none free.
+pub async fn gpus(
+    fleet: &Fleet,
+    ledger: &crate::reconcile::gpu_ledger::GpuLedger,
+) -> Vec<crate::placement::GpuInventory> {
+    use crate::engine::ContainerState as S;
+    let servers = fleet.all();
+    futures_util::future::join_all(servers.iter().map(|s| async move {
+        let mut inv = crate::placement::GpuInventory {
+            server: s.name().to_owned(),
+            devices: s
+                .config
+                .gpus
+                .as_ref()
+                .map(|g| g.devices())
+                .unwrap_or_default(),
+            ..Default::default()
+        };
+        if inv.devices.is_empty() {
+            return inv;
+        }
+        let listed = match s.engine() {
+            Some(e) => tokio::time::timeout(timings::LIST_TIMEOUT, e.list_managed(None))
+                .await
+                .ok()
+                .and_then(Result::ok),
+            None => None,
+        };
+        match listed {
+            Some(list) => {
+                for c in list.iter().filter(|c| {
+                    matches!(c.state, S::Running | S::Created | S::Restarting | S::Paused)
+                }) {
+                    inv.claim(&c.gpus, c.gpu_sharing);
+                }
+                let names: Vec<String> = list.iter().map(|c| c.name.clone()).collect();
+                ledger.apply(&mut inv, &names, Instant::now());
+            }
+            None => inv.blocked = Some("its containers could not be listed".into()),
+        }
+        inv
+    }))
+    .await
 }
 
 /// Probes each `(id, host, port)` at `path`, concurrently, each bounded by `timeout`.

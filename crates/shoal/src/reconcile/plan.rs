@@ -115,6 +115,25 @@ pub enum Step {
         server: String,
         /// A rollout's surge replica, replacing this replica once it is in rotation.
         surge_for: Option<String>,
+        /// The GPU devices placement gave it (empty: no GPU).
+        gpus: Vec<String>,
+    },
+    /// A GPU service's replicas could not all be placed: each server's reason.
+    PlacementShort {
+        /// Replicas wanted.
+        wanted: u32,
+        /// Replicas placed.
+        placed: u32,
+        /// What each replica needs (`1 GPU(s)`).
+        need: String,
+        /// Why each server could not take one.
+        why: std::collections::BTreeMap<String, String>,
+    },
+    /// Healthy by shoal's probe: send its warm-up request (in the background) before it
+    /// may enter HAProxy.
+    Warmup {
+        /// Container id.
+        id: String,
     },
     /// Fewer servers can take a replica than wanted.
     CapacityShort {
@@ -180,6 +199,7 @@ impl Step {
             | Self::SetAddr { id }
             | Self::MarkReady { id }
             | Self::MarkJoining { id, .. }
+            | Self::Warmup { id }
             | Self::Drain { id, .. } => Some(id),
             Self::Track(r) => Some(&r.id),
             _ => None,
@@ -202,12 +222,16 @@ pub struct Input<'a> {
     pub now: Instant,
 }
 
-/// The lowest desired count the loop itself enforces: `min_replicas`, or
-/// `off_hours_replicas` when lower for a business-hours service (the autoscaler applies the
+/// The lowest desired count the loop itself enforces: 0 for a service that sleeps
+/// (`wake_on_request`), `min_replicas`, or `off_hours_replicas` when lower for a
+/// business-hours service (the autoscaler applies the
 /// window; nothing else may raise a held service to `min_replicas` at night).
 #[must_use]
 pub fn lower_bound(svc: &ServiceConfig) -> u32 {
-    if svc.business_hours_only {
+    if svc.sleeps() {
+        // It may sleep at zero; a request wakes it (`activator`).
+        0
+    } else if svc.business_hours_only {
         svc.off_hours_replicas().min(*svc.min_replicas)
     } else {
         *svc.min_replicas
@@ -257,6 +281,14 @@ pub fn failure(r: &Replica, spec: &ServiceConfig, now: Instant) -> Option<Failur
         }
         ContainerState::Created | ContainerState::Unknown if since(r.first_seen) > start_period => {
             Some(FailureReason::NeverStarted)
+        }
+        ContainerState::Running
+            if r.phase == Phase::Starting && !r.warming && r.warmup_failures >= threshold =>
+        {
+            Some(FailureReason::WarmupFailed {
+                failures: r.warmup_failures,
+                last_error: r.last_warmup_error.clone(),
+            })
         }
         ContainerState::Running if r.phase == Phase::Starting => (since(r.first_seen)
             > start_period
@@ -427,20 +459,16 @@ pub fn plan(input: &Input<'_>) -> Plan {
     let active = counted.len() as u32 + held;
     let target = desired.saturating_add(surge_alive);
     let mut loads = loads_for(obs, state, &counted, &replaced);
+    let mut placer = Placer::new(spec, state, obs, &replaced, now);
     let mut starting = false;
     if active < target {
         let wanted = target - active;
-        let chosen = placement::place(&mut loads, wanted);
-        if (chosen.len() as u32) < wanted {
-            steps.push(Step::CapacityShort {
-                wanted,
-                placed: chosen.len() as u32,
-            });
-        }
+        let chosen = placer.place(&mut loads, wanted, &mut steps);
         starting |= !chosen.is_empty();
-        steps.extend(chosen.into_iter().map(|server| Step::Start {
+        steps.extend(chosen.into_iter().map(|(server, gpus)| Step::Start {
             server,
             surge_for: None,
+            gpus,
         }));
     } else if active > target {
         let candidates: Vec<Candidate> = alive
@@ -494,6 +522,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
                     .collect(),
             },
             &mut loads,
+            &mut placer,
         );
     }
 
@@ -513,12 +542,19 @@ pub fn plan(input: &Input<'_>) -> Plan {
             view.iter().map(|s| (s.name.as_str(), s)).collect();
         for r in alive.iter().filter(|r| !leaving.contains(&r.id)) {
             let Some(port) = r.port else { continue };
+            // A service with a warm-up lets a replica into HAProxy only once it is warm.
+            let warm = spec.warmup.is_none() || r.warmed.is_some();
+            let warm_up_due =
+                !warm && !r.warming && r.warmup_failures < *spec.health_check.unhealthy_threshold;
             match (r.phase, by_name.get(r.name.as_str()).copied()) {
-                (Phase::Starting, None) if r.healthy == Some(true) => {
+                (Phase::Starting, None) if r.healthy == Some(true) && warm => {
                     membership.push(Step::Register {
                         id: r.id.clone(),
                         drift: false,
                     })
+                }
+                (Phase::Starting, None) if r.healthy == Some(true) && warm_up_due => {
+                    membership.push(Step::Warmup { id: r.id.clone() })
                 }
                 (Phase::Joining | Phase::Ready, None) => membership.push(Step::Register {
                     id: r.id.clone(),
@@ -545,14 +581,18 @@ pub fn plan(input: &Input<'_>) -> Plan {
                 _ => {}
             }
         }
-        // Servers that match no replica (lost and replaced ones are handled above).
+        // Servers that match no replica (lost and replaced ones are handled above); the
+        // activator's backup server is the config's, not a replica.
         let names: HashSet<&str> = state
             .replicas
             .values()
             .chain(tracked.iter())
             .map(|r| r.name.as_str())
             .collect();
-        for s in view {
+        for s in view
+            .iter()
+            .filter(|s| s.name != crate::lb::ACTIVATOR_SERVER)
+        {
             let known = names.contains(s.name.as_str());
             if !known && !held_strays.contains(s.name.as_str()) {
                 membership.push(Step::RemoveStray {
@@ -630,4 +670,84 @@ fn loads_for(
             ..l.clone()
         })
         .collect()
+}
+
+/// Placement for the count and the rollout: by container count alone, or for a GPU service
+/// where the devices it needs are free ([`placement::place_gpu`]).
+pub(super) struct Placer {
+    need: Option<placement::GpuNeed>,
+    sharing: bool,
+    gpus: Vec<placement::GpuInventory>,
+}
+
+impl Placer {
+    fn new(
+        spec: &ServiceConfig,
+        state: &ServiceState,
+        obs: &Observation,
+        replaced: &BTreeSet<String>,
+        now: Instant,
+    ) -> Self {
+        let need = spec
+            .gpus
+            .as_ref()
+            .map(|g| placement::GpuNeed::from_config(g));
+        let mut gpus = obs.gpus.clone().unwrap_or_default();
+        for g in &mut gpus {
+            // Devices of replicas removed this pass are free again.
+            for r in state
+                .replicas
+                .values()
+                .filter(|r| r.server == g.server && replaced.contains(&r.id))
+            {
+                for d in &r.gpus {
+                    g.exclusive.remove(d);
+                    if let Some(n) = g.shared.get_mut(d) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+            }
+            if let Some(b) = state.gpu_backoff.get(&g.server).filter(|b| b.until > now) {
+                g.blocked = Some(format!(
+                    "its GPU runtime failed; next try in {}s ({})",
+                    b.until.saturating_duration_since(now).as_secs().max(1),
+                    b.error
+                ));
+            }
+        }
+        Self {
+            need,
+            sharing: spec.gpu_sharing,
+            gpus,
+        }
+    }
+
+    /// Places up to `wanted` replicas; a shortfall adds its step to `steps`.
+    pub(super) fn place(
+        &mut self,
+        loads: &mut [ServerLoad],
+        wanted: u32,
+        steps: &mut Vec<Step>,
+    ) -> Vec<(String, Vec<String>)> {
+        let Some(need) = &self.need else {
+            let chosen = placement::place(loads, wanted);
+            if (chosen.len() as u32) < wanted {
+                steps.push(Step::CapacityShort {
+                    wanted,
+                    placed: chosen.len() as u32,
+                });
+            }
+            return chosen.into_iter().map(|s| (s, Vec::new())).collect();
+        };
+        let (chosen, why) = placement::place_gpu(loads, &mut self.gpus, wanted, need, self.sharing);
+        if (chosen.len() as u32) < wanted {
+            steps.push(Step::PlacementShort {
+                wanted,
+                placed: chosen.len() as u32,
+                need: need.to_string(),
+                why,
+            });
+        }
+        chosen
+    }
 }

@@ -51,6 +51,8 @@ fn replica(i: usize, g: &Gen, now: Instant) -> Replica {
         host_port: Some(30000 + i as u16),
         created: i as i64,
         image: Default::default(),
+        gpus: Vec::new(),
+        gpu_sharing: false,
     };
     let mut r = Replica::new(
         &info,
@@ -93,6 +95,8 @@ pub(super) fn world(
                 host_port: r.port,
                 created: r.created,
                 image: r.image.clone(),
+                gpus: Vec::new(),
+                gpu_sharing: false,
             })
             .collect(),
         hosts: SERVERS
@@ -131,6 +135,7 @@ pub(super) fn world(
         ),
         lb_error: None,
         probes: BTreeMap::new(),
+        gpus: None,
     };
     let rollout = rollout.map(|(k, with_surge)| {
         let ids: Vec<String> = replicas.keys().cloned().collect();

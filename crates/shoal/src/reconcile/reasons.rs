@@ -45,6 +45,13 @@ pub enum FailureReason {
         /// The last probe's error.
         last_error: Option<String>,
     },
+    /// Its warm-up request failed `unhealthy_threshold` times in a row.
+    WarmupFailed {
+        /// Failures in a row.
+        failures: u32,
+        /// The last error.
+        last_error: Option<String>,
+    },
 }
 
 impl FailureReason {
@@ -57,7 +64,8 @@ impl FailureReason {
             Self::NeverHealthy { .. }
             | Self::LbCheckNeverPassed { .. }
             | Self::DockerUnhealthy { .. }
-            | Self::Unhealthy { .. } => "unhealthy",
+            | Self::Unhealthy { .. }
+            | Self::WarmupFailed { .. } => "unhealthy",
         }
     }
 }
@@ -95,6 +103,14 @@ impl fmt::Display for FailureReason {
             } => write!(
                 f,
                 "{failures} failed health checks in a row ({})",
+                err(last_error)
+            ),
+            Self::WarmupFailed {
+                failures,
+                last_error,
+            } => write!(
+                f,
+                "{failures} failed warm-up requests in a row ({})",
                 err(last_error)
             ),
         }

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::plan::{DrainReason, FailureReason, Step};
 use crate::config::ServiceConfig;
-use crate::placement::{self, ServerLoad};
+use crate::placement::ServerLoad;
 use crate::service::{Phase, Replica, Rollout};
 
 /// What the rollout is planned from.
@@ -45,7 +45,12 @@ pub fn ready_floor(ro: &Rollout, spec: &ServiceConfig, desired: u32) -> u32 {
 }
 
 /// Appends the rollout's steps to `steps`.
-pub(super) fn plan_rollout(steps: &mut Vec<Step>, i: &RolloutInput<'_>, loads: &mut [ServerLoad]) {
+pub(super) fn plan_rollout(
+    steps: &mut Vec<Step>,
+    i: &RolloutInput<'_>,
+    loads: &mut [ServerLoad],
+    placer: &mut super::plan::Placer,
+) {
     let ro = i.ro;
     if ro.rollback.is_none() {
         if let Some((r, reason)) = i.failed.iter().find(|(r, _)| r.revision == ro.to.id) {
@@ -153,18 +158,14 @@ pub(super) fn plan_rollout(steps: &mut Vec<Step>, i: &RolloutInput<'_>, loads: &
     if !i.starting {
         for _ in surging..ro.max_surge {
             let Some(old) = left.next() else { break };
-            match placement::place(loads, 1).pop() {
-                Some(server) => steps.push(Step::Start {
+            // The placer says why when nothing fits (capacity, or no free GPU).
+            match placer.place(loads, 1, steps).pop() {
+                Some((server, gpus)) => steps.push(Step::Start {
                     server,
                     surge_for: Some(old.clone()),
+                    gpus,
                 }),
-                None => {
-                    steps.push(Step::CapacityShort {
-                        wanted: 1,
-                        placed: 0,
-                    });
-                    break;
-                }
+                None => break,
             }
         }
     }

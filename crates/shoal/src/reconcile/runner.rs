@@ -94,6 +94,9 @@ pub async fn pass(ctx: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
     let t0 = Instant::now();
     let mut obs =
         observe::containers_and_lb(&ctx.fleet, lb.as_ref(), &rt.name, &backend, rise).await;
+    if spec.needs_gpu() {
+        obs.gpus = Some(observe::gpus(&ctx.fleet, &ctx.gpu_ledger).await);
+    }
     let now = Instant::now();
     rt.update(|st| observe::absorb(st, &obs, now));
     let due = rt.update(|st| plan::probes_due(st, &spec, now));
@@ -128,14 +131,30 @@ pub async fn pass(ctx: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
     let t_planned = t0.elapsed();
     let errors = Executor::new(ctx, rt, &spec).run(&plan).await;
     let t_executed = t0.elapsed();
-    let short = plan
-        .steps
-        .iter()
-        .any(|s| matches!(s, plan::Step::CapacityShort { .. }));
+    // A sleeping service needs its backup server in HAProxy, or a request at zero fails.
+    let no_activator = (spec.sleeps()
+        && obs.lb.as_ref().is_some_and(|v| {
+            !v.iter().any(|s| s.name == crate::lb::ACTIVATOR_SERVER)
+        }))
+    .then(|| {
+        format!(
+            "HAProxy's backend {backend} has no {} backup server, so a request at zero replicas fails: \
+             restart HAProxy with the config shoal renders (load_balancer.config_file or `shoal haproxy render`)",
+            crate::lb::ACTIVATOR_SERVER
+        )
+    });
+    let short = plan.steps.iter().any(|s| {
+        matches!(
+            s,
+            plan::Step::CapacityShort { .. } | plan::Step::PlacementShort { .. }
+        )
+    });
     rt.update(|st| {
         if let Some(e) = errors.first() {
             st.last_error = Some(e.to_string());
         } else if let Some(e) = &obs.lb_error {
+            st.last_error = Some(e.clone());
+        } else if let Some(e) = &no_activator {
             st.last_error = Some(e.clone());
         } else if !short {
             st.last_error = None;

@@ -64,6 +64,15 @@ impl HaproxyClient {
             .await
     }
 
+    /// `show stat <backend> 2 -1`: the backend's own row (its totals), if it exists.
+    pub async fn backend_row(&self, backend: &str) -> Result<Option<StatRow>> {
+        validate_name("backend name", backend)?;
+        let rows = self
+            .parsed(format!("show stat {backend} 2 -1"), parse_stats)
+            .await?;
+        Ok(rows.into_iter().find(|r| r.kind == StatKind::Backend))
+    }
+
     /// The `show stat` row of one server; [`LbError::NoSuchServer`] when it is absent.
     pub async fn server_stats(&self, backend: &str, name: &str) -> Result<StatRow> {
         validate_name("server name", name)?;
