@@ -232,6 +232,7 @@ mod tests {
             created: 0,
             gpus: Vec::new(),
             gpu_sharing: false,
+            image: Default::default(),
         };
         let mut r = Replica::new(&c, "10.0.0.1".into(), now);
         r.phase = Phase::Ready;

@@ -29,10 +29,13 @@ pub struct ContainerSpec {
     /// Seconds before SIGKILL on stop.
     pub stop_timeout: u64,
     /// GPUs each replica asks for (`services.*.gpus`).
+    #[serde(default)]
     pub gpus: Option<crate::config::GpuRequest>,
     /// Whether replicas may share a GPU.
+    #[serde(default)]
     pub gpu_sharing: bool,
     /// The devices placement gave this replica (set per replica; not in the revision).
+    #[serde(default)]
     pub gpu_devices: Vec<String>,
     /// Hash of the fields above (but `gpu_devices`).
     pub revision: String,

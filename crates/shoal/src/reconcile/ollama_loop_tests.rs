@@ -143,7 +143,13 @@ async fn a_replica_enters_haproxy_only_warm_and_one_whose_warm_up_fails_is_repla
     until(Duration::from_secs(10), "ready", || ready(&app) == 1).await;
     assert_eq!(actions(&app, "replica_warmed_up").len(), 1);
     // A rolling update's new replica warms up too before it takes traffic.
-    crate::commands::deploy(&app, "web", true).unwrap();
+    crate::commands::update(
+        app.context(),
+        "web",
+        crate::release::UpdateKind::RollingUpdate,
+        None,
+    )
+    .unwrap();
     until(Duration::from_secs(20), "rolled", || {
         !actions(&app, "rollout")
             .iter()
