@@ -360,7 +360,7 @@ mod tests {
     #[test]
     fn gpus_of_servers_and_services_load() {
         let c = parse(
-            "    gpus: 2\n  - host: h\n    name: b\n    docker_host: tcp://h:2375\n    gpus: [GPU-1a, GPU-2b]\n",
+            "    gpus: 2\n  - host: h\n    name: b\n    docker_host: tcp://h:2375\n    docker_tls: false\n    gpus: [GPU-1a, GPU-2b]\n",
             "    gpus: 1\n    gpu_sharing: true\n",
         )
         .unwrap();
@@ -453,9 +453,9 @@ mod tests {
             "    wake_on_request: true\n    idle_to_zero_after: 60\n    activation_timeout: 100000\n",
         ));
         assert!(m.contains("above the limit"), "{m}");
-        let yaml = "servers:\n  - host: h\n    name: a\n    docker_host: tcp://h:1\nservices:\n  web:\n    image: img\n    port: 8080\n    wake_on_request: true\n    idle_to_zero_after: 60\nactivator:\n  bind: localhost:8001\n";
+        let yaml = "servers:\n  - host: h\n    name: a\n    docker_host: tcp://h:1\n    docker_tls: false\nservices:\n  web:\n    image: img\n    port: 8080\n    wake_on_request: true\n    idle_to_zero_after: 60\nactivator:\n  bind: localhost:8001\n";
         let issues = Config::parse(yaml, "t.yaml").unwrap_err().issues;
-        assert_eq!(issues[0].line, 12, "{issues:?}");
+        assert_eq!(issues[0].line, 13, "{issues:?}");
         assert!(issues[0].message.contains("must be ip:port"), "{issues:?}");
     }
 }

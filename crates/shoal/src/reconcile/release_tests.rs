@@ -268,7 +268,12 @@ async fn a_server_lost_mid_update_never_leaves_fewer_than_min_ready() {
             .is_some_and(|u| u.replaced >= 1)
     })
     .await;
-    world.with(|w| w.servers.get_mut("s3").unwrap().answering = false);
+    // s3 is gone: no control path, and its replicas fail HAProxy's checks too.
+    world.with(|w| {
+        let s3 = w.servers.get_mut("s3").unwrap();
+        s3.answering = false;
+        s3.reachable = false;
+    });
     let mut fewest_ready = usize::MAX;
     let mut lost_seen = false;
     until(Duration::from_secs(180), "update done, 3 ready", || {
