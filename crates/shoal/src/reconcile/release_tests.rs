@@ -299,3 +299,86 @@ async fn a_server_lost_mid_update_never_leaves_fewer_than_min_ready() {
             >= 3
     );
 }
+
+/// A good release with `rollout` settings: at most `desired + surge` replicas at once, never
+/// fewer than `desired - unavailable` in rotation, every replica on the new image at the end.
+async fn good_release_with(rollout: &str, surge: usize, unavailable: usize) {
+    let (world, app) = three_ready(&["s1", "s2"], rollout).await;
+    let new = push_again(&world, true);
+    commands::update(app.context(), "web", UpdateKind::RollingUpdate, None).unwrap();
+    let mut most = 0;
+    let mut fewest = usize::MAX;
+    until(Duration::from_secs(120), "the update ends", || {
+        most = most.max(world.running("web").len());
+        fewest = fewest.min(world.in_rotation(BACKEND).len());
+        phase(&app).is_some_and(|p| !p.running())
+    })
+    .await;
+    assert_eq!(phase(&app), Some(UpdatePhase::Done), "{:#?}", events(&app));
+    until(Duration::from_secs(30), "three on the new image", || {
+        world.running("web").len() == 3 && images(&world) == BTreeSet::from([new.clone()])
+    })
+    .await;
+    assert!(
+        most <= 3 + surge,
+        "at most {} at once, saw {most}",
+        3 + surge
+    );
+    assert!(
+        fewest >= 3 - unavailable,
+        "at least {} in rotation, saw {fewest}",
+        3 - unavailable
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_surge_two_replaces_two_at_a_time() {
+    good_release_with("    rollout: {max_surge: 2}\n", 2, 0).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_unavailable_one_without_surge_replaces_in_place() {
+    // min 3 would forbid any replica out of rotation: the floor is min_replicas. With
+    // desired 3 and min 2 (set below), one may be out at a time.
+    let world = World::new(&["s1", "s2"]);
+    let app = app(
+        &world,
+        config(
+            &["s1", "s2"],
+            &format!(
+                "{}    rollout: {{max_surge: 0, max_unavailable: 1}}\n",
+                SERVICE.replace("min_replicas: 3", "min_replicas: 2")
+            ),
+        ),
+    );
+    app.start().await;
+    until(Duration::from_secs(30), "two ready", || ready(&app) == 2).await;
+    commands::scale(&app, "web", true, crate::service::Trigger::Manual).unwrap();
+    until(Duration::from_secs(30), "three ready", || ready(&app) == 3).await;
+    let new = push_again(&world, true);
+    commands::update(app.context(), "web", UpdateKind::RollingUpdate, None).unwrap();
+    let (mut most, mut fewest) = (0, usize::MAX);
+    until(Duration::from_secs(120), "the update ends", || {
+        most = most.max(world.running("web").len());
+        fewest = fewest.min(world.in_rotation(BACKEND).len());
+        phase(&app).is_some_and(|p| !p.running())
+    })
+    .await;
+    assert_eq!(phase(&app), Some(UpdatePhase::Done), "{:#?}", events(&app));
+    until(Duration::from_secs(30), "three on the new image", || {
+        world.running("web").len() == 3 && images(&world) == BTreeSet::from([new.clone()])
+    })
+    .await;
+    assert!(most <= 3, "no surge: at most 3 at once, saw {most}");
+    assert!(
+        fewest >= 2,
+        "at most one out of rotation, saw {fewest} in rotation"
+    );
+    assert!(
+        actions(&app, "rollout")
+            .iter()
+            .any(|e| e.reason.contains("retired within max_unavailable")),
+        "{:#?}",
+        events(&app)
+    );
+}
