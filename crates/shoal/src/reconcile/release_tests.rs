@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::fake::{fake_image_id, World};
-use super::loop_tests::{actions, app, config, events, ready, until, BACKEND};
+use super::loop_tests::{actions, app, app_with_journal, config, events, ready, until, BACKEND};
 use crate::app::App;
 use crate::commands;
 use crate::release::{UpdateKind, UpdatePhase};
@@ -381,4 +381,42 @@ async fn max_unavailable_one_without_surge_replaces_in_place() {
         "{:#?}",
         events(&app)
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_shoal_keeps_making_replicas_from_the_pinned_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let world = World::new(&["s1"]);
+    let first = app_with_journal(
+        &world,
+        config(&["s1"], SERVICE),
+        crate::journal::Journal::open(&path).unwrap(),
+    );
+    first.start().await;
+    until(Duration::from_secs(30), "three ready", || {
+        ready(&first) == 3
+    })
+    .await;
+    let new = push_again(&world, true);
+    commands::update(first.context(), "web", UpdateKind::RollingUpdate, None).unwrap();
+    until_ended(&first, &world, Duration::from_secs(120)).await;
+    let pinned = first.service("web").unwrap().snapshot().target.unwrap();
+    assert_eq!(pinned.image.id, new);
+    // The tag moves on while shoal is "down"; the restarted shoal reads the journal and
+    // still makes replicas from the exact image it had pinned, not from the tag.
+    world.with(|w| {
+        let third = fake_image_id("web:1 third");
+        w.images.insert("web:1".into(), third.clone());
+        w.pushed.insert(third);
+    });
+    let second = app_with_journal(
+        &world,
+        config(&["s1"], SERVICE),
+        crate::journal::Journal::open(&path).unwrap(),
+    );
+    second.start().await;
+    let target = second.service("web").unwrap().snapshot().target;
+    assert_eq!(target.as_ref().map(|t| &t.id), Some(&pinned.id));
+    assert_eq!(target.unwrap().container_spec().image, new);
 }
