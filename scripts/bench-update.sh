@@ -2,6 +2,7 @@
 # Measures an update of a 6-replica service under steady traffic through HAProxy, on this
 # machine's Docker Engine, with its own HAProxy and `shoal serve` (release build), and a
 # bad release's rollback:
+#   0. baseline: the client below for 15 s while nothing changes.
 #   1. good: `POST deploy {"image": v2}`; a client sends GET /api/tags through HAProxy
 #      every 20 ms (one at a time) from the update's start to its end: failed requests,
 #      p50/p99/max latency, the update's duration (POST to phase "done").
@@ -37,6 +38,7 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 printf 'FROM shoal-workload:latest\nLABEL io.shoal.bench=v2\n' | docker build -q -t "$v2" - >/dev/null
 printf 'FROM shoal-workload:latest\nLABEL io.shoal.bench=v3\nENV SHOAL_WORKLOAD_UNHEALTHY_AFTER_SECS=0\n' \
@@ -84,8 +86,11 @@ shoal_pid=$!
 base=http://127.0.0.1:$api
 front=http://127.0.0.1:$fe/api/tags
 
-ready() { curl -sf "$base/services/$svc/stats" | jq -r '[.containers[] | select(.phase == "ready")] | length'; }
-images() { docker ps --filter "label=io.shoal.service=$svc" --format '{{.Image}}' | sort -u | tr '\n' ' '; }
+ready() { curl -sf "$base/services" | jq -r --arg s "$svc" '.services[] | select(.name == $s) | .replicas.ready'; }
+images() { # the full image IDs the running replicas were created from
+  local ids; ids=$(docker ps -q --filter "label=io.shoal.service=$svc")
+  [ -n "$ids" ] && docker inspect --format '{{.Image}}' $ids | sort -u | tr '\n' ' '
+}
 wait_until() { # DESCRIPTION SECONDS COMMAND...
   local what=$1 limit=$2; shift 2
   for _ in $(seq 1 $((limit * 10))); do "$@" && return 0; sleep 0.1; done
@@ -121,7 +126,10 @@ deploy() { # IMAGE
 }
 
 wait_until "6 replicas of v1 in rotation" 120 six_on "$v1_id"
-echo "6 replicas ready; $runs run(s); shoal $("$shoal" --version)"
+echo "6 replicas ready; $runs run(s); $("$shoal" --version); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+# Baseline: the same client for 15 s with nothing changing.
+start_load; sleep 15; stop_load
+echo "baseline (no update, 15 s): $(report_load)"
 current=$v1_id
 for run in $(seq 1 "$runs"); do
   # 1. A good update: to v2 (the first run) or back to the workload image (alternating).

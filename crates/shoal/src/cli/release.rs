@@ -106,7 +106,7 @@ async fn follow(c: &Client, service: &str, mut u: UpdateInfo) -> ExitCode {
     };
     loop {
         if !c.json {
-            printer.show(&u);
+            printer.show(&u, &mut std::io::stdout().lock());
         }
         if !u.running {
             break;
@@ -217,9 +217,8 @@ impl Printer {
         }
     }
 
-    fn show(&mut self, u: &UpdateInfo) {
+    fn show(&mut self, u: &UpdateInfo, out: &mut impl Write) {
         let now = lines(u);
-        let mut out = std::io::stdout().lock();
         if self.tty {
             if now == self.shown {
                 return;
@@ -268,6 +267,39 @@ mod tests {
             started_at: "t".into(),
             finished_at: None,
         }
+    }
+
+    #[test]
+    fn a_terminal_redraws_the_block_and_a_pipe_gets_each_new_line_once() {
+        let mut first = update(UpdateState::Rolling);
+        let mut second = first.clone();
+        second.replaced = 2;
+        let mut tty = Printer::new(true);
+        let mut out = Vec::new();
+        tty.show(&first, &mut out);
+        tty.show(&first, &mut out); // unchanged: nothing drawn
+        let once = String::from_utf8(out.clone()).unwrap();
+        assert!(!once.contains('\x1b'), "{once:?}");
+        tty.show(&second, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        // Up and clear over the three lines drawn, then the block again.
+        assert_eq!(text.matches("\x1b[1A\x1b[2K").count(), 3, "{text:?}");
+        assert!(text.ends_with("  replicas replaced 2/3\n"), "{text:?}");
+
+        let mut pipe = Printer::new(false);
+        let mut out = Vec::new();
+        pipe.show(&first, &mut out);
+        first.pulls[0].state = "pulled".into();
+        pipe.show(&first, &mut out);
+        pipe.show(&second, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains('\x1b'), "{text:?}");
+        assert_eq!(
+            text.lines().count(),
+            4,
+            "three lines, then the one that changed: {text}"
+        );
+        assert!(text.ends_with("  replicas replaced 2/3\n"), "{text:?}");
     }
 
     #[test]

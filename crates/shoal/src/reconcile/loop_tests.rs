@@ -40,12 +40,17 @@ pub(super) fn config(servers: &[&str], service: &str) -> Config {
 }
 
 pub(super) fn app(world: &World, config: Config) -> Arc<App> {
+    app_with_journal(world, config, Journal::in_memory())
+}
+
+/// [`app`] with the given journal (a file, to see what a restart finds).
+pub(super) fn app_with_journal(world: &World, config: Config, journal: Journal) -> Arc<App> {
     let lb_world = world.clone();
     let parts = Parts {
         connector: Arc::new(FakeConnector(world.clone())),
         make_lb: Arc::new(move |_| Ok(Arc::new(FakeLb(lb_world.clone())) as Arc<dyn LoadBalancer>)),
         prober: Arc::new(FakeProber(world.clone())),
-        journal: Journal::in_memory(),
+        journal,
         clock: Clock::paused_at("2026-11-30T10:00:00Z".parse().unwrap()),
     };
     App::with_parts(config, PathBuf::from("test.yaml"), parts).unwrap()

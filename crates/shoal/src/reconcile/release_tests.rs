@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::fake::{fake_image_id, World};
-use super::loop_tests::{actions, app, config, events, ready, until, BACKEND};
+use super::loop_tests::{actions, app, app_with_journal, config, events, ready, until, BACKEND};
 use crate::app::App;
 use crate::commands;
 use crate::release::{UpdateKind, UpdatePhase};
@@ -274,23 +274,154 @@ async fn a_server_lost_mid_update_never_leaves_fewer_than_min_ready() {
         s3.answering = false;
         s3.reachable = false;
     });
+    until(Duration::from_secs(60), "the lost replica noticed", || {
+        !actions(&app, "replica_lost").is_empty()
+    })
+    .await;
+    // The loss itself takes its replica out at once (nothing can help that); the update goes
+    // on only once the count is back, and from then on never below min_replicas ready.
+    until(Duration::from_secs(60), "back to 3 ready", || {
+        ready(&app) >= 3
+    })
+    .await;
     let mut fewest_ready = usize::MAX;
-    let mut lost_seen = false;
     until(Duration::from_secs(180), "update done, 3 ready", || {
-        lost_seen |= !actions(&app, "replica_lost").is_empty();
-        if lost_seen {
-            // Once the lost replica is out, the service is back to min before it goes on.
-            fewest_ready = fewest_ready.min(ready(&app));
-        }
+        fewest_ready = fewest_ready.min(ready(&app));
         phase(&app).is_some_and(|p| !p.running()) && ready(&app) == 3
     })
     .await;
-    assert!(lost_seen, "{:#?}", events(&app));
     assert_eq!(phase(&app), Some(UpdatePhase::Done), "{:#?}", events(&app));
-    // The lost replica takes one out of rotation at once (it cannot be helped); the rollout
-    // never takes another one out until the count is back.
     assert!(
-        fewest_ready >= 2,
-        "fewest ready after the loss: {fewest_ready}"
+        fewest_ready >= 3,
+        "fewest ready after recovering: {fewest_ready}"
     );
+    assert!(
+        world
+            .running("web")
+            .iter()
+            .filter(|c| c.server != "s3")
+            .count()
+            >= 3
+    );
+}
+
+/// A good release with `rollout` settings: at most `desired + surge` replicas at once, never
+/// fewer than `desired - unavailable` in rotation, every replica on the new image at the end.
+async fn good_release_with(rollout: &str, surge: usize, unavailable: usize) {
+    let (world, app) = three_ready(&["s1", "s2"], rollout).await;
+    let new = push_again(&world, true);
+    commands::update(app.context(), "web", UpdateKind::RollingUpdate, None).unwrap();
+    let mut most = 0;
+    let mut fewest = usize::MAX;
+    until(Duration::from_secs(120), "the update ends", || {
+        most = most.max(world.running("web").len());
+        fewest = fewest.min(world.in_rotation(BACKEND).len());
+        phase(&app).is_some_and(|p| !p.running())
+    })
+    .await;
+    assert_eq!(phase(&app), Some(UpdatePhase::Done), "{:#?}", events(&app));
+    until(Duration::from_secs(30), "three on the new image", || {
+        world.running("web").len() == 3 && images(&world) == BTreeSet::from([new.clone()])
+    })
+    .await;
+    assert!(
+        most <= 3 + surge,
+        "at most {} at once, saw {most}",
+        3 + surge
+    );
+    assert!(
+        fewest >= 3 - unavailable,
+        "at least {} in rotation, saw {fewest}",
+        3 - unavailable
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_surge_two_replaces_two_at_a_time() {
+    good_release_with("    rollout: {max_surge: 2}\n", 2, 0).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_unavailable_one_without_surge_replaces_in_place() {
+    // min 3 would forbid any replica out of rotation: the floor is min_replicas. With
+    // desired 3 and min 2 (set below), one may be out at a time.
+    let world = World::new(&["s1", "s2"]);
+    let app = app(
+        &world,
+        config(
+            &["s1", "s2"],
+            &format!(
+                "{}    rollout: {{max_surge: 0, max_unavailable: 1}}\n",
+                SERVICE.replace("min_replicas: 3", "min_replicas: 2")
+            ),
+        ),
+    );
+    app.start().await;
+    until(Duration::from_secs(30), "two ready", || ready(&app) == 2).await;
+    commands::scale(&app, "web", true, crate::service::Trigger::Manual).unwrap();
+    until(Duration::from_secs(30), "three ready", || ready(&app) == 3).await;
+    let new = push_again(&world, true);
+    commands::update(app.context(), "web", UpdateKind::RollingUpdate, None).unwrap();
+    let (mut most, mut fewest) = (0, usize::MAX);
+    until(Duration::from_secs(120), "the update ends", || {
+        most = most.max(world.running("web").len());
+        fewest = fewest.min(world.in_rotation(BACKEND).len());
+        phase(&app).is_some_and(|p| !p.running())
+    })
+    .await;
+    assert_eq!(phase(&app), Some(UpdatePhase::Done), "{:#?}", events(&app));
+    until(Duration::from_secs(30), "three on the new image", || {
+        world.running("web").len() == 3 && images(&world) == BTreeSet::from([new.clone()])
+    })
+    .await;
+    assert!(most <= 3, "no surge: at most 3 at once, saw {most}");
+    assert!(
+        fewest >= 2,
+        "at most one out of rotation, saw {fewest} in rotation"
+    );
+    assert!(
+        actions(&app, "rollout")
+            .iter()
+            .any(|e| e.reason.contains("retired within max_unavailable")),
+        "{:#?}",
+        events(&app)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_shoal_keeps_making_replicas_from_the_pinned_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let world = World::new(&["s1"]);
+    let first = app_with_journal(
+        &world,
+        config(&["s1"], SERVICE),
+        crate::journal::Journal::open(&path).unwrap(),
+    );
+    first.start().await;
+    until(Duration::from_secs(30), "three ready", || {
+        ready(&first) == 3
+    })
+    .await;
+    let new = push_again(&world, true);
+    commands::update(first.context(), "web", UpdateKind::RollingUpdate, None).unwrap();
+    until_ended(&first, &world, Duration::from_secs(120)).await;
+    let pinned = first.service("web").unwrap().snapshot().target.unwrap();
+    assert_eq!(pinned.image.id, new);
+    // The tag moves on while shoal is "down"; the restarted shoal reads the journal and
+    // still makes replicas from the exact image it had pinned, not from the tag.
+    world.with(|w| {
+        let third = fake_image_id("web:1 third");
+        w.images.insert("web:1".into(), third.clone());
+        w.pushed.insert(third);
+    });
+    let second = app_with_journal(
+        &world,
+        config(&["s1"], SERVICE),
+        crate::journal::Journal::open(&path).unwrap(),
+    );
+    second.start().await;
+    let target = second.service("web").unwrap().snapshot().target;
+    assert_eq!(target.as_ref().map(|t| &t.id), Some(&pinned.id));
+    assert_eq!(target.unwrap().container_spec().image, new);
 }
