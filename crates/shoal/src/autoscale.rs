@@ -165,10 +165,10 @@ impl Autoscaler {
             .map(|l| l.max_containers.saturating_sub(l.containers))
             .sum();
         // Samples only when the window is open: outside it the count is fixed. HAProxy's
-        // counters are read just before and just after the CPU samples, so the request
-        // rate over that window is paired with the CPU of the same moment.
-        let wants_lb = window_open
-            && (pcfg.target_sessions.is_some() || pcfg.kind == policy::PolicyKind::Adaptive);
+        // counters (the demand, for every policy: journaled, and what adaptive sizes from)
+        // are read just before and just after the CPU samples, so the request rate over
+        // that window is paired with the CPU of the same moment.
+        let wants_lb = window_open;
         let proxies = (lb::frontend_name(&rt.name), lb::backend_name(&rt.name));
         let before = if wants_lb {
             self.counters(&proxies).await
@@ -196,8 +196,9 @@ impl Autoscaler {
             .filter(|_| pcfg.target_sessions.is_some())
             .map(|c| c.sessions.saturating_add(c.queue) as f64);
         let demand = match (before, after) {
-            (Some(b), Some(a)) if pcfg.kind == policy::PolicyKind::Adaptive => {
-                self.demand(&proxies, b, sampled_at, a, self.ctx.clock.now())
+            (Some(b), Some(a)) => {
+                let adaptive = pcfg.kind == policy::PolicyKind::Adaptive;
+                self.demand(&proxies, b, sampled_at, a, self.ctx.clock.now(), adaptive)
                     .await
             }
             _ => {
@@ -401,8 +402,8 @@ impl Autoscaler {
     /// CPU's) sees a step at once; the whole interval is smoother. When the short window is
     /// clearly above the interval (the rate is rising: a step may have landed inside it and
     /// been seen only in part) one more second is read, so a step is sized for in one
-    /// decision. `None` on the first evaluation and after a counter reset (HAProxy
-    /// restarted).
+    /// decision (only when `confirm`: for the adaptive policy, the one that sizes from it).
+    /// `None` on the first evaluation and after a counter reset (HAProxy restarted).
     async fn demand(
         &self,
         proxies: &(String, String),
@@ -410,6 +411,7 @@ impl Autoscaler {
         tb: Timestamp,
         a: crate::ports::BackendCounters,
         ta: Timestamp,
+        confirm: bool,
     ) -> Option<policy::Demand> {
         let previous = self.swap_last_requests(Some((ta, a.requests)));
         let short = per_second(b.requests, tb, a.requests, ta)?;
@@ -421,7 +423,7 @@ impl Autoscaler {
             queue: a.queue as f64,
             sessions: a.sessions as f64,
         };
-        if short > long * (1.0 + STEADY) {
+        if confirm && short > long * (1.0 + STEADY) {
             tokio::time::sleep(timings::RATE_CONFIRM).await;
             let tc = self.ctx.clock.now();
             if let Some(c) = self.counters(proxies).await {
