@@ -148,6 +148,10 @@ async fn adaptive_sizes_a_load_step_in_one_decision_and_back() {
         to.abs_diff(needed) <= 1 && to >= 3,
         "1 -> {to}, needed {needed}: {up}"
     );
+    eprintln!(
+        "learned {learned} req/s per replica at 100%; {}",
+        up["reason"]
+    );
     assert!(
         up["reason"].as_str().unwrap().contains("demand"),
         "sized from demand: {up}"
@@ -169,6 +173,9 @@ async fn adaptive_sizes_a_load_step_in_one_decision_and_back() {
         })
         .await;
     let downs = scale_events(&s.events().await, "scale_down");
+    for d in &downs {
+        eprintln!("{}", d["reason"]);
+    }
     assert!((1..=2).contains(&downs.len()), "{downs:?}");
     assert!(downs.iter().any(|e| e["desired_before"] == to), "{downs:?}");
     assert!(downs.iter().any(|e| e["desired_after"] == 1), "{downs:?}");
