@@ -159,6 +159,13 @@ async fn adaptive_sizes_a_load_step_in_one_decision_and_back() {
     // Held while the load lasts: no second scale-up.
     tokio::time::sleep(Duration::from_secs(8)).await;
     let ups = scale_events(&s.events().await, "scale_up");
+    // The replicas it started were timed (creation to ready): what pre-warming uses.
+    let started = s.stats().await["autoscaler"]["observed_start_seconds"].as_f64();
+    eprintln!("observed start {started:?} s");
+    assert!(
+        started.is_some_and(|t| (0.0..=60.0).contains(&t)),
+        "observed start {started:?}"
+    );
     let (answered, failed) = step.finish().await;
     assert_eq!(ups.len(), 1, "one decision for the step: {ups:?}");
     assert!(answered > 100, "{answered} answered, {failed} failed");

@@ -419,7 +419,7 @@ impl<'a> Executor<'a> {
     }
 
     fn mark_ready(&self, id: &str, r: &Replica) {
-        let took = crate::service::start_took(r, jiff::Timestamp::now());
+        let took = crate::service::start_took(r, self.ctx.clock.now());
         self.rt.update(|st| {
             if let Some(x) = st.replicas.get_mut(id) {
                 if let (true, Some(secs)) = (x.phase != Phase::Ready, took) {
