@@ -61,6 +61,18 @@ pub struct Autoscaler {
 /// The short-window rate is steady when within this fraction of the interval's.
 const STEADY: f64 = 0.25;
 
+/// From the short window's rate (the CPU's) and the whole interval's: the rate to size for
+/// (the larger), the rate to learn from (the short one, when the two agree within
+/// [`STEADY`]), and whether the rate is rising (the short one clearly higher).
+fn classify(short: f64, long: f64) -> (f64, Option<f64>, bool) {
+    let steady = (short - long).abs() <= STEADY * short.max(long);
+    (
+        short.max(long),
+        steady.then_some(short),
+        short > long * (1.0 + STEADY),
+    )
+}
+
 /// Requests per second between two readings of the counter; `None` when it went backwards
 /// (HAProxy restarted) or no time passed.
 fn per_second(from: u64, t0: Timestamp, to: u64, t1: Timestamp) -> Option<f64> {
@@ -204,10 +216,10 @@ impl Autoscaler {
             .map(|l| l.max_containers.saturating_sub(l.containers))
             .sum();
         // Samples only when the window is open: outside it the count is fixed. HAProxy's
-        // counters are read just before and just after the CPU samples, so the request
-        // rate over that window is paired with the CPU of the same moment.
-        let wants_lb = window_open
-            && (pcfg.target_sessions.is_some() || pcfg.kind == policy::PolicyKind::Adaptive);
+        // counters (the demand, for every policy: journaled, and what adaptive sizes from)
+        // are read just before and just after the CPU samples, so the request rate over
+        // that window is paired with the CPU of the same moment.
+        let wants_lb = window_open;
         let proxies = (lb::frontend_name(&rt.name), lb::backend_name(&rt.name));
         let before = if wants_lb {
             self.counters(&proxies).await
@@ -235,8 +247,9 @@ impl Autoscaler {
             .filter(|_| pcfg.target_sessions.is_some())
             .map(|c| c.sessions.saturating_add(c.queue) as f64);
         let demand = match (before, after) {
-            (Some(b), Some(a)) if pcfg.kind == policy::PolicyKind::Adaptive => {
-                self.demand(&proxies, b, sampled_at, a, self.ctx.clock.now())
+            (Some(b), Some(a)) => {
+                let adaptive = pcfg.kind == policy::PolicyKind::Adaptive;
+                self.demand(&proxies, b, sampled_at, a, self.ctx.clock.now(), adaptive)
                     .await
             }
             _ => {
@@ -449,8 +462,8 @@ impl Autoscaler {
     /// CPU's) sees a step at once; the whole interval is smoother. When the short window is
     /// clearly above the interval (the rate is rising: a step may have landed inside it and
     /// been seen only in part) one more second is read, so a step is sized for in one
-    /// decision. `None` on the first evaluation and after a counter reset (HAProxy
-    /// restarted).
+    /// decision (only when `confirm`: for the adaptive policy, the one that sizes from it).
+    /// `None` on the first evaluation and after a counter reset (HAProxy restarted).
     async fn demand(
         &self,
         proxies: &(String, String),
@@ -458,18 +471,19 @@ impl Autoscaler {
         tb: Timestamp,
         a: crate::ports::BackendCounters,
         ta: Timestamp,
+        confirm: bool,
     ) -> Option<policy::Demand> {
         let previous = self.swap_last_requests(Some((ta, a.requests)));
         let short = per_second(b.requests, tb, a.requests, ta)?;
         let long = previous.and_then(|(t0, r0)| per_second(r0, t0, a.requests, ta))?;
-        let steady = (short - long).abs() <= STEADY * short.max(long);
+        let (rate, paired_rate, rising) = classify(short, long);
         let mut demand = policy::Demand {
-            rate: short.max(long),
-            paired_rate: steady.then_some(short),
+            rate,
+            paired_rate,
             queue: a.queue as f64,
             sessions: a.sessions as f64,
         };
-        if short > long * (1.0 + STEADY) {
+        if confirm && rising {
             tokio::time::sleep(timings::RATE_CONFIRM).await;
             let tc = self.ctx.clock.now();
             if let Some(c) = self.counters(proxies).await {
@@ -587,6 +601,20 @@ mod tests {
             "load_balancer:\n  stats_port: 8404\nservers:\n  - host: 127.0.0.1\n    name: local\n    docker_host: unix:///var/run/docker.sock\nservices:\n  web:\n    image: img\n    port: 8080\n    business_hours_only: true\n    health_check:\n      start_period: {start_period}\nautoscaler:\n  check_interval: 30\n  business_hours:\n    start: \"09:00\"\n    end: \"17:00\"\n    timezone: UTC\n"
         );
         Config::parse(&text, "t.yaml").unwrap()
+    }
+
+    #[test]
+    fn request_rates_from_counter_readings() {
+        let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).unwrap();
+        assert_eq!(per_second(100, t(0), 160, t(2)), Some(30.0));
+        assert_eq!(per_second(100, t(0), 90, t(2)), None, "HAProxy restarted");
+        assert_eq!(per_second(100, t(2), 160, t(2)), None, "no time passed");
+        // Steady: sized and learned from; the larger rate is sized for.
+        assert_eq!(classify(10.0, 9.0), (10.0, Some(10.0), false));
+        // Rising (a step inside the window): not learned from, confirmed.
+        assert_eq!(classify(30.0, 12.0), (30.0, None, true));
+        // Falling: sized for the interval's rate until the window agrees.
+        assert_eq!(classify(2.0, 10.0), (10.0, None, false));
     }
 
     #[test]

@@ -148,6 +148,10 @@ async fn adaptive_sizes_a_load_step_in_one_decision_and_back() {
         to.abs_diff(needed) <= 1 && to >= 3,
         "1 -> {to}, needed {needed}: {up}"
     );
+    eprintln!(
+        "learned {learned} req/s per replica at 100%; {}",
+        up["reason"]
+    );
     assert!(
         up["reason"].as_str().unwrap().contains("demand"),
         "sized from demand: {up}"
@@ -155,6 +159,13 @@ async fn adaptive_sizes_a_load_step_in_one_decision_and_back() {
     // Held while the load lasts: no second scale-up.
     tokio::time::sleep(Duration::from_secs(8)).await;
     let ups = scale_events(&s.events().await, "scale_up");
+    // The replicas it started were timed (creation to ready): what pre-warming uses.
+    let started = s.stats().await["autoscaler"]["observed_start_seconds"].as_f64();
+    eprintln!("observed start {started:?} s");
+    assert!(
+        started.is_some_and(|t| (0.0..=60.0).contains(&t)),
+        "observed start {started:?}"
+    );
     let (answered, failed) = step.finish().await;
     assert_eq!(ups.len(), 1, "one decision for the step: {ups:?}");
     assert!(answered > 100, "{answered} answered, {failed} failed");
@@ -169,6 +180,9 @@ async fn adaptive_sizes_a_load_step_in_one_decision_and_back() {
         })
         .await;
     let downs = scale_events(&s.events().await, "scale_down");
+    for d in &downs {
+        eprintln!("{}", d["reason"]);
+    }
     assert!((1..=2).contains(&downs.len()), "{downs:?}");
     assert!(downs.iter().any(|e| e["desired_before"] == to), "{downs:?}");
     assert!(downs.iter().any(|e| e["desired_after"] == 1), "{downs:?}");

@@ -214,6 +214,10 @@ pub struct AutoscalerInfo {
     /// What the adaptive policy has learned (adaptive policy only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub learned: Option<LearnedCapacity>,
+    /// Longest of the last few observed replica starts (creation to ready), seconds: how
+    /// early replicas are started before a business-hours window opens. `None` before any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_start_seconds: Option<f64>,
 }
 
 /// The capacity per replica the adaptive policy has learned from paired samples of

@@ -108,6 +108,7 @@ fn service_summary(app: &App, cfg: &Config, name: &str) -> ServiceSummary {
                     updated: l.updated.map(|t| t.to_string()),
                 }
             }),
+            observed_start_seconds: st.start_seconds.iter().copied().reduce(f64::max),
         }),
         health_check: HealthCheckInfo {
             path: svc.health_check.path.value.clone(),

@@ -414,7 +414,7 @@ impl<'a> Executor<'a> {
     }
 
     fn mark_ready(&self, id: &str, r: &Replica) {
-        let took = crate::service::start_took(r, jiff::Timestamp::now());
+        let took = crate::service::start_took(r, self.ctx.clock.now());
         self.rt.update(|st| {
             if r.phase == Phase::Joining {
                 // From start to rotation: the start delay the policy plans with.
