@@ -26,7 +26,8 @@ v3=shoal-bench-update:v3-$$
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 fe=$(port); stats=$(port); api=$(port)
 export SHOAL_API_TOKEN=bench-$$-token-0123456789
-auth="Authorization: Bearer $SHOAL_API_TOKEN"
+# The header goes through a file (curl -H @FILE), never into argv where `ps` shows it.
+(umask 077; printf 'Authorization: Bearer %s\n' "$SHOAL_API_TOKEN" > "$dir/auth")
 cleanup() {
   set +e
   [ -n "${load_pid:-}" ] && kill "$load_pid" 2>/dev/null
@@ -120,7 +121,7 @@ report_load() {
 }
 deploy() { # IMAGE
   local code
-  code=$(curl -s -o "$dir/deploy.json" -w '%{http_code}' -X POST -H "$auth" \
+  code=$(curl -s -o "$dir/deploy.json" -w '%{http_code}' -X POST -H @"$dir/auth" \
     -H 'Content-Type: application/json' -d "{\"image\": \"$1\"}" "$base/services/$svc/deploy")
   [ "$code" = 202 ] || { echo "deploy answered $code: $(cat "$dir/deploy.json")" >&2; exit 1; }
 }
