@@ -53,6 +53,11 @@ fn service_summary(app: &App, cfg: &Config, name: &str) -> ServiceSummary {
             light.last_decision.clone_from(&st.last_decision);
             light.rollout.clone_from(&st.rollout);
             light.last_error.clone_from(&st.last_error);
+            // Read below: the pinned revision, what the adaptive policy learned, the
+            // observed start times. A field read from `st` must be copied here.
+            light.target.clone_from(&st.target);
+            light.policy.clone_from(&st.policy);
+            light.start_seconds.clone_from(&st.start_seconds);
             (Some((light, st.replicas.len())), counts)
         })
     });
