@@ -15,6 +15,7 @@ command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)      # the SSH transport
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)              # the SSH tests' servers
 command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)  # scripts/testbed.sh
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)                  # the TLS test's certificates
 if [ "${1:-}" = --tests ]; then   # only the operator tests need these (scripts/test.sh)
   command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)     # also brings promtool
   command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
