@@ -103,7 +103,8 @@ enum Command {
     /// Services with their bounds, desired and actual replica counts.
     #[command(after_help = CLIENT_HELP)]
     Services,
-    /// Servers and whether their Docker Engine answers.
+    /// Servers: state (up, unreachable, down), why and since when, containers running / max,
+    /// replicas serving, Docker version, clock skew.
     #[command(after_help = CLIENT_HELP)]
     Servers,
     /// Replicas of one service: server, address, health, HAProxy state, CPU.

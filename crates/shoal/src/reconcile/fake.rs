@@ -78,6 +78,8 @@ pub struct WorldState {
     pub warmups: BTreeMap<u16, u32>,
     /// Containers ever created.
     pub created: u32,
+    /// Health probes made, by port.
+    pub probed: BTreeMap<u16, u32>,
     /// Events announced so far (their fake time).
     events_sent: i64,
     /// The `since` of every event stream opened, in order: (server, since).
@@ -568,6 +570,7 @@ impl Prober for FakeProber {
         path: &str,
         _timeout: Duration,
     ) -> Result<(), String> {
+        self.0.with(|w| *w.probed.entry(port).or_default() += 1);
         if self.0.with(|w| w.healthy_port(port)) {
             Ok(())
         } else {

@@ -292,8 +292,24 @@ async fn a_lost_control_path_with_healthy_replicas_keeps_them_serving_and_starts
         st.reason.as_deref().is_some_and(|r| r.contains("s2")),
         "the reason names what failed: {st:?}"
     );
+    // HAProxy's checks judge it now: shoal does not probe it (a probe of a server that is
+    // gone would only wait out its timeout and slow the pass).
+    let port = world
+        .running("web")
+        .iter()
+        .find(|c| c.server == "s2")
+        .and_then(|c| c.host_port)
+        .unwrap();
+    let probed = || world.with(|w| w.probed.get(&port).copied().unwrap_or(0));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = probed();
     // Well past every failure threshold: nothing duplicated, nothing lost, still serving.
     tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(
+        probed(),
+        before,
+        "the replica without a control path was probed"
+    );
     assert_eq!(world.with(|w| w.created), created, "{:#?}", events(&app));
     assert_eq!((on(&world, "s1"), on(&world, "s2")), (1, 1));
     assert_eq!(world.in_rotation(BACKEND).len(), 2);
@@ -323,6 +339,7 @@ async fn a_lost_control_path_with_healthy_replicas_keeps_them_serving_and_starts
     })
     .await;
     tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(probed() > before, "probed again once back");
     assert_eq!(world.with(|w| w.created), created);
     assert_eq!(changes(&app).len(), acted, "{:#?}", &changes(&app)[acted..]);
     assert_eq!(world.in_rotation(BACKEND).len(), 2);

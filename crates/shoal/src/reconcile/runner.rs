@@ -99,7 +99,19 @@ pub async fn pass(ctx: &Arc<Context>, rt: &Arc<ServiceRuntime>) -> PassOutcome {
     }
     let now = Instant::now();
     rt.update(|st| observe::absorb(st, &obs, now));
-    let due = rt.update(|st| plan::probes_due(st, &spec, now));
+    // A replica on a server without a control path is judged by HAProxy's checks; probing
+    // it could only wait out the probe timeout on a server that is gone, and delay the
+    // pass that acts on HAProxy's verdict.
+    let due: Vec<_> = rt.update(|st| {
+        plan::probes_due(st, &spec, now)
+            .into_iter()
+            .filter(|(id, ..)| {
+                st.replicas
+                    .get(id)
+                    .is_none_or(|r| obs.up.contains(&r.server) || !obs.servers.contains(&r.server))
+            })
+            .collect()
+    });
     let t_listed = t0.elapsed();
     obs.probes = observe::probe(
         ctx.prober.as_ref(),
