@@ -11,7 +11,7 @@ use super::error::AppError;
 use super::model::{
     AutoscalerInfo, ErrorBody, EventList, EventsQuery, HealthCheckInfo, Liveness, LoadBalancerInfo,
     ReplicaCounts, ReplicaStats, Server, ServerCounts, ServerList, ServerState, ServiceList,
-    ServiceStats, ServiceSummary, Status,
+    ServiceStats, ServiceSummary, Status, MAX_EVENTS_LIMIT, MAX_EVENTS_OFFSET,
 };
 use super::{known_service, ApiState};
 use crate::app::App;
@@ -277,7 +277,7 @@ pub(crate) fn round2(x: f64) -> f64 {
     params(("name" = String, Path, description = "Service name"), EventsQuery),
     responses(
         (status = 200, description = "Events, newest first", body = EventList),
-        (status = 400, description = "A query parameter is not a number", body = ErrorBody),
+        (status = 400, description = "A query parameter is not a number or out of its range", body = ErrorBody),
         (status = 404, description = "No such service", body = ErrorBody),
     ),
 )]
@@ -290,8 +290,20 @@ pub(super) async fn events(
     if s.app.config().service(&name).is_none() {
         return Err(AppError::unknown_service(&name));
     }
-    let limit = page.limit.unwrap_or(50).clamp(1, 1000);
+    let limit = page.limit.unwrap_or(50);
+    if !(1..=MAX_EVENTS_LIMIT).contains(&limit) {
+        return Err(AppError::new(
+            StatusCode::BAD_REQUEST,
+            format!("limit {limit} is out of range 1-{MAX_EVENTS_LIMIT}"),
+        ));
+    }
     let offset = page.offset.unwrap_or(0);
+    if offset > MAX_EVENTS_OFFSET {
+        return Err(AppError::new(
+            StatusCode::BAD_REQUEST,
+            format!("offset {offset} is out of range 0-{MAX_EVENTS_OFFSET}"),
+        ));
+    }
     let (events, total) = s.app.journal.list(&name, offset, limit);
     Ok(Json(EventList {
         service: name,
