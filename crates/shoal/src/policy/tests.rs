@@ -411,3 +411,48 @@ fn cooldown_arithmetic_saturates_at_the_ends_of_time() {
 fn threshold_step_saturates_at_the_largest_count() {
     assert_eq!(super::rules::step(u32::MAX, 90.0, 75.0, 25.0), u32::MAX);
 }
+
+proptest! {
+    /// Extreme parameters and inputs (a config built without validation, counts at u32::MAX,
+    /// the largest durations, timestamps at jiff's limits) never panic: the policy runs while
+    /// the service's state is being updated, where a panic would take the state with it.
+    #[test]
+    fn extreme_parameters_and_inputs_never_panic(
+        kind in prop::sample::select(vec![PolicyKind::Threshold, PolicyKind::Target]),
+        (min, max) in (any::<u32>(), any::<u32>()),
+        step in any::<u32>(),
+        (current, ready, starting) in (any::<u32>(), any::<u32>(), any::<u32>()),
+        capacity in prop::option::of(any::<u32>()),
+        util in prop::collection::vec(prop::num::f64::ANY, 0..4),
+        sessions in prop::option::of(prop::num::f64::ANY),
+        target in prop::num::f64::ANY,
+        last in prop::option::of(prop::sample::select(vec![Timestamp::MIN, Timestamp::MAX, t(0)])),
+        now in prop::sample::select(vec![Timestamp::MIN, Timestamp::MAX, t(0)]),
+        dry_run in any::<bool>(),
+    ) {
+        let c = PolicyConfig {
+            min,
+            max,
+            max_step: step,
+            cooldown: SignedDuration::MAX,
+            stabilization: SignedDuration::MAX,
+            target,
+            target_sessions: sessions.map(|_| target),
+            dry_run,
+            ..cfg(kind)
+        };
+        let i = Inputs {
+            current,
+            ready,
+            starting,
+            capacity_left: capacity,
+            utilization: util,
+            sessions,
+            window_open: true,
+            last_action: last,
+        };
+        let mut st = PolicyState::default();
+        let _ = evaluate(&c, &mut st, &i, now);
+        let _ = evaluate(&c, &mut st, &i, now);
+    }
+}
