@@ -3,7 +3,8 @@
 # a running Docker Engine, HAProxy, curl, OpenSSH (client and server), Debian's
 # docker-registry, the test workload image; for the operator tests Prometheus (with
 # promtool), docker-compose, headless Chromium, sqlite3 (the backup script) and systemd's
-# analyzer (with --tests). Idempotent. The shoal image is built by scripts/test.sh.
+# analyzer, and schemathesis in a venv (with --tests). Idempotent. The shoal image is
+# built by scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +44,20 @@ if ! docker info >/dev/null 2>&1; then
   fi
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || { echo "error: dockerd did not start (see /var/log/shoal-dockerd.log)" >&2; exit 1; }
+fi
+
+# The API contract test (crates/shoal/tests/api_contract.rs) runs schemathesis from PyPI, in a
+# venv of its own so nothing else's Python packages change.
+if [ "${1:-}" = --tests ]; then
+  st_venv=/opt/shoal-schemathesis st_version=4.32.5
+  if ! "$st_venv/bin/schemathesis" --version 2>/dev/null | grep -q "$st_version"; then
+    echo "==> installing schemathesis $st_version in $st_venv"
+    python3 -m venv "$st_venv" 2>/dev/null || {   # Debian's python3 needs python3-venv for it
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv "$st_venv"
+    }
+    "$st_venv/bin/pip" install -q "schemathesis==$st_version"
+  fi
 fi
 
 # Debian's haproxy package may start a system instance; shoal runs its own, so leave it be.

@@ -158,8 +158,8 @@ enum Command {
     Events {
         /// Service name.
         service: String,
-        /// How many.
-        #[arg(long, default_value_t = 20)]
+        /// How many (1-1000).
+        #[arg(long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
         limit: usize,
     },
 }

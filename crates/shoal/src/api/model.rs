@@ -560,15 +560,21 @@ pub enum ServerState {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
-    /// Most events to return (default 50; clamped to 1..=1000).
+    /// Most events to return, 1 to [`MAX_EVENTS_LIMIT`] (default 50).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[param(default = 50)]
+    #[param(default = 50, minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
-    /// Newest events to skip (default 0).
+    /// Newest events to skip, 0 to [`MAX_EVENTS_OFFSET`] (default 0).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[param(default = 0)]
+    #[param(default = 0, minimum = 0, maximum = 1_000_000_000)]
     pub offset: Option<usize>,
 }
+
+/// Largest `limit` of `GET /services/{name}/events`.
+pub const MAX_EVENTS_LIMIT: usize = 1000;
+
+/// Largest `offset` of `GET /services/{name}/events` (the journal keeps far fewer events).
+pub const MAX_EVENTS_OFFSET: usize = 1_000_000_000;
 
 /// `GET /services/{name}/events`: the decision journal, newest first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -11,7 +11,7 @@ use super::error::AppError;
 use super::model::{
     AutoscalerInfo, ErrorBody, EventList, EventsQuery, HealthCheckInfo, Liveness, LoadBalancerInfo,
     ReplicaCounts, ReplicaStats, Server, ServerCounts, ServerList, ServerState, ServiceList,
-    ServiceStats, ServiceSummary, Status,
+    ServiceStats, ServiceSummary, Status, MAX_EVENTS_LIMIT, MAX_EVENTS_OFFSET,
 };
 use super::{known_service, ApiState};
 use crate::app::App;
@@ -46,18 +46,20 @@ fn service_summary(app: &App, cfg: &Config, name: &str) -> ServiceSummary {
             for r in st.replicas.values() {
                 counts[phase_index(r.phase)] += 1;
             }
-            let mut light = crate::service::ServiceState::default();
-            light.desired = st.desired;
-            light.last_action = st.last_action;
-            light.utilization = st.utilization;
-            light.last_decision.clone_from(&st.last_decision);
-            light.rollout.clone_from(&st.rollout);
-            light.last_error.clone_from(&st.last_error);
-            // Read below: the pinned revision, what the adaptive policy learned, the
-            // observed start times. A field read from `st` must be copied here.
-            light.target.clone_from(&st.target);
-            light.policy.clone_from(&st.policy);
-            light.start_seconds.clone_from(&st.start_seconds);
+            // Read below: a field read from `st` must be copied here.
+            let light = crate::service::ServiceState {
+                desired: st.desired,
+                last_action: st.last_action,
+                utilization: st.utilization,
+                last_decision: st.last_decision.clone(),
+                rollout: st.rollout.clone(),
+                last_error: st.last_error.clone(),
+                // The pinned revision, what the adaptive policy learned, the start times.
+                target: st.target.clone(),
+                policy: st.policy.clone(),
+                start_seconds: st.start_seconds.clone(),
+                ..Default::default()
+            };
             (Some((light, st.replicas.len())), counts)
         })
     });
@@ -391,7 +393,7 @@ pub(crate) fn round2(x: f64) -> f64 {
     params(("name" = String, Path, description = "Service name"), EventsQuery),
     responses(
         (status = 200, description = "Events, newest first", body = EventList),
-        (status = 400, description = "A query parameter is not a number", body = ErrorBody),
+        (status = 400, description = "A query parameter is not a number or out of its range", body = ErrorBody),
         (status = 404, description = "No such service", body = ErrorBody),
     ),
 )]
@@ -404,8 +406,20 @@ pub(super) async fn events(
     if s.app.config().service(&name).is_none() {
         return Err(AppError::unknown_service(&name));
     }
-    let limit = page.limit.unwrap_or(50).clamp(1, 1000);
+    let limit = page.limit.unwrap_or(50);
+    if !(1..=MAX_EVENTS_LIMIT).contains(&limit) {
+        return Err(AppError::new(
+            StatusCode::BAD_REQUEST,
+            format!("limit {limit} is out of range 1-{MAX_EVENTS_LIMIT}"),
+        ));
+    }
     let offset = page.offset.unwrap_or(0);
+    if offset > MAX_EVENTS_OFFSET {
+        return Err(AppError::new(
+            StatusCode::BAD_REQUEST,
+            format!("offset {offset} is out of range 0-{MAX_EVENTS_OFFSET}"),
+        ));
+    }
     let (events, total) = s.app.journal.list(&name, offset, limit);
     Ok(Json(EventList {
         service: name,

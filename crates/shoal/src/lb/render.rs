@@ -352,6 +352,15 @@ mod tests {
     }
 
     #[test]
+    fn the_stats_page_is_read_only_and_the_admin_socket_is_not_world_accessible() {
+        let cfg = render(&config(""), &members(), None).unwrap();
+        assert!(!cfg.contains("stats admin"), "{cfg}");
+        assert!(!cfg.contains("stats auth"), "{cfg}");
+        let socket = cfg.lines().find(|l| l.contains("stats socket")).unwrap();
+        assert!(socket.contains("mode 660"), "{socket}");
+    }
+
+    #[test]
     fn names() {
         assert_eq!(backend_name("web"), "web_backend");
         assert_eq!(frontend_name("web"), "web_frontend");

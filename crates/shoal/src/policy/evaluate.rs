@@ -45,7 +45,7 @@ pub fn evaluate(
     }
     // 2. Inside the window (or always): the count must be within the bounds.
     if current < cfg.min || current > cfg.max {
-        let to = current.clamp(cfg.min, cfg.max);
+        let to = within_bounds(current, cfg);
         d.rule = if cfg.business_hours_only {
             "window_opened"
         } else {
@@ -292,7 +292,7 @@ pub fn evaluate(
         // reached would otherwise look like replicas forever "starting".
         let room = inp.capacity_left.unwrap_or(u32::MAX);
         let placeable = current
-            .max(inp.ready + inp.starting)
+            .max(inp.ready.saturating_add(inp.starting))
             .saturating_add(room)
             .min(to);
         if placeable <= current {
@@ -332,6 +332,12 @@ fn finish_without_cooldown(cfg: &PolicyConfig, mut d: Decision, current: u32) ->
         d.desired = d.wanted;
     }
     d
+}
+
+/// `n` within `[min, max]`. Total even when `min > max` (a config built without validation):
+/// `max` then wins, as `Ord::clamp` would panic.
+fn within_bounds(n: u32, cfg: &PolicyConfig) -> u32 {
+    n.max(cfg.min).min(cfg.max)
 }
 
 fn direction(from: u32, to: u32) -> Direction {

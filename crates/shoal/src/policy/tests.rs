@@ -439,3 +439,57 @@ fn prewarming_raises_to_min_before_the_window_opens() {
         .reason
         .starts_with("pre-warming: the business-hours window opens in 40s"));
 }
+
+proptest! {
+    /// Extreme parameters and inputs (a config built without validation, counts at u32::MAX,
+    /// the largest durations, timestamps at jiff's limits) never panic: the policy runs while
+    /// the service's state is being updated, where a panic would take the state with it.
+    #[test]
+    fn extreme_parameters_and_inputs_never_panic(
+        kind in prop::sample::select(vec![PolicyKind::Threshold, PolicyKind::Target, PolicyKind::Adaptive]),
+        demand in prop::option::of((prop::num::f64::ANY, any::<bool>(), prop::num::f64::ANY)),
+        opens_in in prop::option::of(prop::num::f64::ANY),
+        (min, max) in (any::<u32>(), any::<u32>()),
+        step in any::<u32>(),
+        (current, ready, starting) in (any::<u32>(), any::<u32>(), any::<u32>()),
+        capacity in prop::option::of(any::<u32>()),
+        util in prop::collection::vec(prop::num::f64::ANY, 0..4),
+        sessions in prop::option::of(prop::num::f64::ANY),
+        target in prop::num::f64::ANY,
+        last in prop::option::of(prop::sample::select(vec![Timestamp::MIN, Timestamp::MAX, t(0)])),
+        now in prop::sample::select(vec![Timestamp::MIN, Timestamp::MAX, t(0)]),
+        dry_run in any::<bool>(),
+    ) {
+        let c = PolicyConfig {
+            min,
+            max,
+            max_step: step,
+            cooldown: SignedDuration::MAX,
+            stabilization: SignedDuration::MAX,
+            target,
+            target_sessions: sessions.map(|_| target),
+            dry_run,
+            ..cfg(kind)
+        };
+        let i = Inputs {
+            current,
+            ready,
+            starting,
+            capacity_left: capacity,
+            utilization: util,
+            sessions,
+            window_open: true,
+            last_action: last,
+            demand: demand.map(|(rate, paired, queue)| crate::policy::Demand {
+                rate,
+                paired_rate: paired.then_some(rate),
+                queue,
+                sessions: queue,
+            }),
+            opens_in,
+        };
+        let mut st = PolicyState::default();
+        let _ = evaluate(&c, &mut st, &i, now);
+        let _ = evaluate(&c, &mut st, &i, now);
+    }
+}

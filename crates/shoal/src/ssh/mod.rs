@@ -404,12 +404,28 @@ async fn watch(
     }
 }
 
+/// Creates `dir` mode 0700, or takes an existing one only when it is a real directory
+/// (not a symlink) owned by this process's user: the directory's name is predictable, and a
+/// directory another local user made first would give them the forwarded Docker socket.
 fn make_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
+    let meta = std::fs::symlink_metadata(dir)?;
+    // `/proc/self` belongs to this process's effective user.
+    let me = std::fs::metadata("/proc/self")?.uid();
+    if !meta.is_dir() || meta.uid() != me {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is not a directory of user {me} (a symlink, or made by uid {}); remove it",
+                dir.display(),
+                meta.uid()
+            ),
+        ));
+    }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
@@ -439,4 +455,79 @@ fn keyscan_hint(target: &SshTarget, file: &Path) -> String {
         target.host,
         file.display()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_directory_someone_else_made_first_is_refused() {
+        let base = tempfile::tempdir().unwrap();
+        // Ours: made, or taken again, 0700.
+        let ours = base.path().join("ours");
+        make_private_dir(&ours).unwrap();
+        make_private_dir(&ours).unwrap();
+        // A symlink planted at the name, to a directory its maker controls.
+        let elsewhere = base.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let planted = base.path().join("planted");
+        std::os::unix::fs::symlink(&elsewhere, &planted).unwrap();
+        let e = make_private_dir(&planted).unwrap_err();
+        assert!(e.to_string().contains("is not a directory of user"), "{e}");
+        // Another user's directory (the tests run as root, which can make one).
+        let theirs = base.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        if std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).is_ok() {
+            let e = make_private_dir(&theirs).unwrap_err();
+            assert!(e.to_string().contains("made by uid 65534"), "{e}");
+        }
+    }
+
+    #[test]
+    fn ssh_is_key_only_with_verified_host_keys_and_the_host_after_the_options() {
+        let cfg = Config::parse(
+            "ssh:\n  known_hosts: /etc/shoal/known_hosts\nservers:\n  - host: 10.0.0.7\n    name: s1\n    ssh_user: admin\n    ssh_key: /k/id\nservices:\n  web:\n    image: img:1\n    port: 8080\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let target = SshTarget::of(&cfg.servers[0]).unwrap();
+        let settings = SshSettings::new(&cfg, PathBuf::from("/run/x"));
+        let args: Vec<String> = ssh_args(
+            &target,
+            &settings,
+            Path::new("/run/x/ctl"),
+            Path::new("/run/x/sock"),
+            Path::new("/run/x/log"),
+        )
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+        for opt in [
+            "BatchMode=yes",
+            "StrictHostKeyChecking=yes",
+            "UserKnownHostsFile=/etc/shoal/known_hosts",
+            "GlobalKnownHostsFile=/dev/null",
+            "UpdateHostKeys=no",
+            "PasswordAuthentication=no",
+            "KbdInteractiveAuthentication=no",
+            "IdentitiesOnly=yes",
+        ] {
+            let i = args
+                .iter()
+                .position(|a| a == opt)
+                .unwrap_or_else(|| panic!("{opt} missing: {args:?}"));
+            assert_eq!(args[i - 1], "-o", "{opt}");
+        }
+        assert_eq!(
+            &args[..2],
+            ["-F", "none"],
+            "no user or system ssh_config is read"
+        );
+        assert_eq!(
+            &args[args.len() - 2..],
+            ["--", "10.0.0.7"],
+            "the host comes after --"
+        );
+    }
 }
