@@ -83,13 +83,14 @@ fn body_image(body: &Bytes) -> Result<Option<String>, AppError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let b: UpdateBody = serde_json::from_slice(body).map_err(|e| {
+    // `null` is the documented "no body" too (the schema's body is optional).
+    let b: Option<UpdateBody> = serde_json::from_slice(body).map_err(|e| {
         AppError::new(
             StatusCode::BAD_REQUEST,
             format!("the body must be JSON such as {{\"image\": \"registry:5000/app:v2\"}}: {e}"),
         )
     })?;
-    Ok(b.image)
+    Ok(b.and_then(|b| b.image))
 }
 
 /// The status now, or once the pulls are done (at most [`ANSWER_WITHIN`]).

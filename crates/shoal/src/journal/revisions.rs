@@ -30,11 +30,14 @@ impl Journal {
         let result = g
             .conn
             .execute(
+                // Later than every revision of the service, even within one millisecond (or
+                // after the clock stepped back): the newest activation is always first.
                 "INSERT INTO revisions (service, id, revision, activated_ms, failed)
-                 VALUES (?1, ?2, ?3, ?4, 0)
+                 VALUES (?1, ?2, ?3, MAX(?4, (SELECT COALESCE(MAX(activated_ms), -1) + 1
+                                              FROM revisions WHERE service = ?1)), 0)
                  ON CONFLICT (service, id) DO UPDATE SET
                      revision = excluded.revision,
-                     activated_ms = MAX(excluded.activated_ms, revisions.activated_ms + 1)",
+                     activated_ms = excluded.activated_ms",
                 params![service, rev.id, json, now],
             )
             .and_then(|_| {
