@@ -14,6 +14,7 @@
 #
 # Usage: scripts/bench-scale.sh [N ...]      env: SERVICES=10 WINDOW=30 LOAD=10 CONNS=8
 #        INTERVAL=10 (health_check.interval, s) LATENCY_MS=0 (added to every engine call)
+#        KEEP_LOG=PATH (shoal's log copied to PATH.N)
 # Needs: haproxy, wrk, jq, curl (apt-get install haproxy wrk jq curl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -134,6 +135,8 @@ run_size() {
   done
   echo "shoal RSS after the API load: $(status_kb "$shoalpid" VmRSS) kB (peak $(status_kb "$shoalpid" VmHWM) kB)"
   echo "machine load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+  # With RUST_LOG=warn,shoal::reconcile::runner=debug the log has every pass's timings.
+  [ -z "${KEEP_LOG:-}" ] || cp "$d/shoal.log" "$KEEP_LOG.$n"
 }
 
 for n in "${sizes[@]}"; do run_size "$n"; done
