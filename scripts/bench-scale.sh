@@ -14,7 +14,7 @@
 #
 # Usage: scripts/bench-scale.sh [N ...]      env: SERVICES=10 WINDOW=30 LOAD=10 CONNS=8
 #        INTERVAL=10 (health_check.interval, s) LATENCY_MS=0 (added to every engine call)
-#        KEEP_LOG=PATH (shoal's log copied to PATH.N)
+#        KEEP_LOG=PATH (shoal's log copied to PATH.N) NO_BUILD=1 (use target/release as it is)
 # Needs: haproxy, wrk, jq, curl (apt-get install haproxy wrk jq curl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ interval=${INTERVAL:-10}; latency=${LATENCY_MS:-0}
 for tool in haproxy wrk jq curl; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install $tool)" >&2; exit 1; }
 done
-cargo build --release -q -p shoal -p shoal-enginesim
+[ -n "${NO_BUILD:-}" ] || cargo build --release -q -p shoal -p shoal-enginesim
 shoal=$PWD/target/release/shoal; sim=$PWD/target/release/shoal-enginesim
 # The token only in the environment (never on a command line).
 SHOAL_API_TOKEN=${SHOAL_API_TOKEN:-$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')}
