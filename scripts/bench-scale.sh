@@ -131,7 +131,7 @@ run_size() {
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-    echo "API GET $path, $conns conns ${load}s: p50 $p50, p99 $p99, $rps req/s; pass meanwhile: $(pass_delta "$p0" "$p1"); shoal CPU $(awk -v a="$c0" -v b="$c1" -v t="$tck" -v w="$load" 'BEGIN { printf "%.0f%%", (b - a) / t / w * 100 }')"
+    echo "API GET $path, $conns conns ${load}s: p50 $p50, p99 $p99, $rps req/s; pass meanwhile: $(pass_delta "$p0" "$p1"); shoal CPU $(awk -v a="$c0" -v b="$c1" -v t="$tck" -v w="$load" 'BEGIN { printf "%.0f%%", (b - a) / t / w * 100 }'); RSS then $(status_kb "$shoalpid" VmRSS) kB"
   done
   echo "shoal RSS after the API load: $(status_kb "$shoalpid" VmRSS) kB (peak $(status_kb "$shoalpid" VmHWM) kB)"
   echo "machine load average: $(cut -d' ' -f1-3 /proc/loadavg)"
