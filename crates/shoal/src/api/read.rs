@@ -46,13 +46,15 @@ fn service_summary(app: &App, cfg: &Config, name: &str) -> ServiceSummary {
             for r in st.replicas.values() {
                 counts[phase_index(r.phase)] += 1;
             }
-            let mut light = crate::service::ServiceState::default();
-            light.desired = st.desired;
-            light.last_action = st.last_action;
-            light.utilization = st.utilization;
-            light.last_decision.clone_from(&st.last_decision);
-            light.rollout.clone_from(&st.rollout);
-            light.last_error.clone_from(&st.last_error);
+            let light = crate::service::ServiceState {
+                desired: st.desired,
+                last_action: st.last_action,
+                utilization: st.utilization,
+                last_decision: st.last_decision.clone(),
+                rollout: st.rollout.clone(),
+                last_error: st.last_error.clone(),
+                ..Default::default()
+            };
             (Some((light, st.replicas.len())), counts)
         })
     });
