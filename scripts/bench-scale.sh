@@ -14,6 +14,7 @@
 #
 # Usage: scripts/bench-scale.sh [N ...]      env: SERVICES=10 WINDOW=30 LOAD=10 CONNS=8
 #        INTERVAL=10 (health_check.interval, s) LATENCY_MS=0 (added to every engine call)
+#        KEEP_LOG=PATH (shoal's log copied to PATH.N) NO_BUILD=1 (use target/release as it is)
 # Needs: haproxy, wrk, jq, curl (apt-get install haproxy wrk jq curl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ interval=${INTERVAL:-10}; latency=${LATENCY_MS:-0}
 for tool in haproxy wrk jq curl; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install $tool)" >&2; exit 1; }
 done
-cargo build --release -q -p shoal -p shoal-enginesim
+[ -n "${NO_BUILD:-}" ] || cargo build --release -q -p shoal -p shoal-enginesim
 shoal=$PWD/target/release/shoal; sim=$PWD/target/release/shoal-enginesim
 # The token only in the environment (never on a command line).
 SHOAL_API_TOKEN=${SHOAL_API_TOKEN:-$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')}
@@ -130,10 +131,12 @@ run_size() {
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-    echo "API GET $path, $conns conns ${load}s: p50 $p50, p99 $p99, $rps req/s; pass meanwhile: $(pass_delta "$p0" "$p1"); shoal CPU $(awk -v a="$c0" -v b="$c1" -v t="$tck" -v w="$load" 'BEGIN { printf "%.0f%%", (b - a) / t / w * 100 }')"
+    echo "API GET $path, $conns conns ${load}s: p50 $p50, p99 $p99, $rps req/s; pass meanwhile: $(pass_delta "$p0" "$p1"); shoal CPU $(awk -v a="$c0" -v b="$c1" -v t="$tck" -v w="$load" 'BEGIN { printf "%.0f%%", (b - a) / t / w * 100 }'); RSS then $(status_kb "$shoalpid" VmRSS) kB"
   done
   echo "shoal RSS after the API load: $(status_kb "$shoalpid" VmRSS) kB (peak $(status_kb "$shoalpid" VmHWM) kB)"
   echo "machine load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+  # With RUST_LOG=warn,shoal::reconcile::runner=debug the log has every pass's timings.
+  [ -z "${KEEP_LOG:-}" ] || cp "$d/shoal.log" "$KEEP_LOG.$n"
 }
 
 for n in "${sizes[@]}"; do run_size "$n"; done

@@ -145,15 +145,15 @@ fn civil(z: i64) -> (i64, u32, u32) {
 
 /// The `filters` query parameter as `key → values` (Docker takes a list or a map of
 /// `value: true`).
-fn filters(q: &HashMap<String, String>) -> Result<BTreeMap<String, Vec<String>>, Response> {
+fn filters(q: &HashMap<String, String>) -> Result<BTreeMap<String, Vec<String>>, Box<Response>> {
     let Some(raw) = q.get("filters").filter(|f| !f.is_empty()) else {
         return Ok(BTreeMap::new());
     };
     let v: Value = serde_json::from_str(raw).map_err(|e| {
-        message(
+        Box::new(message(
             StatusCode::BAD_REQUEST,
             format!("invalid filters {raw:?}: {e}"),
-        )
+        ))
     })?;
     let mut out = BTreeMap::new();
     for (k, vals) in v.as_object().into_iter().flatten() {
@@ -207,7 +207,7 @@ fn summary(c: &Container, now: i64) -> Value {
 fn list(srv: &Server, q: &HashMap<String, String>) -> Response {
     let f = match filters(q) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let all = q.get("all").is_some_and(|v| v == "1" || v == "true");
     let wanted = f.get("label").cloned().unwrap_or_default();
@@ -432,7 +432,7 @@ fn stats(srv: &Server, key: &str) -> Response {
 fn events(srv: &Server, q: &HashMap<String, String>) -> Response {
     let f = match filters(q) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let since: Option<i64> = q
         .get("since")

@@ -82,8 +82,8 @@ pub struct Context {
     pub gpu_ledger: crate::reconcile::gpu_ledger::GpuLedger,
 }
 
-/// The config and members haproxy.cfg was last written from.
-type LbWritten = (Arc<Config>, BTreeMap<String, Vec<lb::Member>>);
+/// The config haproxy.cfg was last written from, and its members' fingerprint.
+type LbWritten = (Arc<Config>, u64);
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -301,16 +301,18 @@ impl Context {
             return;
         };
         let mut last = self.cfg_write.lock().await;
-        let members = self.members();
         // Every pass of every service ends here: with thousands of members, rendering and
         // reading the file back each time was most of a pass. Nothing changed since the
-        // last write: nothing to do.
+        // last write (same config, same members by their fingerprint, computed without
+        // copying them): nothing to do.
+        let print = self.members_fingerprint();
         if last
             .as_ref()
-            .is_some_and(|(c, m)| Arc::ptr_eq(c, &cfg) && *m == members)
+            .is_some_and(|(c, m)| Arc::ptr_eq(c, &cfg) && *m == print)
         {
             return;
         }
+        let members = self.members();
         let text = match lb::render(&cfg, &members, None) {
             Ok(t) => t,
             Err(e) => {
@@ -319,15 +321,34 @@ impl Context {
             }
         };
         if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
-            *last = Some((cfg, members));
+            *last = Some((cfg, print));
             return;
         }
         match crate::files::write_private_atomic(&path, text.as_bytes()) {
-            Ok(()) => *last = Some((cfg, members)),
+            Ok(()) => *last = Some((cfg, print)),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "writing haproxy.cfg failed");
             }
         }
+    }
+
+    /// A hash of [`Self::members`] (services in order, each member's name, host and port),
+    /// made without copying them.
+    fn members_fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for rt in self.services() {
+            rt.name.hash(&mut h);
+            rt.update(|st| {
+                for r in st.replicas.values() {
+                    if let (Phase::Joining | Phase::Ready, Some(port)) = (r.phase, r.port) {
+                        (&r.name, &r.host, port).hash(&mut h);
+                    }
+                }
+            });
+            0xff_u8.hash(&mut h);
+        }
+        h.finish()
     }
 
     /// Current HAProxy members (replicas that joined), by service.

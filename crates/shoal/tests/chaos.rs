@@ -27,7 +27,7 @@ use common::{Opts, Stack, IMAGE};
 
 const MIN: u32 = 2;
 const MAX: u32 = 4;
-const DEFAULT_ROUNDS: u32 = 16;
+const DEFAULT_ROUNDS: u32 = 10;
 /// How long the invariants must hold in a row.
 const STABLE: Duration = Duration::from_secs(2);
 /// How long recovery may take (a drain of `drain_timeout` 10 s and a start period included).

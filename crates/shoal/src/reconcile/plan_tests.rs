@@ -570,6 +570,51 @@ fn a_rollout_waits_for_an_old_replica_on_a_server_without_control_path() {
 }
 
 #[test]
+fn a_container_left_created_by_a_killed_shoal_is_replaced_at_adoption() {
+    // shoal was SIGKILLed between Docker's create and start: after the restart the first
+    // listing shows one serving replica and one container that nothing will ever start.
+    let spec = spec(2, 4);
+    let (mut state, mut obs, now) = world(&[(0, 2, true, 0, true, 50)], 2, None);
+    state.adopted = false;
+    state.replicas.clear();
+    let mut created = obs.containers[0].clone();
+    created.id = "half-made".into();
+    created.name = "web-half".into();
+    created.server = "s2".into();
+    created.state = ContainerState::Created;
+    obs.containers.push(created);
+    let p = run(&spec, &state, &obs, now);
+    assert!(
+        p.steps
+            .iter()
+            .any(|s| matches!(s, Step::Replace { id, .. } if id == "half-made")),
+        "the half-made container is replaced at once: {:#?}",
+        p.steps
+    );
+    let starts = p
+        .steps
+        .iter()
+        .filter(|s| matches!(s, Step::Start { .. }))
+        .count();
+    assert_eq!(
+        starts, 1,
+        "and a replica started in its place: {:#?}",
+        p.steps
+    );
+    // Once adopted, a created container is the loop's own start in progress: left alone.
+    state.adopted = true;
+    state.desired = 2;
+    let p = run(&spec, &state, &obs, now);
+    assert!(
+        !p.steps
+            .iter()
+            .any(|s| matches!(s, Step::Replace { id, .. } if id == "half-made")),
+        "{:#?}",
+        p.steps
+    );
+}
+
+#[test]
 fn a_replica_docker_reports_unhealthy_is_replaced_whatever_shoal_s_probe_says() {
     let spec = spec(1, 4);
     let (mut state, mut obs, now) = world(&TWO_READY, 2, None);
