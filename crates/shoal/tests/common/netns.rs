@@ -116,13 +116,7 @@ impl NetnsServer {
         Self::start_full(image, tcp, tls, tag, Vec::new())
     }
 
-    fn start_full(
-        image: &str,
-        tcp: bool,
-        tls: bool,
-        tag: &str,
-        dockerd_args: Vec<String>,
-    ) -> Self {
+    fn start_full(image: &str, tcp: bool, tls: bool, tag: &str, dockerd_args: Vec<String>) -> Self {
         let pid = std::process::id();
         // The full pid keeps names unique among live processes ("shn" + 7 digits + tag <= 15).
         let netns = format!("shn{pid}{tag}");
