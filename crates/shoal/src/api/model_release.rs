@@ -8,8 +8,11 @@ use utoipa::ToSchema;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBody {
-    /// The image to run instead of the configured one (`repo:tag`).
+    /// The image to run instead of the configured one: a Docker image reference
+    /// (`[registry[:port]/]repo[:tag][@digest]`), checked by the server with the config's rule
+    /// (400 with the reason otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 512)]
     pub image: Option<String>,
 }
 

@@ -83,14 +83,33 @@ fn body_image(body: &Bytes) -> Result<Option<String>, AppError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    // `null` is the documented "no body" too (the schema's body is optional).
-    let b: Option<UpdateBody> = serde_json::from_slice(body).map_err(|e| {
+    let bad = |e: String| {
         AppError::new(
             StatusCode::BAD_REQUEST,
             format!("the body must be JSON such as {{\"image\": \"registry:5000/app:v2\"}}: {e}"),
         )
-    })?;
-    Ok(b.and_then(|b| b.image))
+    };
+    // An object, or `null` (the documented "no body": the schema's body is optional). Not
+    // an array, which serde would otherwise read as the struct's fields in order.
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+    if !(v.is_object() || v.is_null()) {
+        return Err(bad("expected an object".into()));
+    }
+    let b: Option<UpdateBody> = serde_json::from_value(v).map_err(|e| bad(e.to_string()))?;
+    let image = b.and_then(|b| b.image);
+    // Refused here, before anything starts: the config's rule for image references.
+    if let Some(i) = &image {
+        crate::config::syntax::image_reference(i).map_err(|e| {
+            AppError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "image {:?} is not an image reference such as registry:5000/app:v2: it {e}",
+                    i.chars().take(80).collect::<String>()
+                ),
+            )
+        })?;
+    }
+    Ok(image)
 }
 
 /// The status now, or once the pulls are done (at most [`ANSWER_WITHIN`]).
