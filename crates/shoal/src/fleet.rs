@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use crate::config::{Config, ServerConfig};
 use crate::engine::EngineError;
+use crate::inventory::Inventory;
 use crate::placement::ServerLoad;
 use crate::ports::{Connector, DockerApi};
 use crate::timings::{
@@ -149,6 +150,8 @@ pub struct ServerHandle {
     serving: Mutex<BTreeMap<String, u32>>,
     /// When the clock skew was last asked for.
     skew_at: Mutex<Option<tokio::time::Instant>>,
+    /// Its containers as last listed, shared by every pass and the monitor.
+    inventory: Inventory,
 }
 
 /// First and longest wait between two failed connection attempts to one server.
@@ -165,7 +168,31 @@ impl ServerHandle {
             watched: AtomicBool::new(false),
             serving: Mutex::new(BTreeMap::new()),
             skew_at: Mutex::new(None),
+            inventory: Inventory::default(),
         }
+    }
+
+    /// shoal's containers here (all services), from a listing started after the last
+    /// change known here and at most `max_age` ago, or a new one ([`Inventory`]). A failed
+    /// listing is reported ([`Self::report_failure`]).
+    pub async fn containers(
+        &self,
+        max_age: Duration,
+    ) -> Result<Arc<Vec<crate::engine::ContainerInfo>>, EngineError> {
+        let Some(engine) = self.engine() else {
+            return Err(EngineError::Unreachable {
+                server: self.name().to_owned(),
+                reason: self
+                    .status()
+                    .reason
+                    .unwrap_or_else(|| "not connected".into()),
+            });
+        };
+        let r = self.inventory.containers(engine.as_ref(), max_age).await;
+        if let Err(e) = &r {
+            self.report_failure(e);
+        }
+        r
     }
 
     /// Records how many of `service`'s replicas here HAProxy's checks pass (`None`: the
@@ -227,13 +254,16 @@ impl ServerHandle {
                                 continue; // seen before the stream was reopened
                             }
                             last_nano = ev.time_nano;
+                            self.inventory.invalidate();
                             if matches!(ev.action.as_str(), "die" | "oom" | "stop") {
                                 // The engine announces a death before its container list
                                 // shows it (Docker 20.10: about 0.2 s): look again then.
                                 let (wake, service) = (wake.clone(), ev.service.clone());
+                                let me = self.clone();
                                 tokio::spawn(async move {
                                     for d in EVENT_LOOK_AGAIN {
                                         tokio::time::sleep(d).await;
+                                        me.inventory.invalidate();
                                         wake(&service);
                                     }
                                 });
@@ -299,6 +329,7 @@ impl ServerHandle {
             st.up = false;
             st.reason = Some(err.to_string());
             *lock(&self.engine) = None;
+            self.inventory.invalidate();
             st.judge(self.name());
         }
     }
@@ -323,7 +354,10 @@ impl ServerHandle {
             let engine = match existing {
                 Some(e) => e,
                 None => match connector.connect(&self.config, timeout).await {
-                    Ok(e) => e,
+                    Ok(e) => {
+                        self.inventory.invalidate();
+                        self.inventory.track(e)
+                    }
                     Err(e) => {
                         let mut retry = lock(&self.retry);
                         let wait = retry
@@ -345,17 +379,11 @@ impl ServerHandle {
                     })
                 }
             };
-            let containers =
-                match tokio::time::timeout(LIST_TIMEOUT, engine.list_managed(None)).await {
-                    Ok(list) => list?,
-                    Err(_) => {
-                        return Err(EngineError::Timeout {
-                            server: self.name().to_owned(),
-                            op: "list containers",
-                            secs: LIST_TIMEOUT.as_secs(),
-                        })
-                    }
-                };
+            // Every monitor pass lists afresh; the loops' passes at rest reuse it.
+            let containers = self
+                .inventory
+                .containers(engine.as_ref(), Duration::ZERO)
+                .await?;
             Ok::<_, EngineError>((engine, version, containers))
         }
         .await;
@@ -403,6 +431,7 @@ impl ServerHandle {
                     st.up = false;
                     st.reason = Some(e.to_string());
                     *lock(&self.engine) = None;
+                    self.inventory.invalidate();
                     st.judge(self.name());
                 }
             }

@@ -25,6 +25,7 @@ pub mod files;
 pub mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod inventory;
 pub mod journal;
 pub mod lb;
 pub mod metrics;

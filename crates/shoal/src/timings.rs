@@ -26,6 +26,11 @@ pub const LIST_TIMEOUT: Duration = Duration::from_secs(3);
 /// Interval of the fleet monitor's passes.
 pub const MONITOR_EVERY: Duration = Duration::from_secs(2);
 
+/// How old a server's shared container listing may be when a pass reuses it (the monitor
+/// lists every [`MONITOR_EVERY`]; a change shoal makes or Docker announces there makes it
+/// list at once): what nobody announces is seen within this.
+pub const INVENTORY_MAX_AGE: Duration = Duration::from_millis(2500);
+
 /// Failed monitor passes (or failed calls) in a row before a server counts as down.
 pub const DOWN_AFTER_FAILURES: u32 = 2;
 

@@ -234,14 +234,21 @@ pub struct FakeEngine {
 }
 
 impl FakeEngine {
-    /// Waits forever when the server does not answer (callers bound every call).
-    async fn gate(&self) {
+    /// When the server does not answer: waits out the bound every call of the real engine
+    /// has ([`crate::timings::ENGINE_CALL`]), then fails as it does.
+    async fn gate(&self) -> Result<(), EngineError> {
         let answering = self
             .world
             .with(|w| w.servers.get(&self.server).is_some_and(|s| s.answering));
-        if !answering {
-            std::future::pending::<()>().await;
+        if answering {
+            return Ok(());
         }
+        tokio::time::sleep(crate::timings::ENGINE_CALL).await;
+        Err(EngineError::Timeout {
+            server: self.server.clone(),
+            op: "fake call",
+            secs: crate::timings::ENGINE_CALL.as_secs(),
+        })
     }
 
     fn not_found(&self, id: &str) -> EngineError {
@@ -263,11 +270,11 @@ impl DockerApi for FakeEngine {
         "1.41"
     }
     async fn version(&self) -> Result<String, EngineError> {
-        self.gate().await;
+        self.gate().await?;
         Ok("fake".into())
     }
     async fn list_managed(&self, service: Option<&str>) -> Result<Vec<ContainerInfo>, EngineError> {
-        self.gate().await;
+        self.gate().await?;
         self.world.with(|w| {
             Ok(w.server(&self.server)?
                 .containers
@@ -283,7 +290,7 @@ impl DockerApi for FakeEngine {
         name: &str,
         spec: &ContainerSpec,
     ) -> Result<String, EngineError> {
-        self.gate().await;
+        self.gate().await?;
         self.world.with(|w| {
             w.created += 1;
             w.next_port += 1;
@@ -315,7 +322,7 @@ impl DockerApi for FakeEngine {
         })
     }
     async fn host_port(&self, id: &str, _container_port: u16) -> Result<Option<u16>, EngineError> {
-        self.gate().await;
+        self.gate().await?;
         self.world.with(|w| {
             let c = w
                 .server(&self.server)?
@@ -326,11 +333,11 @@ impl DockerApi for FakeEngine {
         })
     }
     async fn has_image(&self, _image: &str) -> Result<bool, EngineError> {
-        self.gate().await;
+        self.gate().await?;
         Ok(true)
     }
     async fn resolve(&self, image: &str) -> Result<Option<ImagePin>, EngineError> {
-        self.gate().await;
+        self.gate().await?;
         Ok(self.world.with(|w| {
             let id = w.images.get(image).cloned().or_else(|| {
                 let by_id = image.rsplit('@').next().unwrap_or(image);
@@ -346,7 +353,7 @@ impl DockerApi for FakeEngine {
         }))
     }
     async fn pull(&self, image: &str, _auth: Option<&Credentials>) -> Result<(), EngineError> {
-        self.gate().await;
+        self.gate().await?;
         self.world.with(|w| {
             w.pulls.push((self.server.clone(), image.to_owned()));
             let known = w.images.contains_key(image)
@@ -364,7 +371,7 @@ impl DockerApi for FakeEngine {
         })
     }
     async fn stop(&self, id: &str, _grace: Duration) -> Result<(), EngineError> {
-        self.gate().await;
+        self.gate().await?;
         self.world.with(|w| {
             let c = w
                 .server(&self.server)?
@@ -376,14 +383,14 @@ impl DockerApi for FakeEngine {
         })
     }
     async fn remove(&self, id: &str) -> Result<(), EngineError> {
-        self.gate().await;
+        self.gate().await?;
         self.world.with(|w| {
             w.server(&self.server)?.containers.remove(id);
             Ok(())
         })
     }
     async fn stats(&self, _id: &str) -> Result<(f64, u64), EngineError> {
-        self.gate().await;
+        self.gate().await?;
         Ok((self.world.with(|w| w.cpu), 1 << 20))
     }
     fn events(&self, since: Option<i64>) -> EventStream {

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::engine::{ContainerInfo, EngineError};
+use crate::engine::ContainerInfo;
 use crate::fleet::Fleet;
 use crate::placement::ServerLoad;
 use crate::ports::{LbServer, LoadBalancer, Prober};
@@ -87,9 +87,11 @@ pub fn serving_per_server(
     Some(out)
 }
 
-/// Lists `service`'s containers on every up server and reads its backend, concurrently. A
-/// server whose listing fails or exceeds [`timings::LIST_TIMEOUT`] is reported to the fleet
-/// (so a dead server is noticed between monitor passes) and is absent from `answered`.
+/// `service`'s containers on every up server (from each server's shared listing, listed
+/// again when something changed there or it is older than [`timings::INVENTORY_MAX_AGE`])
+/// and its backend, concurrently. A server whose listing fails or exceeds
+/// [`timings::LIST_TIMEOUT`] is reported to the fleet (so a dead server is noticed between
+/// monitor passes) and is absent from `answered`.
 pub async fn containers_and_lb(
     fleet: &Fleet,
     lb: &dyn LoadBalancer,
@@ -97,35 +99,24 @@ pub async fn containers_and_lb(
     backend: &str,
     rise: u32,
 ) -> Observation {
-    let servers: Vec<_> = fleet
-        .all()
-        .into_iter()
-        .filter_map(|s| s.engine().map(|e| (s, e)))
-        .collect();
-    let listings =
-        futures_util::future::join_all(servers.iter().map(|(server, engine)| async move {
-            match tokio::time::timeout(timings::LIST_TIMEOUT, engine.list_managed(Some(service)))
-                .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(EngineError::Timeout {
-                    server: server.name().to_owned(),
-                    op: "list containers",
-                    secs: timings::LIST_TIMEOUT.as_secs(),
-                }),
-            }
-        }));
+    let servers: Vec<_> = fleet.all().into_iter().filter(|s| s.status().up).collect();
+    let listings = futures_util::future::join_all(
+        servers
+            .iter()
+            .map(|server| server.containers(timings::INVENTORY_MAX_AGE)),
+    );
     let (listed, lb_view) = tokio::join!(listings, lb.servers(backend, rise));
     let mut obs = Observation::default();
-    for ((server, _), result) in servers.iter().zip(listed) {
+    for (server, result) in servers.iter().zip(listed) {
         match result {
             Ok(list) => {
                 obs.answered.insert(server.name().to_owned());
-                obs.containers.extend(list);
+                obs.containers
+                    .extend(list.iter().filter(|c| c.service == service).cloned());
             }
             Err(e) => {
+                // Already reported to the fleet by the listing.
                 tracing::warn!(service, error = %e, "listing containers failed");
-                server.report_failure(&e);
             }
         }
     }
@@ -170,13 +161,7 @@ pub async fn gpus(
         if inv.devices.is_empty() {
             return inv;
         }
-        let listed = match s.engine() {
-            Some(e) => tokio::time::timeout(timings::LIST_TIMEOUT, e.list_managed(None))
-                .await
-                .ok()
-                .and_then(Result::ok),
-            None => None,
-        };
+        let listed = s.containers(timings::INVENTORY_MAX_AGE).await.ok();
         match listed {
             Some(list) => {
                 for c in list.iter().filter(|c| {

@@ -240,6 +240,13 @@ pub fn lower_bound(svc: &ServiceConfig) -> u32 {
 
 /// Replicas due for a health probe: running, not draining, with a port, not probed within
 /// the interval (new replicas every pass, so they join quickly). `(id, host, port)`.
+///
+/// Routine probes (a replica probed before whose last probe passed) are spread over the
+/// passes: at most [`routine_probe_budget`] of them per pass, the longest unprobed first.
+/// Without it, replicas that came up together stay due together: 500 replicas of one
+/// service were probed in one pass every `interval` (and that pass waited for all 500),
+/// the passes between probed none. Replicas never probed, starting, or with a failed probe
+/// are always probed when due.
 #[must_use]
 pub fn probes_due(
     state: &ServiceState,
@@ -247,17 +254,44 @@ pub fn probes_due(
     now: Instant,
 ) -> Vec<(String, String, u16)> {
     let interval = spec.health_check.interval();
-    state
+    let running: Vec<&Replica> = state
         .replicas
         .values()
-        .filter(|r| r.container_state == ContainerState::Running && r.active())
-        .filter(|r| {
-            r.last_probe
-                .is_none_or(|t| now.saturating_duration_since(t) >= interval)
-                || (r.phase == Phase::Starting && r.healthy != Some(true))
-        })
+        .filter(|r| r.container_state == ContainerState::Running && r.active() && r.port.is_some())
+        .collect();
+    let mut urgent = Vec::new();
+    let mut routine = Vec::new();
+    for r in &running {
+        let overdue = r
+            .last_probe
+            .is_none_or(|t| now.saturating_duration_since(t) >= interval);
+        let starting = r.phase == Phase::Starting && r.healthy != Some(true);
+        if !(overdue || starting) {
+            continue;
+        }
+        match r.last_probe {
+            Some(t) if !starting && r.health_failures == 0 => routine.push((t, *r)),
+            _ => urgent.push(*r),
+        }
+    }
+    routine.sort_by_key(|(t, r)| (*t, r.id.as_str()));
+    routine.truncate(routine_probe_budget(running.len(), interval));
+    urgent
+        .into_iter()
+        .chain(routine.into_iter().map(|(_, r)| r))
         .filter_map(|r| Some((r.id.clone(), r.host.clone(), r.port?)))
         .collect()
+}
+
+/// How many routine probes one pass makes at most, of `replicas` probed every `interval`:
+/// half again the share of one pass at rest (passes come every
+/// `min(interval, MAX_PASS_INTERVAL)`), so probes that fell due together are spread over a
+/// few passes and an even spread never waits.
+#[must_use]
+pub fn routine_probe_budget(replicas: usize, interval: Duration) -> usize {
+    let gap = interval.min(timings::MAX_PASS_INTERVAL).as_secs_f64();
+    let share = replicas as f64 * gap / interval.as_secs_f64().max(f64::EPSILON);
+    ((share * 1.5).ceil() as usize).max(1)
 }
 
 /// Why `r` must be replaced, if it must.

@@ -656,3 +656,48 @@ fn a_replica_docker_reports_unhealthy_is_replaced_whatever_shoal_s_probe_says() 
         replaced[0].1
     );
 }
+
+/// 500 ready replicas probed in the same instant (they came up together) are spread over
+/// the passes at rest instead of being probed together every interval; none waits more
+/// longer than the catch-up takes (500 / 150 → four passes, so three beyond its interval),
+/// and no pass probes more than its budget.
+#[test]
+fn routine_probes_that_fell_due_together_spread_over_the_passes() {
+    use super::plan::{probes_due, routine_probe_budget};
+    let mut spec = spec(1, 500);
+    spec.health_check.interval.value = 10;
+    let interval = spec.health_check.interval();
+    let gens: Vec<Gen> = (0..500).map(|i| (i, 2, true, 0, true, 100)).collect();
+    let (mut state, _, start) = world(&gens, 500, None);
+    for r in state.replicas.values_mut() {
+        r.last_probe = Some(start);
+    }
+    let budget = routine_probe_budget(500, interval);
+    assert_eq!(budget, 150);
+    let gap = Duration::from_secs(2);
+    let mut per_pass = Vec::new();
+    let mut longest = Duration::ZERO;
+    let mut now = start;
+    for _ in 0..60 {
+        now += gap;
+        let due = probes_due(&state, &spec, now);
+        per_pass.push(due.len());
+        for (id, ..) in due {
+            let r = state.replicas.get_mut(&id).unwrap();
+            longest = longest.max(now - r.last_probe.unwrap());
+            r.last_probe = Some(now);
+        }
+    }
+    assert!(per_pass.iter().all(|n| *n <= budget), "{per_pass:?}");
+    assert!(longest <= interval + 3 * gap, "longest gap {longest:?}");
+    // At rest each replica is probed once an interval (five passes), never in one pass.
+    for w in per_pass[30..].windows(5) {
+        assert_eq!(w.iter().sum::<usize>(), 500, "{per_pass:?}");
+    }
+    // A replica whose last probe failed, or never probed, is never held back.
+    let id = state.replicas.keys().next().unwrap().clone();
+    state.replicas.get_mut(&id).unwrap().health_failures = 1;
+    state.replicas.get_mut(&id).unwrap().last_probe = Some(now - interval);
+    let due = probes_due(&state, &spec, now);
+    assert!(due.iter().any(|(d, ..)| *d == id));
+}
