@@ -12,10 +12,15 @@
 //! new replicas; the loops judge the replicas on the others by HAProxy's view.
 //!
 //! Each server also has an event watcher ([`Fleet::watch_events`]): it reads the server's
-//! Docker event stream of shoal-managed containers and, on each event, wakes the loop of the
-//! container's service, which then lists (the source of truth) and decides. A dropped
-//! stream is reopened with `since` = the last event's time, with backoff. The watcher counts
-//! the events and decides nothing.
+//! Docker event stream of shoal-managed containers and, on each event, marks the server's
+//! container listing out of date and wakes the loop of the container's service, which then
+//! lists (the source of truth) and decides. A dropped stream is reopened with `since` = the
+//! last event's time, with backoff. The watcher counts the events and decides nothing.
+//!
+//! The listing itself is shared ([`ServerHandle::containers`], [`crate::inventory`]): every
+//! service's pass, the GPU inventory and the monitor read one listing per server, listed
+//! again after any change shoal makes there, any event, a new connection, or once it is
+//! older than the caller allows (the monitor lists afresh every pass).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

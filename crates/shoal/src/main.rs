@@ -476,7 +476,7 @@ async fn serve(config_path: PathBuf, bind: Option<SocketAddr>) -> ExitCode {
     app.start().await;
     tokio::spawn(reload_on_sighup(app.clone()));
     let limits = shoal::api::server::Limits::from_config(&app.config().api);
-    let state = Arc::new(shoal::api::ApiState { app, token });
+    let state = Arc::new(shoal::api::ApiState::new(app, token));
     let router = shoal::api::router(state);
     tracing::info!(%bind, ?limits, "API listening on http://{bind}");
     shoal::api::server::serve(listener, router, limits, shutdown_signal()).await;

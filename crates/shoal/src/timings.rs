@@ -92,6 +92,10 @@ pub const FANOUT: usize = 64;
 /// clients ask, each service's replicas are sampled at most once in this time.
 pub const STATS_API_REUSE: Duration = Duration::from_secs(1);
 
+/// How long `GET /metrics` serves the body it rendered: a scrape flood renders it at most
+/// this often (a 15 s Prometheus scrape never sees a reused body older than this).
+pub const METRICS_REUSE: Duration = Duration::from_millis(250);
+
 /// How often a service that may sleep (`wake_on_request`) is looked at for idleness
 /// (HAProxy's session counters of its backend).
 pub const SLEEP_CHECK_EVERY: Duration = Duration::from_secs(1);

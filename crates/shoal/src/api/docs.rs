@@ -260,10 +260,7 @@ autoscaler:
         std::fs::write(&path, &yaml).unwrap();
         let cfg = crate::config::Config::load(&path).unwrap();
         let app = crate::app::App::new(cfg, path).unwrap();
-        let state = Arc::new(ApiState {
-            app,
-            token: Some("secret".into()),
-        });
+        let state = Arc::new(ApiState::new(app, Some("secret".into())));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {

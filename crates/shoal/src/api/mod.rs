@@ -40,6 +40,20 @@ pub struct ApiState {
     pub app: Arc<App>,
     /// Bearer token for mutating endpoints; `None`: not required.
     pub token: Option<String>,
+    /// The last `/metrics` body and when it was rendered ([`crate::timings::METRICS_REUSE`]).
+    pub(crate) metrics: tokio::sync::Mutex<Option<(tokio::time::Instant, axum::body::Bytes)>>,
+}
+
+impl ApiState {
+    /// The API's state for `app`, mutating routes guarded by `token` when there is one.
+    #[must_use]
+    pub fn new(app: Arc<App>, token: Option<String>) -> Self {
+        Self {
+            app,
+            token,
+            metrics: tokio::sync::Mutex::new(None),
+        }
+    }
 }
 
 /// Who may call a route.

@@ -443,12 +443,22 @@ pub(super) async fn events(
 pub(super) async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
     // Rendered on the async workers: in `spawn_blocking`, a flood of scrapes at 5000
     // replicas grew the blocking pool to 30 threads, each with a heap of its own (RSS 115 MB
-    // while they lived), and the passes were no faster.
-    (
-        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        crate::metrics::render(&s.app),
-    )
-        .into_response()
+    // while they lived), and the passes were no faster. Rendered at most once per
+    // METRICS_REUSE, requests meanwhile sharing the body: at 5000 replicas the body is 1 MB,
+    // and a flood of scrapes (the route is open) rendering it 280 times a second starved
+    // the control loops of the same cores (passes 25 → 177 ms).
+    let body = {
+        let mut last = s.metrics.lock().await;
+        match last.as_ref() {
+            Some((at, body)) if at.elapsed() < crate::timings::METRICS_REUSE => body.clone(),
+            _ => {
+                let body = axum::body::Bytes::from(crate::metrics::render(&s.app));
+                *last = Some((tokio::time::Instant::now(), body.clone()));
+                body
+            }
+        }
+    };
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
 }
 
 /// This document.

@@ -28,7 +28,7 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         let base = std::path::absolute(base).unwrap_or_else(|_| base.to_owned());
         config.resolve_relative_paths(&base);
-        config.validated(&file)
+        config.validated(&file, &text)
     }
 
     /// Makes file paths in the config absolute, relative to `base` (the config file's
@@ -65,7 +65,7 @@ impl Config {
 
     /// Parses and validates YAML text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
-        Self::parse_unvalidated(text, file)?.validated(file)
+        Self::parse_unvalidated(text, file)?.validated(file, text)
     }
 
     /// Parses YAML text into the model (types, unknown keys), without the semantic checks.
@@ -84,8 +84,11 @@ impl Config {
         })
     }
 
-    fn validated(self, file: &str) -> Result<Self, ConfigError> {
-        let issues = self.validate();
+    fn validated(self, file: &str, text: &str) -> Result<Self, ConfigError> {
+        let mut issues = self.validate();
+        for issue in &mut issues {
+            place_top_level(issue, text);
+        }
         if issues.is_empty() {
             Ok(self)
         } else {
@@ -94,6 +97,28 @@ impl Config {
                 issues,
             })
         }
+    }
+}
+
+/// An issue about a whole top-level section (`servers: at least one server is required`)
+/// has no position of its own: it gets the position of the section's key in `text`.
+fn place_top_level(issue: &mut ConfigIssue, text: &str) {
+    if issue.line != 0 {
+        return;
+    }
+    let Some((key, _)) = issue.message.split_once(':') else {
+        return;
+    };
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return;
+    }
+    let found = text.lines().position(|l| {
+        l.strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with(':'))
+    });
+    if let Some(i) = found {
+        issue.line = i as u64 + 1;
+        issue.column = 1;
     }
 }
 
