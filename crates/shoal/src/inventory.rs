@@ -28,6 +28,8 @@ use crate::timings::LIST_TIMEOUT;
 #[derive(Debug)]
 struct Listing {
     generation: u64,
+    /// Which attempt it was (the first is 1).
+    attempt: u64,
     started: Instant,
     /// The containers, or the server's name and why the listing failed.
     result: Result<Arc<Vec<ContainerInfo>>, (String, String)>,
@@ -37,6 +39,8 @@ struct Listing {
 #[derive(Debug, Default)]
 pub struct Inventory {
     generation: Arc<AtomicU64>,
+    /// Listings attempted so far.
+    attempts: AtomicU64,
     last: Mutex<Option<Listing>>,
     flight: tokio::sync::Mutex<()>,
 }
@@ -58,7 +62,7 @@ impl Inventory {
     }
 
     /// The server's shoal-managed containers (all services), from a listing that started
-    /// after the last change and at most `max_age` ago, or from a new one through `engine`
+    /// after the last change and less than `max_age` ago, or from a new one through `engine`
     /// (bounded by [`LIST_TIMEOUT`]). `Duration::ZERO` always lists (or joins a listing
     /// that started after the call).
     pub async fn containers(
@@ -67,17 +71,21 @@ impl Inventory {
         max_age: Duration,
     ) -> Result<Arc<Vec<ContainerInfo>>, EngineError> {
         let asked = Instant::now();
-        if let Some(r) = self.reusable(|l| l.result.is_ok() && asked - l.started <= max_age) {
+        let before = self.attempts.load(Ordering::SeqCst);
+        let young = |l: &Listing| l.result.is_ok() && asked.duration_since(l.started) < max_age;
+        if let Some(r) = self.reusable(young) {
             return r;
         }
         let _flight = self.flight.lock().await;
-        // Whoever held the flight may have listed, or failed, since this call began.
-        if let Some(r) = self
-            .reusable(|l| l.started >= asked || (l.result.is_ok() && asked - l.started <= max_age))
+        // Whoever held the flight listed, or failed, meanwhile: that attempt is shared when
+        // it began after this call, or less than `max_age` before it (it was in flight).
+        if let Some(r) =
+            self.reusable(|l| l.attempt > before || asked.duration_since(l.started) < max_age)
         {
             return r;
         }
         let generation = self.generation.load(Ordering::SeqCst);
+        let attempt = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
         let started = Instant::now();
         let result = match tokio::time::timeout(LIST_TIMEOUT, engine.list_managed(None)).await {
             Ok(r) => r.map(Arc::new),
@@ -89,6 +97,7 @@ impl Inventory {
         };
         *lock(&self.last) = Some(Listing {
             generation,
+            attempt,
             started,
             result: result.as_ref().map(Arc::clone).map_err(|e| {
                 let server = engine.server().to_owned();

@@ -469,3 +469,61 @@ pub(super) async fn metrics(State(s): State<Arc<ApiState>>) -> Response {
 pub(super) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(super::openapi_document())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::extract::State;
+
+    use super::super::ApiState;
+    use crate::journal::{Action, NewEvent};
+
+    async fn body(state: &Arc<ApiState>) -> String {
+        let r = super::metrics(State(state.clone())).await;
+        let b = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(b.to_vec()).unwrap()
+    }
+
+    /// A scrape flood renders `/metrics` once per `METRICS_REUSE`: a request within it gets
+    /// the same body, one after it sees what changed.
+    #[tokio::test(start_paused = true)]
+    async fn metrics_are_rendered_at_most_once_per_reuse_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "load_balancer:\n  runtime_api: unix:{d}/haproxy.sock\nservers:\n  - host: 127.0.0.1\n    name: local\n    docker_host: unix://{d}/no-docker.sock\n\
+             services:\n  web:\n    image: example:1\n    port: 18080\nautoscaler:\n  state_file: {d}/state.db\n",
+            d = dir.path().display()
+        );
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, &yaml).unwrap();
+        let cfg = crate::config::Config::load(&path).unwrap();
+        let app = crate::app::App::new(cfg, path).unwrap();
+        // Its runtime (what /metrics reports on); no Docker answers, nothing else matters.
+        app.spawn_service("web");
+        let state = Arc::new(ApiState::new(app.clone(), None));
+        let line = |b: &str| {
+            b.lines()
+                .find(|l| {
+                    l.starts_with("shoal_journal_events_total") && l.contains("action=\"error\"")
+                })
+                .map(str::to_owned)
+        };
+        let first = body(&state).await;
+        app.journal.record(NewEvent {
+            service: "web",
+            action: Action::Error,
+            reason: "a test event".into(),
+            ..Default::default()
+        });
+        let again = body(&state).await;
+        assert_eq!(first, again, "rendered again within the reuse window");
+        tokio::time::advance(crate::timings::METRICS_REUSE + Duration::from_millis(1)).await;
+        let later = body(&state).await;
+        assert_ne!(line(&later), line(&first), "{later}");
+        assert!(line(&later).is_some_and(|l| l.ends_with(" 1")), "{later}");
+    }
+}

@@ -20,6 +20,8 @@ mod warmup;
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
+mod inventory_tests;
+#[cfg(test)]
 mod loop_tests;
 #[cfg(test)]
 mod ollama_loop_tests;
