@@ -326,8 +326,14 @@ impl ServerHandle {
     }
 
     /// Records a failed call made by someone else (a reconcile pass), so a dead server is
-    /// noticed between monitor passes too.
+    /// noticed between monitor passes too. An error the engine itself answered (a refused
+    /// create: an image without a command, a port taken) says the control path works and
+    /// is not counted: two of them in a row took a healthy server out of placement for
+    /// every service.
     pub fn report_failure(&self, err: &EngineError) {
+        if err.engine_answered() {
+            return;
+        }
         let mut st = lock(&self.status);
         st.failures = st.failures.saturating_add(1);
         if st.failures >= DOWN_AFTER_FAILURES && st.up {

@@ -103,6 +103,20 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// The engine answered (with an HTTP status, a pull's outcome, a missing GPU runtime):
+    /// the control path to the server works, whatever the call's own fault was.
+    #[must_use]
+    pub const fn engine_answered(&self) -> bool {
+        matches!(
+            self,
+            Self::Docker {
+                status: Some(_),
+                ..
+            } | Self::Pull { .. }
+                | Self::NoGpuRuntime { .. }
+        )
+    }
+
     /// Docker said the object does not exist.
     #[must_use]
     pub fn is_not_found(&self) -> bool {

@@ -99,3 +99,35 @@ async fn callers_behind_a_hung_server_share_one_timeout() {
         "{message}"
     );
 }
+
+/// A call the engine refused (an image without a command) says the server answers: however
+/// many, it stays up; calls that got no answer take it down after `DOWN_AFTER_FAILURES`.
+#[tokio::test(start_paused = true)]
+async fn only_calls_without_an_answer_count_against_a_server() {
+    use crate::engine::EngineError;
+    let world = World::new(&["s1"]);
+    let cfg = config(&["s1"], "");
+    let fleet = crate::fleet::Fleet::new(&cfg, std::sync::Arc::new(FakeConnector(world)));
+    fleet.check_all(Duration::from_secs(1)).await;
+    let s1 = fleet.get("s1").unwrap();
+    assert!(s1.status().up);
+    let refused = EngineError::Docker {
+        server: "s1".into(),
+        op: "create container",
+        status: Some(400),
+        message: "No command specified".into(),
+    };
+    for _ in 0..5 {
+        s1.report_failure(&refused);
+    }
+    assert!(s1.status().up, "{:?}", s1.status());
+    let silent = EngineError::Timeout {
+        server: "s1".into(),
+        op: "create container",
+        secs: 10,
+    };
+    for _ in 0..crate::timings::DOWN_AFTER_FAILURES {
+        s1.report_failure(&silent);
+    }
+    assert!(!s1.status().up);
+}
