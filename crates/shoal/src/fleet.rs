@@ -30,6 +30,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::config::{Config, ServerConfig};
+use crate::context::lock;
 use crate::engine::EngineError;
 use crate::inventory::Inventory;
 use crate::placement::ServerLoad;
@@ -553,12 +554,6 @@ fn same_server(a: &ServerConfig, b: &ServerConfig) -> bool {
     a.endpoint() == b.endpoint()
         && a.host.value == b.host.value
         && a.max_containers.value == b.max_containers.value
-}
-
-/// Locks `m`, recovering it if a task panicked while holding it (the data is plain values
-/// that stay consistent between statements).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Unix seconds now, for timestamps in API output.

@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::config::Credentials;
+use crate::context::lock;
 use crate::engine::{ContainerInfo, ContainerSpec, EngineError, EventStream, ImagePin};
 use crate::ports::DockerApi;
 use crate::timings::LIST_TIMEOUT;
@@ -35,10 +36,24 @@ struct Listing {
     result: Result<Arc<Vec<ContainerInfo>>, (String, String)>,
 }
 
+/// Counts the changes that may have happened on a server; shared by its [`Inventory`] and
+/// the [`Tracked`] engine it hands out.
+#[derive(Clone, Debug, Default)]
+struct Generation(Arc<AtomicU64>);
+
+impl Generation {
+    fn bump(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// The listing cache of one server.
 #[derive(Debug, Default)]
 pub struct Inventory {
-    generation: Arc<AtomicU64>,
+    generation: Generation,
     /// Listings attempted so far.
     attempts: AtomicU64,
     last: Mutex<Option<Listing>>,
@@ -49,7 +64,7 @@ impl Inventory {
     /// Marks what was listed so far as possibly out of date (a change shoal made, an event,
     /// a new connection).
     pub fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.generation.bump();
     }
 
     /// Wraps `engine` so that every change made through it invalidates this inventory.
@@ -84,7 +99,7 @@ impl Inventory {
         {
             return r;
         }
-        let generation = self.generation.load(Ordering::SeqCst);
+        let generation = self.generation.get();
         let attempt = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
         let started = Instant::now();
         let result = match tokio::time::timeout(LIST_TIMEOUT, engine.list_managed(None)).await {
@@ -116,7 +131,7 @@ impl Inventory {
         &self,
         ok: impl Fn(&Listing) -> bool,
     ) -> Option<Result<Arc<Vec<ContainerInfo>>, EngineError>> {
-        let generation = self.generation.load(Ordering::SeqCst);
+        let generation = self.generation.get();
         let last = lock(&self.last);
         let l = last
             .as_ref()
@@ -135,13 +150,7 @@ impl Inventory {
 #[derive(Debug)]
 struct Tracked {
     inner: Arc<dyn DockerApi>,
-    generation: Arc<AtomicU64>,
-}
-
-impl Tracked {
-    fn changed(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-    }
+    generation: Generation,
 }
 
 #[async_trait]
@@ -168,7 +177,7 @@ impl DockerApi for Tracked {
         spec: &ContainerSpec,
     ) -> Result<String, EngineError> {
         let r = self.inner.create_replica(service, name, spec).await;
-        self.changed();
+        self.generation.bump();
         r
     }
     async fn host_port(&self, id: &str, container_port: u16) -> Result<Option<u16>, EngineError> {
@@ -185,12 +194,12 @@ impl DockerApi for Tracked {
     }
     async fn stop(&self, id: &str, grace: Duration) -> Result<(), EngineError> {
         let r = self.inner.stop(id, grace).await;
-        self.changed();
+        self.generation.bump();
         r
     }
     async fn remove(&self, id: &str) -> Result<(), EngineError> {
         let r = self.inner.remove(id).await;
-        self.changed();
+        self.generation.bump();
         r
     }
     async fn stats(&self, id: &str) -> Result<(f64, u64), EngineError> {
@@ -199,8 +208,4 @@ impl DockerApi for Tracked {
     fn events(&self, since: Option<i64>) -> EventStream {
         self.inner.events(since)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
