@@ -240,26 +240,7 @@ mod tests {
     #[tokio::test]
     async fn the_router_serves_every_route_in_the_table() {
         let dir = tempfile::tempdir().unwrap();
-        let yaml = format!(
-            "load_balancer:
-  runtime_api: unix:{dir}/haproxy.sock
-servers:
-  - host: 127.0.0.1
-    name: local
-    docker_host: unix://{dir}/no-docker.sock
-services:
-  web:
-    image: example:1
-    port: 18080
-autoscaler:
-  state_file: {dir}/state.db
-",
-            dir = dir.path().display()
-        );
-        let path = dir.path().join("config.yaml");
-        std::fs::write(&path, &yaml).unwrap();
-        let cfg = crate::config::Config::load(&path).unwrap();
-        let app = crate::app::App::new(cfg, path).unwrap();
+        let app = super::super::test_app(dir.path());
         let state = Arc::new(ApiState::new(app, Some("secret".into())));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -56,6 +56,32 @@ impl ApiState {
     }
 }
 
+/// An app (not started) of one server whose Docker socket in `dir` does not exist and one
+/// service `web`, for the API's tests.
+#[cfg(test)]
+pub(crate) fn test_app(dir: &std::path::Path) -> Arc<App> {
+    let yaml = format!(
+        "load_balancer:
+  runtime_api: unix:{dir}/haproxy.sock
+servers:
+  - host: 127.0.0.1
+    name: local
+    docker_host: unix://{dir}/no-docker.sock
+services:
+  web:
+    image: example:1
+    port: 18080
+autoscaler:
+  state_file: {dir}/state.db
+",
+        dir = dir.display()
+    );
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    let cfg = crate::config::Config::load(&path).unwrap();
+    App::new(cfg, path).unwrap()
+}
+
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {

@@ -493,15 +493,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn metrics_are_rendered_at_most_once_per_reuse_window() {
         let dir = tempfile::tempdir().unwrap();
-        let yaml = format!(
-            "load_balancer:\n  runtime_api: unix:{d}/haproxy.sock\nservers:\n  - host: 127.0.0.1\n    name: local\n    docker_host: unix://{d}/no-docker.sock\n\
-             services:\n  web:\n    image: example:1\n    port: 18080\nautoscaler:\n  state_file: {d}/state.db\n",
-            d = dir.path().display()
-        );
-        let path = dir.path().join("config.yaml");
-        std::fs::write(&path, &yaml).unwrap();
-        let cfg = crate::config::Config::load(&path).unwrap();
-        let app = crate::app::App::new(cfg, path).unwrap();
+        let app = super::super::test_app(dir.path());
         // Its runtime (what /metrics reports on); no Docker answers, nothing else matters.
         app.spawn_service("web");
         let state = Arc::new(ApiState::new(app.clone(), None));
